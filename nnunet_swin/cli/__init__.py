@@ -1,0 +1,1 @@
+"""Thin console-script entry points: argument parsing only, the logic lives in the subpackages."""

@@ -1,0 +1,33 @@
+"""`nnunet-swin make_demo_dataset`: the synthetic pelvic-MRI-like tumour dataset in nnU-Net raw format."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from nnunet_swin.errors import UserError
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="nnunet-swin make_demo_dataset",
+                                description="Write DatasetNNN_Name (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json) "
+                                            "with bright/sharp and dark/diffuse tumour subtypes; deterministic.")
+    p.add_argument("-d", "--dataset_id", type=int, default=501, help="dataset id (default 501)")
+    p.add_argument("--name", default="SyntheticRectum", help="dataset name (default SyntheticRectum)")
+    p.add_argument("-o", "--output", default=None, help="nnUNet_raw folder (default: $nnUNet_raw)")
+    p.add_argument("--num_train", type=int, default=16, help="training cases (default 16)")
+    p.add_argument("--num_test", type=int, default=6, help="test cases in imagesTs/labelsTs (default 6)")
+    p.add_argument("--fov_mm", type=float, default=96.0, help="in-plane field of view in mm (default 96)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
+    a = p.parse_args(argv)
+    out = a.output or os.environ.get("nnUNet_raw")
+    if not out:
+        raise UserError("no output folder: pass -o /path/to/nnUNet_raw or export nnUNet_raw")
+    if a.fov_mm < 40:
+        raise UserError(f"--fov_mm must be at least 40 mm to hold the anatomy, got {a.fov_mm}")
+    from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
+
+    spec = SyntheticSpec(num_train=a.num_train, num_test=a.num_test, fov_mm=a.fov_mm, seed=a.seed)
+    path = make_demo_dataset(out, a.dataset_id, a.name, spec, overwrite=a.overwrite)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,199 @@
+"""A synthetic dataset that looks like the paper's problem, in nnU-Net raw format.
+
+Thick-slice pelvic T2-weighted-MRI-like volumes: in-plane spacing 0.35-0.65 mm, slices 3-4 mm, z-extents that after
+resampling to 1 mm spread like the paper's cohort (median about 90 mm, IQR about 70-110, a share of far shorter
+scans), and one tumour label attached to the rectal wall with two appearance subtypes:
+
+- ``bright``: high contrast against the rectal wall, sharp edges (the paper's Cluster-B);
+- ``dark``: low contrast, diffuse edges (Cluster-D).
+
+Tumour sizes vary from about 0.3 to 30 cm^3 (small ones included). Everything is drawn from one seed, so the same
+call writes byte-identical images. The true subtype of every case is written to ``subtypes_truth.csv`` in the
+dataset folder (columns ``case_id,subtype,split,z_extent_mm,tumour_volume_mm3``); nnU-Net ignores that file.
+
+Geometry is generated in physical millimetres on each case's own voxel grid, array order (X, Y, Z) for SimpleITK
+(``GetImageFromArray`` takes (Z, Y, X)), identity direction.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from nnunet_swin.errors import UserError
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """What to generate. Extents in mm; counts in cases."""
+
+    num_train: int = 16
+    num_test: int = 6
+    fov_mm: float = 96.0                 # in-plane field of view (square)
+    z_median_mm: float = 90.0            # cohort-like z-extent distribution (before the short tail)
+    z_iqr_mm: tuple[float, float] = (70.0, 110.0)
+    short_share: float = 0.08            # share of far shorter scans (24-50 mm)
+    inplane_spacing_mm: tuple[float, float] = (0.35, 0.65)
+    slice_thickness_mm: tuple[float, float] = (3.0, 4.0)
+    bright_share: float = 0.5
+    seed: int = 0
+
+
+def _draw_z_extent(rng: np.random.Generator, spec: SyntheticSpec) -> float:
+    if rng.random() < spec.short_share:
+        return float(rng.uniform(24.0, 50.0))
+    sigma = (spec.z_iqr_mm[1] - spec.z_iqr_mm[0]) / 1.349  # normal IQR = 1.349 sigma
+    return float(np.clip(rng.normal(spec.z_median_mm, sigma), 40.0, 170.0))
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: tuple[float, ...]) -> np.ndarray:
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma_vox, mode="wrap")
+    return (field - field.mean()) / (field.std() + 1e-6)
+
+
+def synthesize_case(rng: np.random.Generator, spec: SyntheticSpec, subtype: str) -> dict:
+    """One case: image and label arrays in (X, Y, Z) order, spacing (sx, sy, sz) in mm, and its metadata."""
+    sp_xy = float(rng.uniform(*spec.inplane_spacing_mm))
+    sp_z = float(rng.uniform(*spec.slice_thickness_mm))
+    z_mm = _draw_z_extent(rng, spec)
+    nx = int(round(spec.fov_mm / sp_xy))
+    nz = max(4, int(round(z_mm / sp_z)))
+    spacing = (sp_xy, sp_xy, sp_z)
+    x = (np.arange(nx) + 0.5) * sp_xy - spec.fov_mm / 2
+    z = (np.arange(nz) + 0.5) * sp_z - nz * sp_z / 2
+    X, Y, Z = np.meshgrid(x, x, z, indexing="ij")
+
+    # body outline, subcutaneous fat, pelvic muscles, bladder, rectum (wall + lumen) running along z
+    body_a, body_b = spec.fov_mm * rng.uniform(0.40, 0.46), spec.fov_mm * rng.uniform(0.32, 0.40)
+    r_body = np.sqrt((X / body_a) ** 2 + (Y / body_b) ** 2)
+    img = np.full(X.shape, 15.0, np.float32)                           # air
+    img[r_body < 1.0] = 520.0                                          # fat (bright on T2)
+    img[r_body < 0.86] = 300.0                                         # soft tissue
+    for sx in (-1, 1):                                                 # obturator / levator-like muscles
+        mx, my = sx * body_a * 0.5, body_b * rng.uniform(-0.1, 0.1)
+        img[((X - mx) / (body_a * 0.22)) ** 2 + ((Y - my) / (body_b * 0.35)) ** 2 < 1] = 190.0
+    by = -body_b * 0.45                                                # bladder (fluid, very bright), anterior
+    bladder = ((X / (body_a * 0.3)) ** 2 + ((Y - by) / (body_b * 0.25)) ** 2 + (Z / 60.0) ** 2) < 1
+    img[bladder] = 780.0
+    cx = rng.uniform(-3, 3) + 3.0 * np.sin(Z / 25.0)                   # rectum axis, gently curving with z
+    cy = body_b * 0.25 + rng.uniform(-3, 3)
+    r_rect = np.sqrt((X - cx) ** 2 + (Y - cy) ** 2)
+    wall_r = rng.uniform(9.0, 13.0)
+    img[r_rect < wall_r] = 245.0                                       # rectal wall
+    img[r_rect < wall_r - 3.0] = 90.0                                  # lumen (dark)
+
+    # tumour: an irregular ellipsoid on the rectal wall, within the scanned z-range
+    volume_target = float(np.exp(rng.uniform(np.log(300.0), np.log(30000.0))))  # mm^3
+    radii = (volume_target * 3 / (4 * np.pi)) ** (1 / 3) * rng.uniform(0.75, 1.3, size=3)
+    radii[2] = min(radii[2], 0.4 * nz * sp_z)
+    angle = rng.uniform(0, 2 * np.pi)
+    tz = rng.uniform(-0.3, 0.3) * nz * sp_z
+    tx = float(np.interp(tz, z, cx[0, 0, :])) + wall_r * np.cos(angle)
+    ty = cy + wall_r * np.sin(angle)
+    d = np.sqrt(((X - tx) / radii[0]) ** 2 + ((Y - ty) / radii[1]) ** 2 + ((Z - tz) / radii[2]) ** 2)
+    rough = _smooth_noise(rng, X.shape, (8.0 / sp_xy, 8.0 / sp_xy, 8.0 / sp_z))
+    signed = (d - 1.0) * float(np.min(radii)) + 1.2 * rough         # approx. signed distance in mm
+    label = (signed < 0).astype(np.uint8)
+    if label.sum() == 0:  # a tiny draw that fell between voxel centres: keep the nearest voxel
+        label[np.unravel_index(np.argmin(signed), signed.shape)] = 1
+
+    if subtype == "bright":
+        tumour_int, edge_mm = rng.uniform(430.0, 520.0), 0.4           # high contrast, sharp boundary
+    else:
+        tumour_int, edge_mm = rng.uniform(205.0, 235.0), 3.0           # low contrast, diffuse boundary
+    weight = 1.0 / (1.0 + np.exp(signed / edge_mm))                    # soft inside-ness
+    img = img * (1 - weight) + tumour_int * weight * (1 + 0.08 * rough)
+
+    # acquisition: in-plane blur, smooth bias field, Rician-like noise
+    img = ndimage.gaussian_filter(img, (0.6 / sp_xy, 0.6 / sp_xy, 0.3))
+    bias = np.exp(0.12 * _smooth_noise(rng, X.shape, (40.0 / sp_xy, 40.0 / sp_xy, 40.0 / sp_z)))
+    img = img * bias
+    noise_sd = 18.0
+    img = np.sqrt((img + rng.normal(0, noise_sd, img.shape)) ** 2 + rng.normal(0, noise_sd, img.shape) ** 2)
+    voxel_mm3 = sp_xy * sp_xy * sp_z
+    return {
+        "image": img.astype(np.float32),
+        "label": label,
+        "spacing": spacing,
+        "z_extent_mm": nz * sp_z,
+        "tumour_volume_mm3": float(label.sum() * voxel_mm3),
+    }
+
+
+def _write_nifti(array_xyz: np.ndarray, spacing: tuple[float, float, float], path: Path) -> None:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array_xyz.transpose(2, 1, 0)))
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def make_demo_dataset(nnunet_raw: str | os.PathLike, dataset_id: int = 501, name: str = "SyntheticRectum",
+                      spec: SyntheticSpec = SyntheticSpec(), overwrite: bool = False, progress: bool = True) -> Path:
+    """Write ``nnunet_raw/DatasetNNN_Name`` (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json). Returns its path.
+
+    The folder appears complete or not at all: it is built in a temporary sibling folder and renamed at the end.
+    """
+    if not 1 <= dataset_id <= 999:
+        raise UserError(f"dataset id must be between 1 and 999, got {dataset_id}")
+    if spec.num_train < 2 or spec.num_test < 0:
+        raise UserError(f"need at least 2 training cases and a non-negative test count, got "
+                        f"num_train={spec.num_train}, num_test={spec.num_test}")
+    raw = Path(nnunet_raw)
+    raw.mkdir(parents=True, exist_ok=True)
+    target = raw / f"Dataset{dataset_id:03d}_{name}"
+    existing = [p for p in raw.glob(f"Dataset{dataset_id:03d}_*")]
+    if existing and not overwrite:
+        raise UserError(f"{existing[0]} already exists; pick another id with -d or pass --overwrite")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=raw))
+    try:
+        for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+            (tmp / sub).mkdir()
+        rng = np.random.default_rng(spec.seed)
+        n_total = spec.num_train + spec.num_test
+        subtypes = np.array(["bright"] * int(round(spec.bright_share * n_total)) +
+                            ["dark"] * (n_total - int(round(spec.bright_share * n_total))))
+        rng.shuffle(subtypes)
+        rows = []
+        cases = range(n_total)
+        if progress:
+            from tqdm import tqdm
+            cases = tqdm(cases, desc="synthetic cases", unit="case")
+        for i in cases:
+            split = "Tr" if i < spec.num_train else "Ts"
+            case_id = f"{name.lower()}_{i:03d}"
+            case = synthesize_case(np.random.default_rng([spec.seed, i]), spec, str(subtypes[i]))
+            _write_nifti(case["image"], case["spacing"], tmp / f"images{split}" / f"{case_id}_0000.nii.gz")
+            _write_nifti(case["label"], case["spacing"], tmp / f"labels{split}" / f"{case_id}.nii.gz")
+            rows.append({"case_id": case_id, "subtype": str(subtypes[i]), "split": "train" if split == "Tr" else "test",
+                         "z_extent_mm": round(case["z_extent_mm"], 2),
+                         "tumour_volume_mm3": round(case["tumour_volume_mm3"], 1)})
+        dataset_json = {
+            "channel_names": {"0": "T2"},
+            "labels": {"background": 0, "tumour": 1},
+            "numTraining": spec.num_train,
+            "file_ending": ".nii.gz",
+            "name": name,
+            "description": "nnunet-swin synthetic pelvic T2w-MRI-like tumour dataset "
+                           "(bright/sharp and dark/diffuse subtypes)",
+            "nnunet_swin_synthetic_spec": asdict(spec),
+        }
+        (tmp / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+        with open(tmp / "subtypes_truth.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        for p in existing:
+            shutil.rmtree(p)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,91 @@
+"""Backbone configurations: the `arch_kwargs` our planners write into the plans.
+
+Everything the segmentation network needs to rebuild itself is here, as plain JSON-able values; nothing is read
+from environment variables at build time. Window and patch sizes are cubic in every preset, so their axis order
+does not matter; the network documents how it maps nnU-Net's (Z, Y, X) arrays onto the checkpoints' (X, Y, Z).
+
+Switch meanings (see `shared/reference/backbones_and_checkpoints.md`):
+- ``merge_order``: neighbour order of the 2x2x2 patch merging. ``legacy`` = MONAI <= 1.4 (what the NVIDIA
+  Swin UNETR weights were trained with), ``monai16`` = MONAI >= 1.5, ``v2`` = MONAI ``mergingv2``, ``smit`` = SMIT.
+- ``window_reverse``: ``inverse`` (correct) or ``smit`` (SMIT's non-inverse permutation its weights depend on).
+- ``shrink_window``: MONAI shrinks the window (and drops the shift) along axes where the feature map is not
+  larger than the window; SMIT pads instead.
+- ``rel_index_slice``: with a shrunk window, MONAI slices the top-left block of the full-window relative-position
+  index instead of recomputing it; reproduce that.
+- ``skip_taps``: ``monai`` = skips are the patch embedding and each stage's merged output, normalised by a
+  non-affine LayerNorm; ``smit`` = skips are each stage's pre-merge tokens through a learned ``norm{i}``.
+"""
+from __future__ import annotations
+
+import copy
+
+NETWORK_CLASS_NAME = "nnunet_swin.networks.segmentation.SwinSegmentationNetwork"
+
+_SWIN_UNETR = dict(
+    backbone="swin_unetr",
+    embed_dim=48,
+    depths=[2, 2, 2, 2],
+    num_heads=[3, 6, 12, 24],
+    window_size=[7, 7, 7],
+    patch_size=[2, 2, 2],
+    mlp_ratio=4.0,
+    qkv_bias=True,
+    patch_norm=False,
+    drop_path_rate=0.0,
+    merge_order="legacy",
+    window_reverse="inverse",
+    shrink_window=True,
+    rel_index_slice=True,
+    skip_taps="monai",
+    decoder_features=48,
+    decoder_norm="instance",
+    pretrained_input_size=[96, 96, 96],
+    exclude_padding_keys=False,
+    gradient_checkpointing=False,
+)
+
+_SMIT = dict(
+    backbone="smit",
+    embed_dim=48,
+    depths=[2, 2, 12, 2],
+    num_heads=[4, 4, 8, 16],
+    window_size=[4, 4, 4],
+    patch_size=[2, 2, 2],
+    mlp_ratio=4.0,
+    qkv_bias=True,
+    patch_norm=True,
+    drop_path_rate=0.0,
+    merge_order="smit",
+    window_reverse="smit",
+    shrink_window=False,
+    rel_index_slice=False,
+    skip_taps="smit",
+    decoder_features=48,
+    decoder_norm="instance",
+    pretrained_input_size=[128, 128, 128],
+    exclude_padding_keys=False,
+    gradient_checkpointing=False,
+)
+
+# Reduced configurations for CPU tests and the demo (no public weights exist for them).
+_TINY = dict(embed_dim=12, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4], decoder_features=12)
+
+PRESETS: dict[str, dict] = {
+    # SMIT 128^3 (`get_SMIT_128_bias_True`; the paper's SMIT): depths (2,2,12,2), heads (4,4,8,16), qkv bias.
+    "smit": _SMIT,
+    # SMIT original MICCAI release (pre_train_weight.pt): 96^3, depths (2,2,4,2), heads (4,4,4,4), no qkv bias.
+    "smit96": {**_SMIT, "backbone": "smit96", "depths": [2, 2, 4, 2], "num_heads": [4, 4, 4, 4],
+               "qkv_bias": False, "pretrained_input_size": [96, 96, 96]},
+    # NVIDIA model_swinvit.pt (MONAI Swin UNETR, feature_size 48, legacy merge order).
+    "swin_unetr": _SWIN_UNETR,
+    "smit_tiny": {**_SMIT, **_TINY, "backbone": "smit_tiny"},
+    "swin_unetr_tiny": {**_SWIN_UNETR, **_TINY, "backbone": "swin_unetr_tiny"},
+}
+
+
+def get_preset(name: str) -> dict:
+    """A deep copy of the named backbone configuration (``arch_kwargs`` without ``strides``)."""
+    if name not in PRESETS:
+        from nnunet_swin.errors import UserError
+        raise UserError(f"unknown backbone configuration {name!r}; choose one of: {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])

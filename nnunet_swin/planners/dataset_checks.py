@@ -1,0 +1,57 @@
+"""Checks on an nnU-Net raw dataset that turn nnU-Net's deep tracebacks into one-line errors, before anything is
+written."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nnunet_swin.errors import UserError
+
+
+def find_raw_dataset(dataset_id: int) -> Path:
+    """``$nnUNet_raw/DatasetNNN_*`` for an id, or a UserError saying what is missing."""
+    raw = os.environ.get("nnUNet_raw")
+    if not raw:
+        raise UserError("nnUNet_raw is not set; export nnUNet_raw=/path/to/nnUNet_raw "
+                        "(and nnUNet_preprocessed, nnUNet_results) as for stock nnU-Net")
+    matches = sorted(Path(raw).glob(f"Dataset{int(dataset_id):03d}_*"))
+    matches = [m for m in matches if m.is_dir()]
+    if not matches:
+        raise UserError(f"unknown dataset id {dataset_id}: no folder Dataset{int(dataset_id):03d}_* in "
+                        f"nnUNet_raw={raw}; check -d or create the dataset (e.g. `nnunet-swin make_demo_dataset`)")
+    if len(matches) > 1:
+        raise UserError(f"dataset id {dataset_id} is ambiguous in {raw}: {', '.join(m.name for m in matches)}; "
+                        f"keep one folder per id")
+    return matches[0]
+
+
+def load_dataset_json(dataset_folder: Path) -> dict:
+    """Parse and check ``dataset.json`` (channel_names, labels with background 0 and a foreground, numTraining,
+    file_ending)."""
+    path = Path(dataset_folder) / "dataset.json"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; every nnU-Net raw dataset needs a dataset.json")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"invalid dataset.json at {path}: {e.msg} (line {e.lineno}, column {e.colno}); "
+                        f"fix the JSON syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"invalid dataset.json at {path}: expected a JSON object")
+    channels = data.get("channel_names", data.get("modality"))
+    if not isinstance(channels, dict) or not channels:
+        raise UserError(f"invalid dataset.json at {path}: 'channel_names' must map channel indices to names, "
+                        f'e.g. {{"0": "T2"}}')
+    labels = data.get("labels")
+    if not isinstance(labels, dict) or labels.get("background") != 0:
+        raise UserError(f"invalid dataset.json at {path}: 'labels' must contain \"background\": 0 and the "
+                        f'foreground labels, e.g. {{"background": 0, "tumour": 1}}')
+    if len(labels) < 2:
+        raise UserError(f"invalid dataset.json at {path}: 'labels' has no foreground label; add one, "
+                        f'e.g. "tumour": 1')
+    if not isinstance(data.get("numTraining"), int) or data["numTraining"] < 1:
+        raise UserError(f"invalid dataset.json at {path}: 'numTraining' must be a positive integer")
+    if not isinstance(data.get("file_ending"), str) or not data["file_ending"].startswith("."):
+        raise UserError(f"invalid dataset.json at {path}: 'file_ending' must be a string such as \".nii.gz\"")
+    return data

@@ -1,0 +1,133 @@
+"""Fingerprint -> plan -> preprocess through nnU-Net's own API, with our planner classes handed over directly.
+
+This is what ``nnunet-swin plan_and_preprocess`` runs; nnU-Net's name lookup of ``-pl`` only searches nnunetv2's own
+folders, so our classes are passed to ``plan_experiment_dataset`` instead (stock names still go through nnU-Net).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+
+from nnunet_swin.errors import UserError
+from nnunet_swin.planners.dataset_checks import find_raw_dataset, load_dataset_json
+
+STOCK_DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
+
+
+@dataclass
+class SwinPlanOptions:
+    """Our planner's own settings (absent from stock nnU-Net). ``None`` keeps the planner default."""
+
+    backbone: str | None = None
+    inplane_patch: tuple[int, int] | None = None
+    pf_threshold: float | None = None
+    cubic_size: int | None = None
+    batch_size: int | None = None
+
+    def as_kwargs(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+def resolve_planner(name: str, options: SwinPlanOptions = SwinPlanOptions()):
+    """Our planner (with options bound) or a stock nnU-Net planner class, by name."""
+    from nnunet_swin.planners import PLANNERS
+
+    if name in PLANNERS:
+        return functools.partial(PLANNERS[name], **options.as_kwargs()), True
+    if options.as_kwargs():
+        raise UserError(f"options {', '.join('-' + k for k in options.as_kwargs())} only apply to "
+                        f"{' / '.join(PLANNERS)}, not to {name}")
+    import nnunetv2
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+    cls = recursive_find_python_class(os.path.join(nnunetv2.__path__[0], "experiment_planning"), name,
+                                      current_module="nnunetv2.experiment_planning")
+    if cls is None:
+        raise UserError(f"unknown planner {name!r}; ours: {', '.join(PLANNERS)}; or a stock nnU-Net planner such as "
+                        f"ExperimentPlanner, nnUNetPlannerResEncM")
+    return cls, False
+
+
+@dataclass
+class PlanRequest:
+    dataset_ids: list[int]
+    planner: str = "SMITPlanner"
+    options: SwinPlanOptions = field(default_factory=SwinPlanOptions)
+    fingerprint_extractor: str = "DatasetFingerprintExtractor"
+    num_processes_fingerprint: int = 8
+    verify_dataset_integrity: bool = False
+    no_pp: bool = False
+    clean: bool = False
+    gpu_memory_target: float | None = None
+    preprocessor_name: str = "DefaultPreprocessor"
+    overwrite_target_spacing: list[float] | None = None
+    overwrite_plans_name: str | None = None
+    configurations: list[str] | None = None
+    num_processes: list[int] | None = None
+    verbose: bool = False
+    progress: bool = True
+
+
+def plan_and_preprocess(req: PlanRequest) -> str:
+    """Run the whole chain for every dataset; returns the plans identifier. Validates all inputs first."""
+    planner_cls, ours = resolve_planner(req.planner, req.options)
+    for d in req.dataset_ids:  # fail before anything is written
+        load_dataset_json(find_raw_dataset(d))
+    if not os.environ.get("nnUNet_preprocessed"):
+        raise UserError("nnUNet_preprocessed is not set; export nnUNet_preprocessed=/path/to/nnUNet_preprocessed")
+    if req.overwrite_target_spacing is not None:
+        try:
+            spacing = [float(s) for s in req.overwrite_target_spacing]
+        except ValueError:
+            raise UserError(f"target spacing must be numbers, got {req.overwrite_target_spacing}") from None
+        if len(spacing) != 3:
+            raise UserError(f"target spacing needs three numbers (one per axis), got {spacing}")
+    configurations = req.configurations or (["3d_fullres"] if ours else STOCK_DEFAULT_CONFIGURATIONS)
+    if req.num_processes is None:
+        default = max(1, min(4, os.cpu_count() or 1))
+        num_processes = [default] * len(configurations)
+    else:
+        num_processes = list(req.num_processes)
+        if len(num_processes) == 1:
+            num_processes *= len(configurations)
+        if len(num_processes) != len(configurations):
+            raise UserError(f"-np takes one number or one per configuration ({len(configurations)}), "
+                            f"got {len(num_processes)}")
+
+    import nnunetv2
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprint_dataset,
+                                                                       plan_experiment_dataset, preprocess_dataset)
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+    fpe = recursive_find_python_class(os.path.join(nnunetv2.__path__[0], "experiment_planning"),
+                                      req.fingerprint_extractor, current_module="nnunetv2.experiment_planning")
+    if fpe is None:
+        raise UserError(f"unknown fingerprint extractor {req.fingerprint_extractor!r}; "
+                        f"the default is DatasetFingerprintExtractor")
+    plans_identifier = None
+    for d in req.dataset_ids:
+        print("Fingerprint extraction...")
+        extract_fingerprint_dataset(d, fpe, req.num_processes_fingerprint, req.verify_dataset_integrity, req.clean,
+                                    req.verbose, show_progress_bar=req.progress)
+        print("Experiment planning...")
+        _, plans_identifier = plan_experiment_dataset(d, planner_cls, req.gpu_memory_target, req.preprocessor_name,
+                                                      req.overwrite_target_spacing, req.overwrite_plans_name)
+        if not req.no_pp:
+            print("Preprocessing...")
+            # configurations sharing one data identifier are preprocessed once
+            from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+            from nnunetv2.paths import nnUNet_preprocessed
+            from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+            pm = PlansManager(os.path.join(str(nnUNet_preprocessed), convert_id_to_dataset_name(d),
+                                           plans_identifier + ".json"))
+            seen, todo, todo_np = set(), [], []
+            for c, n in zip(configurations, num_processes):
+                key = pm.get_configuration(c).data_identifier if c in pm.available_configurations else c
+                if key not in seen:
+                    seen.add(key)
+                    todo.append(c)
+                    todo_np.append(n)
+            preprocess_dataset(d, plans_identifier, todo, todo_np, req.verbose, show_progress_bar=req.progress)
+    return plans_identifier

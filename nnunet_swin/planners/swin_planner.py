@@ -1,0 +1,279 @@
+"""Experiment planners for CT-pretrained Swin backbones: nnU-Net's planner with a different geometry.
+
+nnU-Net's own code stays in charge of everything it is used for (fingerprint, normalisation, resampling,
+preprocessing, the plans format); this planner decides only the numbers that make a pretrained Swin work:
+
+- target spacing: the backbone's pretraining spacing (isotropic 1 mm) unless ``-overwrite_target_spacing``;
+- ``3d_cubic``: the pretrained cube (SMIT 128^3, Swin UNETR 96^3), the paper's Base;
+- ``3d_fullres``: the anisotropic (ACT) crop, in-plane 128 x 128 by default (reduced only when the data are
+  smaller) and along z the largest multiple of the size divisor whose mean padding fraction stays at or below a
+  threshold (``padding.choose_z_crop``);
+- the network is ours (dotted path in ``architecture.network_class_name``), with the full backbone configuration in
+  ``arch_kwargs``; preprocessor, normalisation and resampling names stay stock, so stock ``nnUNetv2_preprocess``,
+  ``nnUNetv2_train`` and ``nnUNetv2_predict`` accept the plans.
+
+Axis order: the plans follow nnU-Net, (Z, Y, X) after ``transpose_forward``; this planner puts the axis with the
+coarsest original spacing (the slice axis of thick-slice MRI) first, so ``patch_size[0]`` is the z crop.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from copy import deepcopy
+
+import numpy as np
+from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
+from nnunetv2.utilities.json_export import recursive_fix_for_json_export
+
+from nnunet_swin import __version__
+from nnunet_swin.errors import UserError
+from nnunet_swin.networks.geometry import size_divisor, stage_windows
+from nnunet_swin.networks.presets import NETWORK_CLASS_NAME, get_preset
+from nnunet_swin.planners.padding import choose_inplane_crop, choose_z_crop, padding_statistics
+
+SPACING_LIMITS_MM = (0.05, 20.0)
+
+
+class SwinPlannerBase(ExperimentPlanner):
+    """Shared planning for both backbones. Subclasses set the backbone preset and the plans name only."""
+
+    backbone_family: str = ""            # preset names this planner accepts start with it
+    default_backbone: str = ""
+
+    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetSwinPlans",
+                 overwrite_target_spacing=None, suppress_transpose: bool = False, *,
+                 backbone: str | None = None, inplane_patch=(128, 128), pf_threshold: float = 0.05,
+                 cubic_size: int | None = None, batch_size: int = 2, pretraining_spacing=(1.0, 1.0, 1.0)):
+        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
+                         overwrite_target_spacing, suppress_transpose)
+        backbone = backbone or self.default_backbone
+        if not backbone.startswith(self.backbone_family):
+            raise UserError(f"{type(self).__name__} plans {self.backbone_family}* backbones, got {backbone!r}; "
+                            f"use the other planner or a {self.backbone_family}* configuration")
+        self.arch_kwargs = get_preset(backbone)
+        self.divisor = size_divisor(self.arch_kwargs)
+        if isinstance(inplane_patch, int):
+            inplane_patch = (inplane_patch, inplane_patch)
+        self.inplane_patch = tuple(int(i) for i in inplane_patch)
+        if len(self.inplane_patch) != 2 or min(self.inplane_patch) < self.divisor:
+            raise UserError(f"in-plane patch must be two sides of at least {self.divisor}, got {inplane_patch}")
+        self.pf_threshold = float(pf_threshold)
+        self.cubic_size = int(cubic_size or self.arch_kwargs["pretrained_input_size"][0])
+        if self.cubic_size % self.divisor:
+            raise UserError(f"cubic size {self.cubic_size} is not a multiple of {self.divisor}")
+        if batch_size < 1:
+            raise UserError(f"batch size must be at least 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.pretraining_spacing = tuple(float(s) for s in pretraining_spacing)
+
+    # -- spacing and axes ------------------------------------------------------------------------------------
+    def determine_fullres_target_spacing(self) -> np.ndarray:
+        """The backbone's pretraining spacing (isotropic 1 mm), in the fingerprint's axis order, or the override."""
+        if self.overwrite_target_spacing is None:
+            return np.array(self.pretraining_spacing, dtype=np.float64)
+        spacing = np.asarray(self.overwrite_target_spacing, dtype=np.float64)
+        lo, hi = SPACING_LIMITS_MM
+        if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or spacing.min() < lo or spacing.max() > hi:
+            raise UserError(f"target spacing must be three numbers between {lo} and {hi} mm, got "
+                            f"{list(self.overwrite_target_spacing)}; e.g. -overwrite_target_spacing 1 1 1")
+        return spacing
+
+    def determine_transpose(self):
+        """Put the coarsest original axis (the slice axis) first, whatever the target spacing."""
+        if self.suppress_transpose:
+            return [0, 1, 2], [0, 1, 2]
+        median_spacing = np.median(np.vstack(self.dataset_fingerprint["spacings"]), 0)
+        first = int(np.argmax(median_spacing))
+        forward = [first] + [i for i in range(3) if i != first]
+        backward = [forward.index(i) for i in range(3)]
+        return forward, backward
+
+    # -- geometry --------------------------------------------------------------------------------------------
+    def _check_3d(self) -> None:
+        shapes = np.asarray(self.dataset_fingerprint["shapes_after_crop"])
+        if shapes.ndim != 2 or shapes.shape[1] != 3 or np.all(shapes.min(1) == 1):
+            raise UserError(f"{self.dataset_name} holds 2D images; {type(self).__name__} plans 3D Swin backbones "
+                            f"only, use stock nnU-Net planners for 2D data")
+
+    def resampled_shapes(self, target_spacing: np.ndarray, transpose_forward) -> np.ndarray:
+        """Per-case shape after cropping and resampling to the target spacing, in plans axis order (N, 3)."""
+        shapes = [compute_new_shape(shape, spacing, target_spacing) for spacing, shape in
+                  zip(self.dataset_fingerprint["spacings"], self.dataset_fingerprint["shapes_after_crop"])]
+        return np.asarray(shapes, dtype=np.int64)[:, transpose_forward]
+
+    def plan_geometry(self, shapes: np.ndarray) -> dict:
+        """The ACT and cubic patch sizes and the statistics that justify them, from per-case shapes (N, 3)."""
+        median = np.median(shapes, 0)
+        small = [a for a in range(3) if median[a] < self.divisor]
+        if small:
+            axes = ", ".join(f"axis {a} (median {median[a]:.0f} voxels)" for a in small)
+            raise UserError(f"{self.dataset_name}: volumes are smaller than the backbone's size divisor "
+                            f"{self.divisor} along {axes} at the target spacing; use a finer "
+                            f"-overwrite_target_spacing or a dataset with larger volumes")
+        inplane = [choose_inplane_crop(shapes[:, a], req, self.divisor) for a, req in zip((1, 2), self.inplane_patch)]
+        z_crop, candidates = choose_z_crop(shapes[:, 0], self.divisor, self.pf_threshold, max_crop=max(inplane))
+        return {
+            "anisotropic": [z_crop, *inplane],
+            "cubic": [self.cubic_size] * 3,
+            "z_crop_candidates": candidates,
+        }
+
+    def swin_metadata(self, kind: str, patch_size, shapes: np.ndarray, candidates) -> dict:
+        """What is stored under ``configurations[c]["swin"]``: why this patch, and what Swin's windows will pad."""
+        return {
+            "kind": kind,
+            "backbone": self.arch_kwargs["backbone"],
+            "size_divisor": self.divisor,
+            "pf_threshold": self.pf_threshold,
+            "padding_fraction": {
+                "z": padding_statistics(shapes[:, 0], patch_size[0]),
+                "y": padding_statistics(shapes[:, 1], patch_size[1]),
+                "x": padding_statistics(shapes[:, 2], patch_size[2]),
+            },
+            "z_crop_candidates": candidates if kind == "anisotropic" else [],
+            "window_padding": [
+                {"stage": s.stage, "feature_size": list(s.feature_size), "window": list(s.window),
+                 "padded_size": list(s.padded_size), "window_padding_fraction": round(s.window_padding_fraction, 4)}
+                for s in stage_windows(patch_size, self.arch_kwargs)
+            ],
+            "nnunet_swin_version": __version__,
+        }
+
+    def configuration(self, patch_size, spacing, median_shape, data_identifier: str, swin: dict) -> dict:
+        resampling_data, resampling_data_kwargs, resampling_seg, resampling_seg_kwargs = self.determine_resampling()
+        resampling_softmax, resampling_softmax_kwargs = self.determine_segmentation_softmax_export_fn()
+        normalization_schemes, mask_is_used_for_norm = \
+            self.determine_normalization_scheme_and_whether_mask_is_used_for_norm()
+        arch_kwargs = deepcopy(self.arch_kwargs)
+        arch_kwargs["strides"] = [[2, 2, 2]] * (len(arch_kwargs["depths"]) + 1)
+        return {
+            "data_identifier": data_identifier,
+            "preprocessor_name": self.preprocessor_name,
+            "batch_size": self.batch_size,
+            "patch_size": [int(p) for p in patch_size],
+            "median_image_size_in_voxels": [float(m) for m in median_shape],
+            "spacing": [float(s) for s in spacing],
+            "normalization_schemes": normalization_schemes,
+            "use_mask_for_norm": mask_is_used_for_norm,
+            "resampling_fn_data": resampling_data.__name__,
+            "resampling_fn_seg": resampling_seg.__name__,
+            "resampling_fn_data_kwargs": resampling_data_kwargs,
+            "resampling_fn_seg_kwargs": resampling_seg_kwargs,
+            "resampling_fn_probabilities": resampling_softmax.__name__,
+            "resampling_fn_probabilities_kwargs": resampling_softmax_kwargs,
+            "architecture": {"network_class_name": NETWORK_CLASS_NAME, "arch_kwargs": arch_kwargs,
+                             "_kw_requires_import": []},
+            "batch_dice": False,
+            "swin": swin,
+        }
+
+    def plan_experiment(self) -> dict:
+        self._check_3d()
+        transpose_forward, transpose_backward = self.determine_transpose()
+        target = self.determine_fullres_target_spacing()
+        spacing = target[transpose_forward]
+        shapes = self.resampled_shapes(target, transpose_forward)
+        geometry = self.plan_geometry(shapes)
+        median_shape = np.median(shapes, 0)
+        data_identifier = self.generate_data_identifier("3d_fullres")  # both share the same preprocessed data
+        configurations = {}
+        for name, kind in (("3d_fullres", "anisotropic"), ("3d_cubic", "cubic")):
+            patch = geometry[kind]
+            swin = self.swin_metadata(kind, patch, shapes, geometry["z_crop_candidates"])
+            configurations[name] = self.configuration(patch, spacing, median_shape, data_identifier, swin)
+        fp = self.dataset_fingerprint
+        plans = {
+            "dataset_name": self.dataset_name,
+            "plans_name": self.plans_identifier,
+            "original_median_spacing_after_transp": [float(i) for i in np.median(fp["spacings"], 0)[transpose_forward]],
+            "original_median_shape_after_transp": [int(round(i)) for i in
+                                                   np.median(fp["shapes_after_crop"], 0)[transpose_forward]],
+            "image_reader_writer": self.determine_reader_writer().__name__,
+            "transpose_forward": [int(i) for i in transpose_forward],
+            "transpose_backward": [int(i) for i in transpose_backward],
+            "configurations": configurations,
+            "experiment_planner_used": type(self).__name__,
+            "label_manager": "LabelManager",
+            "foreground_intensity_properties_per_channel": fp["foreground_intensity_properties_per_channel"],
+        }
+        print(format_plan_summary(plans))
+        import shutil
+        shutil.copy(os.path.join(self.raw_dataset_folder, "dataset.json"),
+                    os.path.join(str(nnUNet_preprocessed), self.dataset_name, "dataset.json"))
+        self.plans = plans
+        self.save_plans(plans)
+        return plans
+
+    def save_plans(self, plans: dict) -> None:
+        """Like nnU-Net's (keeps other configurations of an existing plans file), but written atomically."""
+        recursive_fix_for_json_export(plans)
+        folder = os.path.join(str(nnUNet_preprocessed), self.dataset_name)
+        os.makedirs(folder, exist_ok=True)
+        plans_file = os.path.join(folder, self.plans_identifier + ".json")
+        if os.path.isfile(plans_file):
+            with open(plans_file) as f:
+                old = json.load(f)
+            kept = {k: v for k, v in old.get("configurations", {}).items() if k not in plans["configurations"]}
+            plans["configurations"].update(kept)
+        fd, tmp = tempfile.mkstemp(prefix=".plans.", suffix=".json", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(plans, f, indent=4, sort_keys=False)
+            os.replace(tmp, plans_file)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        print(f"Plans were saved to {plans_file}")
+
+
+def format_plan_summary(plans: dict) -> str:
+    """A short human-readable table of the padding statistics and window padding per configuration."""
+    lines = [f"nnunet-swin plans {plans['plans_name']} for {plans['dataset_name']} "
+             f"(axes Z, Y, X; spacing {plans['configurations']['3d_fullres']['spacing']} mm)"]
+    for name, cfg in plans["configurations"].items():
+        swin = cfg.get("swin")
+        if not swin:
+            continue
+        pf = swin["padding_fraction"]["z"]
+        lines.append(f"  {name:<10} {swin['kind']:<11} patch {cfg['patch_size']}  batch {cfg['batch_size']}  "
+                     f"z padding: mean pf {pf['mean_pf']:.3f}, median {pf['median_pf']:.3f}, "
+                     f"{100 * pf['share_padded']:.0f}% of {pf['num_cases']} cases padded")
+        for s in swin["window_padding"]:
+            lines.append(f"      stage {s['stage']}: tokens {s['feature_size']} window {s['window']} -> padded "
+                         f"{s['padded_size']} ({100 * s['window_padding_fraction']:.1f}% window padding)")
+    fullres = plans["configurations"]["3d_fullres"]["swin"]
+    if fullres["z_crop_candidates"]:
+        cands = ", ".join(f"{c['crop']}:{c['mean_pf']:.3f}" for c in fullres["z_crop_candidates"])
+        lines.append(f"  z crop candidates (crop:mean pf, threshold {fullres['pf_threshold']}): {cands}")
+    return "\n".join(lines)
+
+
+class SMITPlanner(SwinPlannerBase):
+    """SMIT (128^3, window 4, patch 2). Plans identifier ``nnUNetSMITPlans``."""
+
+    backbone_family = "smit"
+    default_backbone = "smit"
+
+    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetSMITPlans",
+                 overwrite_target_spacing=None, suppress_transpose: bool = False, **swin_options):
+        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
+                         overwrite_target_spacing, suppress_transpose, **swin_options)
+
+
+class SwinUNETRPlanner(SwinPlannerBase):
+    """Swin UNETR (96^3, window 7, patch 2, NVIDIA weights). Plans identifier ``nnUNetSwinUNETRPlans``."""
+
+    backbone_family = "swin_unetr"
+    default_backbone = "swin_unetr"
+
+    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetSwinUNETRPlans",
+                 overwrite_target_spacing=None, suppress_transpose: bool = False, **swin_options):
+        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
+                         overwrite_target_spacing, suppress_transpose, **swin_options)
