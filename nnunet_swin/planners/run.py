@@ -77,12 +77,9 @@ def plan_and_preprocess(req: PlanRequest) -> str:
     if not os.environ.get("nnUNet_preprocessed"):
         raise UserError("nnUNet_preprocessed is not set; export nnUNet_preprocessed=/path/to/nnUNet_preprocessed")
     if req.overwrite_target_spacing is not None:
-        try:
-            spacing = [float(s) for s in req.overwrite_target_spacing]
-        except ValueError:
-            raise UserError(f"target spacing must be numbers, got {req.overwrite_target_spacing}") from None
-        if len(spacing) != 3:
-            raise UserError(f"target spacing needs three numbers (one per axis), got {spacing}")
+        from nnunet_swin.planners.swin_planner import validate_target_spacing
+
+        validate_target_spacing(req.overwrite_target_spacing)
     configurations = req.configurations or (["3d_fullres"] if ours else STOCK_DEFAULT_CONFIGURATIONS)
     if req.num_processes is None:
         default = max(1, min(4, os.cpu_count() or 1))

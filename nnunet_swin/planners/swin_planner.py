@@ -37,6 +37,19 @@ from nnunet_swin.planners.padding import choose_inplane_crop, choose_z_crop, pad
 SPACING_LIMITS_MM = (0.05, 20.0)
 
 
+def validate_target_spacing(spacing) -> np.ndarray:
+    """Three finite spacings in mm within ``SPACING_LIMITS_MM``, or a UserError."""
+    lo, hi = SPACING_LIMITS_MM
+    try:
+        arr = np.asarray([float(s) for s in spacing], dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.array([np.nan])
+    if arr.shape != (3,) or not np.all(np.isfinite(arr)) or arr.min() < lo or arr.max() > hi:
+        raise UserError(f"target spacing must be three numbers between {lo} and {hi} mm, got {list(spacing)}; "
+                        f"e.g. -overwrite_target_spacing 1 1 1")
+    return arr
+
+
 class SwinPlannerBase(ExperimentPlanner):
     """Shared planning for both backbones. Subclasses set the backbone preset and the plans name only."""
 
@@ -48,6 +61,8 @@ class SwinPlannerBase(ExperimentPlanner):
                  overwrite_target_spacing=None, suppress_transpose: bool = False, *,
                  backbone: str | None = None, inplane_patch=(128, 128), pf_threshold: float = 0.05,
                  cubic_size: int | None = None, batch_size: int = 2, pretraining_spacing=(1.0, 1.0, 1.0)):
+        if overwrite_target_spacing is not None:
+            overwrite_target_spacing = [float(s) for s in validate_target_spacing(overwrite_target_spacing)]
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
                          overwrite_target_spacing, suppress_transpose)
         backbone = backbone or self.default_backbone
@@ -75,12 +90,7 @@ class SwinPlannerBase(ExperimentPlanner):
         """The backbone's pretraining spacing (isotropic 1 mm), in the fingerprint's axis order, or the override."""
         if self.overwrite_target_spacing is None:
             return np.array(self.pretraining_spacing, dtype=np.float64)
-        spacing = np.asarray(self.overwrite_target_spacing, dtype=np.float64)
-        lo, hi = SPACING_LIMITS_MM
-        if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or spacing.min() < lo or spacing.max() > hi:
-            raise UserError(f"target spacing must be three numbers between {lo} and {hi} mm, got "
-                            f"{list(self.overwrite_target_spacing)}; e.g. -overwrite_target_spacing 1 1 1")
-        return spacing
+        return validate_target_spacing(self.overwrite_target_spacing)
 
     def determine_transpose(self):
         """Put the coarsest original axis (the slice axis) first, whatever the target spacing."""

@@ -1,0 +1,54 @@
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from nnunet_swin.datasets.synthetic import SyntheticSpec, _draw_z_extent, make_demo_dataset, synthesize_case
+from nnunet_swin.errors import UserError
+
+
+def test_z_extents_spread_like_the_paper_cohort():
+    rng = np.random.default_rng(0)
+    z = np.array([_draw_z_extent(rng, SyntheticSpec()) for _ in range(4000)])
+    q1, med, q3 = np.percentile(z, [25, 50, 75])
+    assert 80 <= med <= 95 and 55 <= q1 <= 75 and 100 <= q3 <= 118
+    assert np.mean(z < 50) > 0.05                         # some far shorter scans
+
+
+def test_subtypes_differ_in_contrast_and_edges():
+    spec = SyntheticSpec()
+    contrast = {"bright": [], "dark": []}
+    for i in range(6):
+        for subtype in contrast:
+            case = synthesize_case(np.random.default_rng([7, i]), spec, subtype)
+            img, lab = case["image"], case["label"].astype(bool)
+            assert lab.any()
+            assert 0.35 <= case["spacing"][0] <= 0.65 and 3.0 <= case["spacing"][2] <= 4.0
+            ring = np.zeros_like(lab)
+            from scipy import ndimage
+            ring = ndimage.binary_dilation(lab, iterations=3) & ~lab
+            contrast[subtype].append(img[lab].mean() / img[ring].mean())
+    assert min(contrast["bright"]) > 1.15 > max(contrast["dark"])
+
+
+def test_dataset_is_deterministic_and_in_nnunet_layout(tmp_path):
+    spec = SyntheticSpec(num_train=3, num_test=2, fov_mm=48, seed=3)
+    a = make_demo_dataset(tmp_path / "a", 601, spec=spec, progress=False)
+    b = make_demo_dataset(tmp_path / "b", 601, spec=spec, progress=False)
+    assert a.name == "Dataset601_SyntheticRectum"
+    for sub, n in (("imagesTr", 3), ("labelsTr", 3), ("imagesTs", 2), ("labelsTs", 2)):
+        files = sorted((a / sub).iterdir())
+        assert len(files) == n
+        for f in files:
+            arr_a = sitk.GetArrayFromImage(sitk.ReadImage(str(f)))
+            arr_b = sitk.GetArrayFromImage(sitk.ReadImage(str(b / sub / f.name)))
+            assert np.array_equal(arr_a, arr_b)
+    truth = pd.read_csv(a / "subtypes_truth.csv")
+    assert set(truth.subtype) <= {"bright", "dark"} and len(truth) == 5
+    lab = sitk.ReadImage(str(a / "labelsTr" / "syntheticrectum_000.nii.gz"))
+    assert set(np.unique(sitk.GetArrayFromImage(lab))) <= {0, 1}
+    with pytest.raises(UserError, match="already exists"):
+        make_demo_dataset(tmp_path / "a", 601, spec=spec, progress=False)
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]
