@@ -21,6 +21,7 @@ setup(
         "scipy>=1.10",
         "statsmodels>=0.14",
         "scikit-learn>=1.3",
+        "scikit-image>=0.19.3",
         "pandas>=2.0",
         "matplotlib>=3.7",
         "tqdm",

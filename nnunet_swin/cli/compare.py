@@ -1,0 +1,36 @@
+"""`nnunet-swin compare`: the paper's Table 2 protocol over several prediction folders of the same cases."""
+from __future__ import annotations
+
+import argparse
+
+from nnunet_swin.cli.evaluate import add_common_arguments, common_kwargs
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nnunet-swin compare",
+        description="Compare models on the same cases: median [IQR] with bounded penalties for misses, cases missed "
+                    "by all left out, Wilcoxon + Bonferroni, detection differences with McNemar. Writes CSV, "
+                    "Markdown, JSON and boxplots.")
+    parser.add_argument("reference_folder", help="reference segmentations")
+    parser.add_argument("prediction_folders", nargs="+", help="two or more prediction folders")
+    parser.add_argument("-o", "--output-folder", required=True, help="where to write the comparison")
+    parser.add_argument("--names", nargs="+", default=None, help="one name per prediction folder "
+                        "(default: folder names)")
+    parser.add_argument("--missed-surface-dice", type=float, default=0.1,
+                        help="sDSC given to a model's missed case (default 0.1)")
+    parser.add_argument("--missed-volume-ratio", type=float, default=10.0,
+                        help="volume ratio given to a model's missed case (default 10)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the boxplots")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+
+    from nnunet_swin.evaluation import compare_folders
+
+    result = compare_folders(args.reference_folder, args.prediction_folders, args.output_folder, names=args.names,
+                             penalties={"surface_dice": args.missed_surface_dice,
+                                        "volume_ratio": args.missed_volume_ratio},
+                             figures=not args.no_figures, **common_kwargs(args))
+    print(result.markdown)
+    print("\nwrote " + ", ".join(str(p) for p in result.files.values()))
+    return 0
