@@ -1,0 +1,142 @@
+"""`nnunet-swin subtypes`: appearance features from raw image-label folders, clustering, tables and figures.
+
+Reads nnU-Net raw folders (``imagesTr/{case}_{XXXX}{ending}`` with ``labelsTr/{case}{ending}``), computes the seven
+features of ``analysis.subtypes`` per case on one image channel, fits (or loads) the subtype model, and writes:
+``features_<split>.csv``, ``subtypes_<split>.csv`` (``case_id,subtype``, read by ``nnunet-swin compare``),
+``subtype_model.json``, ``cluster_validity.png``, ``subtype_scatter.png`` and ``subtypes_summary.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from nnunet_swin.analysis import figures
+from nnunet_swin.analysis.model_loading import read_image_and_label
+from nnunet_swin.analysis.subtypes import SubtypeModel, assign_subtypes, fit_subtypes, tumour_features
+from nnunet_swin.errors import UserError
+
+
+def write_table(df: pd.DataFrame, path: Path, index: bool = False) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    os.close(fd)
+    df.to_csv(tmp, index=index)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(obj, path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=float)
+    os.replace(tmp, path)
+    return path
+
+
+def pair_images_and_labels(images: str | Path, labels: str | Path, file_ending: str,
+                           channel: int = 0) -> dict[str, tuple[list[Path], Path]]:
+    """case id -> (all channel files, label file). Every image needs a label (UserError otherwise)."""
+    images, labels = Path(images), Path(labels)
+    for folder in (images, labels):
+        if not folder.is_dir():
+            raise UserError(f"folder {folder} not found")
+    cases: dict[str, dict[int, Path]] = {}
+    for p in sorted(images.glob(f"*{file_ending}")):
+        stem = p.name[: -len(file_ending)]
+        case, _, ch = stem.rpartition("_")
+        if not case or len(ch) != 4 or not ch.isdigit():
+            raise UserError(f"{p.name} does not follow nnU-Net's {{case}}_{{XXXX}}{file_ending} naming")
+        cases.setdefault(case, {})[int(ch)] = p
+    if not cases:
+        raise UserError(f"no *{file_ending} images in {images}")
+    missing = [c for c in cases if not (labels / f"{c}{file_ending}").is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} image(s) have no label in {labels} (e.g. {', '.join(missing[:5])}); "
+                        f"appearance features need the tumour mask of every case")
+    out = {}
+    for case, chans in cases.items():
+        if channel not in chans:
+            raise UserError(f"case {case} has no channel {channel:04d} (has {sorted(chans)}); pass --channel")
+        out[case] = ([chans[c] for c in sorted(chans)], labels / f"{case}{file_ending}")
+    return out
+
+
+def feature_table(pairs: dict[str, tuple[list[Path], Path]], channel: int = 0, progress: bool = True) -> pd.DataFrame:
+    """One row per case (index ``case_id``) with the seven features."""
+    rows = []
+    for case, (files, label) in tqdm(pairs.items(), desc="features", disable=not progress):
+        img, seg, spacing = read_image_and_label(files, label)
+        if channel >= img.shape[0]:
+            raise UserError(f"case {case} has {img.shape[0]} channel(s); --channel {channel} does not exist")
+        try:
+            feats = tumour_features(img[channel], seg, spacing)
+        except UserError as e:
+            raise UserError(f"case {case}: {e}") from None
+        rows.append({"case_id": case, **feats})
+    return pd.DataFrame(rows).set_index("case_id")
+
+
+def agreement(assigned: pd.Series, truth: pd.Series) -> dict:
+    """Adjusted Rand index and the accuracy of the best one-to-one cluster->truth mapping."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import adjusted_rand_score
+
+    common = assigned.index.intersection(truth.index)
+    if len(common) == 0:
+        raise UserError("the truth table shares no case ids with the images")
+    a, t = assigned.loc[common].astype(str), truth.loc[common].astype(str)
+    table = pd.crosstab(a, t)
+    r, c = linear_sum_assignment(-table.to_numpy())
+    mapping = {table.index[i]: table.columns[j] for i, j in zip(r, c)}
+    acc = float(sum(table.iloc[i, j] for i, j in zip(r, c)) / len(common))
+    return {"n": int(len(common)), "adjusted_rand": float(adjusted_rand_score(t, a)), "accuracy": acc,
+            "mapping": mapping, "crosstab": table.to_dict()}
+
+
+def read_truth(path: str | Path) -> pd.Series:
+    df = pd.read_csv(path, dtype={"case_id": str})
+    if not {"case_id", "subtype"} <= set(df.columns):
+        raise UserError(f"{path} needs columns case_id,subtype; it has {', '.join(df.columns)}")
+    return df.set_index("case_id")["subtype"]
+
+
+def run_subtypes(out_dir: str | Path, train: tuple[str, str] | None = None, test: tuple[str, str] | None = None,
+                 model_path: str | Path | None = None, file_ending: str = ".nii.gz", channel: int = 0,
+                 k_range: tuple[int, int] = (2, 5), k: int | None = None, seed: int = 0,
+                 truth: str | Path | None = None, progress: bool = True) -> dict:
+    """Fit on ``train`` (images, labels) and/or apply to ``test`` with a fitted or stored model."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if train is None and model_path is None:
+        raise UserError("give training images/labels to fit, or --model subtype_model.json to apply")
+    if train is None and test is None:
+        raise UserError("nothing to do: give training and/or test images with labels")
+    summary: dict = {"features": "see nnunet_swin.analysis.subtypes", "file_ending": file_ending, "channel": channel}
+    tables: dict[str, pd.DataFrame] = {}
+    if train is not None:
+        feats = feature_table(pair_images_and_labels(*train, file_ending, channel), channel, progress)
+        model = fit_subtypes(feats, k_range=k_range, seed=seed, k=k)
+        model.save(out / "subtype_model.json")
+        figures.plot_cluster_validity(pd.DataFrame(model.validity), model.k, out / "cluster_validity.png")
+        tables["train"] = assign_subtypes(model, feats)
+    else:
+        model = SubtypeModel.load(model_path)
+    if test is not None:
+        feats = feature_table(pair_images_and_labels(*test, file_ending, channel), channel, progress)
+        tables["test"] = assign_subtypes(model, feats)
+    summary.update({"k": model.k, "names": model.names, "validity": model.validity,
+                    "model": str(out / "subtype_model.json") if train is not None else str(model_path)})
+    truth_series = read_truth(truth) if truth else None
+    for split, t in tables.items():
+        write_table(t.reset_index(), out / f"features_{split}.csv")
+        write_table(t.reset_index()[["case_id", "subtype"]], out / f"subtypes_{split}.csv")
+        summary[split] = {"n": int(len(t)), "counts": t.subtype.value_counts().to_dict()}
+        if truth_series is not None:
+            summary[split]["agreement"] = agreement(t.subtype, truth_series)
+    figures.plot_subtype_scatter(tables, out / "subtype_scatter.png")
+    write_json(summary, out / "subtypes_summary.json")
+    return summary
