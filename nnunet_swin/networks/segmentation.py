@@ -1,0 +1,114 @@
+"""The segmentation network nnU-Net builds from our plans: Swin encoder + Swin UNETR convolutional decoder.
+
+Axis order. nnU-Net feeds ``(B, C, Z, Y, X)``; the public checkpoints (MONAI, SMIT) were trained on
+``(B, C, X, Y, Z)``. The network permutes the input (and ``padding_mask``) to ``(B, C, X, Y, Z)`` on entry, runs
+encoder and decoder in that frame with the weights unchanged, and permutes the logits back to
+``(B, K, Z, Y, X)``. So loaded weights compute exactly what they computed in pretraining: for any ``x``,
+``net(x) == monai_net(x.permute(0, 1, 4, 3, 2)).permute(0, 1, 4, 3, 2)`` (tested). Consequently the encoder's own axes
+(``net.encoder``, probe events, block hooks) are (X, Y, Z).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from nnunet_swin.errors import UserError
+from nnunet_swin.networks.attention import ProbeCallback
+from nnunet_swin.networks.decoder import UnetrDecoder
+from nnunet_swin.networks.encoder import SwinEncoder
+from nnunet_swin.networks.geometry import size_divisor, valid_neighbours
+
+# arch_kwargs understood by the network; everything else is rejected.
+ENCODER_KEYS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size", "mlp_ratio", "qkv_bias", "patch_norm",
+                "drop_path_rate", "merge_order", "window_reverse", "shrink_window", "rel_index_slice", "skip_taps",
+                "exclude_padding_keys", "gradient_checkpointing")
+NETWORK_KEYS = ("backbone", "decoder_features", "decoder_norm", "pretrained_input_size", "strides")
+# "strides" is written by nnU-Net's planning conventions and ignored: the Swin geometry fixes every stride to 2.
+
+
+def _to_nnunet_frame(t: torch.Tensor) -> torch.Tensor:
+    """Swap the first and last spatial axes: (Z, Y, X) <-> (X, Y, Z). Its own inverse."""
+    return t.permute(0, 1, 4, 3, 2)
+
+
+class SwinSegmentationNetwork(nn.Module):
+    """``(B, C, Z, Y, X)`` -> logits ``(B, num_classes, Z, Y, X)`` (no softmax); sides must be multiples of 32.
+
+    Built by nnU-Net as ``SwinSegmentationNetwork(input_channels=..., num_classes=..., deep_supervision=False,
+    **arch_kwargs)`` with ``arch_kwargs`` one of ``presets.PRESETS`` (plus nnU-Net's ``strides``, ignored).
+    Deep supervision is not provided (the decoder has one output); ``deep_supervision=True`` raises ``UserError``.
+    """
+
+    def __init__(self, input_channels: int, num_classes: int, deep_supervision: bool = False, **arch_kwargs) -> None:
+        super().__init__()
+        unknown = sorted(set(arch_kwargs) - set(ENCODER_KEYS) - set(NETWORK_KEYS))
+        if unknown:
+            raise UserError(f"SwinSegmentationNetwork got unknown arch_kwargs {unknown}; "
+                            f"allowed: {', '.join(ENCODER_KEYS + NETWORK_KEYS)} (check the plans file)")
+        if deep_supervision:
+            raise UserError("SwinSegmentationNetwork has no deep supervision outputs; train it with an nnunet_swin "
+                            "trainer (they disable deep supervision) or set enable_deep_supervision = False")
+        depths = arch_kwargs.get("depths", (2, 2, 2, 2))
+        if len(depths) != 4:
+            raise UserError(f"the Swin UNETR decoder needs 4 encoder stages, got depths={list(depths)}")
+        self.arch_kwargs = dict(arch_kwargs)
+        self.backbone = arch_kwargs.get("backbone", "swin_unetr")
+        self.input_channels, self.num_classes = input_channels, num_classes
+        enc_kwargs = {k: arch_kwargs[k] for k in ENCODER_KEYS if k in arch_kwargs}
+        self.encoder = SwinEncoder(input_channels, **enc_kwargs)
+        self.decoder = UnetrDecoder(input_channels, num_classes, self.encoder.channels,
+                                    arch_kwargs.get("decoder_features", self.encoder.embed_dim),
+                                    arch_kwargs.get("decoder_norm", "instance"))
+        self.divisor = size_divisor({"patch_size": list(self.encoder.patch_size), "depths": list(depths)})
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.encoder.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.encoder.gradient_checkpointing = bool(value)
+
+    def check_input_size(self, spatial: tuple[int, ...]) -> None:
+        """Raise ``UserError`` naming the nearest valid sides when a side is not a multiple of the divisor (32)."""
+        bad = [(axis, s) for axis, s in zip("ZYX", spatial) if s % self.divisor]
+        if bad:
+            parts = [f"{axis}={s} (use {valid_neighbours(s, self.divisor)[0]} or {valid_neighbours(s, self.divisor)[1]})"
+                     for axis, s in bad]
+            raise UserError(f"input sides must be multiples of {self.divisor}: " + ", ".join(parts))
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, C, Z, Y, X)``; ``padding_mask`` bool ``(B, Z, Y, X)`` or ``(B, 1, Z, Y, X)``, True on real voxels."""
+        if x.ndim != 5:
+            raise UserError(f"expected a (B, C, Z, Y, X) tensor, got shape {tuple(x.shape)}")
+        self.check_input_size(tuple(x.shape[2:]))
+        x = _to_nnunet_frame(x).contiguous()
+        if padding_mask is not None:
+            m = padding_mask if padding_mask.ndim == 5 else padding_mask.unsqueeze(1)
+            padding_mask = _to_nnunet_frame(m)
+        feats = self.encoder(x, padding_mask)
+        return _to_nnunet_frame(self.decoder(x, feats)).contiguous()
+
+    def attention_probe(self, callback: ProbeCallback):
+        """Same as ``net.encoder.attention_probe(callback)``: explicit-softmax attention, one event per block."""
+        return self.encoder.attention_probe(callback)
+
+    def compute_conv_feature_map_size(self, input_size) -> int:
+        """Rough count of activation elements for one sample of spatial ``input_size`` (Z, Y, X), the planner's
+        memory proxy (as in dynamic-network-architectures): every decoder convolution output, plus per transformer
+        block 12 C values per (window-padded) token (norms, qkv, attention output, projection, MLP 4C, residuals);
+        the fused attention stores no N x N maps."""
+        size = tuple(int(s) for s in input_size)
+        total = self.decoder.feature_map_sizes(size, self.input_channels)
+        from nnunet_swin.networks.geometry import stage_windows
+        arch = {"patch_size": list(self.encoder.patch_size), "window_size": list(self.encoder.window_size),
+                "depths": list(self.encoder.depths), "shrink_window": self.encoder.shrink_window}
+        for st in stage_windows(list(size), arch):
+            tokens = 1
+            for p in st.padded_size:
+                tokens *= p
+            c = self.encoder.embed_dim * 2 ** st.stage
+            total += self.encoder.depths[st.stage] * 12 * c * tokens
+        return int(total)

@@ -1,0 +1,16 @@
+"""nnU-Net trainers for fine-tuning 3D Swin backbones: the recipe (``SwinBaseTrainer``) and its variants.
+
+nnU-Net finds these through ``nnUNet_extTrainer`` and a shim module doing ``from nnunet_swin.trainers import *``;
+``__all__`` therefore lists exactly the trainer classes.
+"""
+from nnunet_swin.trainers.recipe import SwinBaseTrainer
+from nnunet_swin.trainers.short_variants import (SwinACTTrainer_5epochs, SwinACTTrainer_demo, SwinACTTrainer_smoke,
+                                                 SwinBaseTrainer_5epochs, SwinScratchTrainer_5epochs,
+                                                 SwinScratchTrainer_smoke, SwinTATrainer_5epochs)
+from nnunet_swin.trainers.variants import SwinACTTrainer, SwinScratchTrainer, SwinTATrainer
+
+__all__ = [
+    "SwinBaseTrainer", "SwinTATrainer", "SwinACTTrainer", "SwinScratchTrainer",
+    "SwinBaseTrainer_5epochs", "SwinTATrainer_5epochs", "SwinACTTrainer_5epochs", "SwinScratchTrainer_5epochs",
+    "SwinACTTrainer_smoke", "SwinScratchTrainer_smoke", "SwinACTTrainer_demo",
+]

@@ -1,0 +1,201 @@
+"""The fine-tuning recipe (paper section 2.5.1) as an nnU-Net trainer; the Base/TA/ACT/Scratch variants subclass it.
+
+- Loss: nnU-Net's equally weighted soft Dice + cross-entropy, no deep supervision (the Swin network has none).
+- Optimiser: AdamW, lr 3e-4, weight decay 1e-5; 50 warmup epochs then cosine annealing, closed form in the epoch
+  (``schedule.py``), so ``--c`` resumes on the same curve. 500 epochs. Batch size from the plans.
+- Kept from nnU-Net: AMP on CUDA, gradient clipping, validation, checkpoints (best by the EMA pseudo-Dice), logging,
+  DDP (``-num_gpus``), sliding-window inference with 50% overlap.
+- Flips (training augmentation and test-time mirroring) only along the left-right axis (``mirroring.py``).
+- CT-pretrained encoder: loaded when a training starts at epoch 0 (not when resuming with ``--c`` nor for
+  ``--val``), from ``$nnUNet_swin_pretrained`` (``pretrained.py``) through the backbone's checkpoint adapter. No
+  checkpoint, or one that does not fit, stops the run with the reason; it never falls back to random init.
+
+Switches the variants flip (class attributes, read by the static/class-level hooks nnU-Net calls):
+``load_pretrained``, ``tumor_aware`` (tumour-aware augmentation), ``tumor_labels`` (None = all foreground labels)
+and ``intended_kind`` (``cubic`` for 3d_cubic, ``anisotropic`` for the ACT 3d_fullres; a mismatch warns).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import List, Tuple, Union
+
+import numpy as np
+import torch
+from batchgeneratorsv2.helpers.scalar_type import RandomScalar
+from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform
+from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTansform
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+from torch._dynamo import OptimizedModule
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from nnunet_swin.augmentation.tumor_aware import TumorAwareIntensityTransform
+from nnunet_swin.errors import UserError
+from nnunet_swin.trainers.compatibility import geometry_mismatch, require_foreground, require_swin_network
+from nnunet_swin.trainers.mirroring import left_right_axis
+from nnunet_swin.trainers.pretrained import resolve_pretrained_checkpoint
+from nnunet_swin.trainers.schedule import WarmupCosineLRScheduler
+
+PRETRAINED_REPORT_FILE = "pretrained_encoder_report.txt"
+
+
+def insert_tumor_aware_transform(pipeline: ComposeTransforms, transform: BasicTransform) -> ComposeTransforms:
+    """Put ``transform`` right after the spatial block of nnU-Net's training pipeline (in place; returns it).
+
+    The spatial block ends with ``SpatialTransform`` (or ``Convert2DTo3DTransform`` after pseudo-2D augmentation);
+    that is before ``RemoveLabelTansform``, so padding is still -1. Raises ``RuntimeError`` if the pipeline does not
+    have that shape (a changed nnU-Net).
+    """
+    items = pipeline.transforms
+    spatial = [i for i, t in enumerate(items) if isinstance(t, SpatialTransform)]
+    remove = [i for i, t in enumerate(items) if isinstance(t, RemoveLabelTansform)]
+    if not spatial or not remove or spatial[0] > remove[0]:
+        raise RuntimeError("nnU-Net's training pipeline has no SpatialTransform before RemoveLabelTansform; cannot "
+                           "place the tumour-aware augmentation")
+    at = spatial[0] + 1
+    if at < len(items) and isinstance(items[at], Convert2DTo3DTransform):
+        at += 1
+    items.insert(at, transform)
+    return pipeline
+
+
+class SwinBaseTrainer(nnUNetTrainer):
+    """Paper's -Base: CT-pretrained encoder, cubic crop (``3d_cubic``), no tumour-aware augmentation, 500 epochs."""
+
+    load_pretrained: bool = True
+    tumor_aware: bool = False
+    tumor_labels: tuple[int, ...] | None = None
+    intended_kind: str = "cubic"
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        # fail before nnU-Net creates output folders and logs
+        plans_manager = PlansManager(plans)
+        if configuration not in plans_manager.available_configurations:
+            raise UserError(f"configuration {configuration!r} is not in plans {plans_manager.plans_name!r}; "
+                            f"available: {', '.join(plans_manager.available_configurations)}")
+        require_swin_network(plans_manager.get_configuration(configuration).network_arch_class_name,
+                             plans_manager.plans_name, configuration)
+        foreground = plans_manager.get_label_manager(dataset_json).foreground_labels
+        require_foreground(foreground, plans_manager.dataset_name)
+        if self.tumor_labels is not None and not set(self.tumor_labels) <= set(foreground):
+            raise UserError(f"{type(self).__name__}.tumor_labels {list(self.tumor_labels)} are not all foreground "
+                            f"labels of dataset {plans_manager.dataset_name!r} ({list(foreground)})")
+
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = 3e-4
+        self.weight_decay = 1e-5
+        self.num_epochs = 500
+        self.warmup_epochs = 50
+        self.enable_deep_supervision = False
+
+        mismatch = geometry_mismatch(self.configuration_manager.configuration, self.intended_kind,
+                                     type(self).__name__, configuration)
+        if mismatch is not None:
+            self.print_to_log_file(mismatch, also_print_to_console=True)
+            warnings.warn(mismatch, stacklevel=2)
+
+    # ----------------------------------------------------------------------------------------------- network
+    @staticmethod
+    def build_network_architecture(plans_manager: PlansManager,
+                                   configuration_manager: ConfigurationManager,
+                                   num_input_channels: int,
+                                   num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        """Our Swin network from the plans (also used by ``nnUNetv2_predict``); never loads pretrained weights."""
+        require_swin_network(configuration_manager.network_arch_class_name, plans_manager.plans_name,
+                             "(the one being built)")
+        return get_network_from_plans(
+            configuration_manager.network_arch_class_name,
+            configuration_manager.network_arch_init_kwargs,
+            configuration_manager.network_arch_init_kwargs_req_import,
+            num_input_channels,
+            num_output_channels,
+            allow_init=True,
+            deep_supervision=False)
+
+    def set_deep_supervision_enabled(self, enabled: bool):
+        """No deep supervision: the Swin network has a single output."""
+
+    def plain_network(self) -> nn.Module:
+        """``self.network`` without the DDP / torch.compile wrappers."""
+        net = self.network.module if isinstance(self.network, DDP) else self.network
+        return net._orig_mod if isinstance(net, OptimizedModule) else net
+
+    # ---------------------------------------------------------------------------------------- optimisation
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
+        lr_scheduler = WarmupCosineLRScheduler(optimizer, self.warmup_epochs, self.num_epochs)
+        self.print_to_log_file(f"AdamW lr {self.initial_lr} weight decay {self.weight_decay}; linear warmup "
+                               f"{self.warmup_epochs} epochs then cosine annealing to epoch {self.num_epochs}")
+        return optimizer, lr_scheduler
+
+    # ---------------------------------------------------------------------------------------- augmentation
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        mirror_axes = (left_right_axis(self.plans_manager.transpose_forward),)
+        self.inference_allowed_mirroring_axes = mirror_axes
+        self.print_to_log_file(f"flips (training and test-time) restricted to the left-right axis: {mirror_axes}")
+        return rotation, dummy_2d, initial_patch_size, mirror_axes
+
+    @classmethod
+    def get_training_transforms(
+            cls,
+            patch_size: Union[np.ndarray, Tuple[int]],
+            rotation_for_DA: RandomScalar,
+            deep_supervision_scales: Union[List, Tuple, None],
+            mirror_axes: Tuple[int, ...],
+            do_dummy_2d_data_aug: bool,
+            use_mask_for_norm: List[bool] = None,
+            is_cascaded: bool = False,
+            foreground_labels: Union[Tuple[int, ...], List[int]] = None,
+            regions: List[Union[List[int], Tuple[int, ...], int]] = None,
+            ignore_label: int = None,
+    ) -> BasicTransform:
+        """nnU-Net's pipeline, plus the tumour-aware transform after the spatial block when ``cls.tumor_aware``."""
+        pipeline = nnUNetTrainer.get_training_transforms(
+            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+            use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
+            regions=regions, ignore_label=ignore_label)
+        if cls.tumor_aware:
+            labels = cls.tumor_labels if cls.tumor_labels is not None else foreground_labels
+            insert_tumor_aware_transform(pipeline, TumorAwareIntensityTransform(tumor_labels=labels))
+        return pipeline
+
+    # ---------------------------------------------------------------------------------------- pretrained init
+    def on_train_start(self):
+        if not self.was_initialized:
+            self.initialize()
+        if self.current_epoch == 0:  # a training that starts now (not --c from a checkpoint)
+            if self.load_pretrained:
+                self.load_pretrained_encoder()
+            else:
+                self.print_to_log_file(f"{type(self).__name__}: random initialisation (no pretrained encoder)")
+        super().on_train_start()
+
+    def load_pretrained_encoder(self):
+        """Load the CT-pretrained encoder named by ``$nnUNet_swin_pretrained``; print, log and save the report."""
+        from nnunet_swin.networks import load_pretrained_encoder
+
+        backbone = self.configuration_manager.network_arch_init_kwargs.get("backbone")
+        if not backbone:
+            raise UserError(f"plans {self.plans_manager.plans_name!r} name no backbone in arch_kwargs; re-plan with "
+                            f"`nnunet-swin plan_and_preprocess`")
+        path = resolve_pretrained_checkpoint(backbone)
+        report = load_pretrained_encoder(self.plain_network(), path)
+        text = f"CT-pretrained {backbone} encoder loaded from {path}\n{report}"
+        self.print_to_log_file(text, also_print_to_console=True)
+        self.logger.update_config({"pretrained_encoder": {"backbone": backbone, "path": str(path)}})
+        if self.local_rank == 0:
+            target = os.path.join(self.output_folder, PRETRAINED_REPORT_FILE)
+            tmp = target + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
+            os.replace(tmp, target)
+        return report

@@ -1,0 +1,214 @@
+"""`nnunet-swin demo`: synthetic dataset -> plan and preprocess -> train -> predict -> evaluate -> report, on CPU.
+
+Every training and prediction step is the stock nnU-Net command a user would type (run as a child process in a
+self-contained workspace); planning is `nnunet-swin plan_and_preprocess`. What is reduced, and why, is stated in
+the console output and in the report:
+
+- backbone ``smit_tiny`` (embed 12, one Swin block per stage) instead of the paper's SMIT, so CPU training fits;
+- a stand-in encoder checkpoint with random weights in SMIT's public file layout (no CT-pretrained weights can be
+  downloaded here, and none exist for the reduced backbone): the loading path runs for real, but the run is in
+  effect from random initialisation;
+- ``SwinACTTrainer_demo``: the ACT recipe for 20 epochs x 20 iterations instead of 500 x 250;
+- a 64 mm field of view for the synthetic scans (smaller volumes).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nnunet_swin.errors import UserError
+from nnunet_swin.workflows.workspace import Workspace, nnunet_swin_command, run_logged, tool
+
+MARKER = ".nnunet_swin_demo"
+PLANS = "nnUNetSMITPlans"
+CONFIGURATION = "3d_fullres"
+
+
+@dataclass
+class DemoSettings:
+    output: Path = Path("nnunet_swin_demo")
+    dataset_id: int = 501
+    num_train: int = 16
+    num_test: int = 6
+    fov_mm: float = 64.0
+    backbone: str = "smit_tiny"
+    inplane_patch: int = 64
+    trainer: str = "SwinACTTrainer_demo"
+    fold: int = 0
+    num_processes: int = 2
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class DemoResult:
+    workspace: Path
+    report: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    mean_dice: float = float("nan")
+
+
+def _prepare_output(settings: DemoSettings) -> Workspace:
+    root = Path(settings.output).expanduser().resolve()
+    if root.exists() and any(root.iterdir()):
+        if not settings.overwrite:
+            raise UserError(f"{root} already exists and is not empty; pass --overwrite to replace a previous demo, "
+                            f"or choose another --output")
+        if not (root / MARKER).is_file():
+            raise UserError(f"{root} is not a folder written by `nnunet-swin demo` (no {MARKER} file); refusing to "
+                            f"delete it. Choose another --output")
+        shutil.rmtree(root)
+    ws = Workspace(root).create()
+    (root / MARKER).write_text("written by nnunet-swin demo; safe to delete\n")
+    return ws
+
+
+class _Stages:
+    """Numbered stage headers on the console and wall time per stage."""
+
+    def __init__(self, names: list[str], progress: bool):
+        self.names, self.progress, self.seconds = names, progress, {}
+        self._current, self._t0 = None, 0.0
+
+    def start(self, name: str, detail: str = "") -> None:
+        self.stop()
+        self._current, self._t0 = name, time.time()
+        i = self.names.index(name) + 1
+        if self.progress:
+            print(f"\n[{i}/{len(self.names)}] {name}" + (f": {detail}" if detail else ""), flush=True)
+
+    def stop(self) -> None:
+        if self._current is not None:
+            self.seconds[self._current] = round(time.time() - self._t0, 1)
+            if self.progress:
+                print(f"      done in {self.seconds[self._current]:.0f} s", flush=True)
+        self._current = None
+
+
+class _TrainingProgress:
+    """Turns nnU-Net's training output into an epoch progress bar with loss and pseudo-Dice."""
+
+    _timestamp = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+: ")
+    _number = re.compile(r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?|[-+]?\d+(?:[eE][-+]?\d+)?")
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+        self.postfix: dict[str, str] = {}
+
+    def __call__(self, line: str) -> None:
+        if not self.enabled:
+            return
+        text = self._timestamp.sub("", line)
+        total = re.search(r"cosine annealing to epoch (\d+)", text)
+        if total and self.bar is None:  # printed by the recipe before the first epoch
+            from tqdm import tqdm
+            self.bar = tqdm(total=int(total.group(1)), desc="      epochs", unit="epoch")
+        if self.bar is None:
+            if "encoder loaded from" in text or text.startswith("format "):
+                print("      " + text, flush=True)
+            return
+        if text.startswith("train_loss"):
+            self.postfix["loss"] = text.split()[-1]
+        elif text.startswith("Pseudo dice"):
+            values = [float(v) for v in self._number.findall(text.split("[", 1)[-1].replace("float32", ""))]
+            if values:
+                self.postfix["pseudo_dice"] = f"{values[-1]:.3f}"
+            self.bar.set_postfix(self.postfix)
+            self.bar.update(1)
+        elif "encoder loaded from" in text or text.startswith("format "):
+            self.bar.write("      " + text)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_demo(settings: DemoSettings) -> DemoResult:
+    """Run the whole demo; returns where the report is. Raises ``UserError`` with the failing step's log tail."""
+    from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
+    from nnunet_swin.workflows.report import DemoFacts, write_demo_report
+    from nnunet_swin.workflows.scoring import mean_dice, score_predictions
+    from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
+
+    ws = _prepare_output(settings)
+    env = ws.environment(num_processes=settings.num_processes, da_processes=1)
+    stages = _Stages(["synthetic dataset", "plan and preprocess", "stand-in checkpoint", "train", "predict",
+                      "evaluate", "report"], settings.progress)
+    say = print if settings.progress else (lambda *a, **k: None)
+    say(f"nnunet-swin demo in {ws.root}\n"
+        f"  REDUCED for CPU: backbone {settings.backbone} (not the paper's SMIT), trainer {settings.trainer} "
+        f"(short schedule), {settings.fov_mm:g} mm synthetic scans\n"
+        f"  NO CT-PRETRAINED WEIGHTS: a stand-in checkpoint with random weights exercises the loading path")
+    commands: list[str] = []
+
+    stages.start("synthetic dataset", f"{settings.num_train} training + {settings.num_test} test cases")
+    spec = SyntheticSpec(num_train=settings.num_train, num_test=settings.num_test, fov_mm=settings.fov_mm,
+                         seed=settings.seed)
+    raw = make_demo_dataset(ws.raw, settings.dataset_id, spec=spec, progress=settings.progress)
+    commands.append(f"nnunet-swin make_demo_dataset -d {settings.dataset_id} --num_train {settings.num_train} "
+                    f"--num_test {settings.num_test} --fov_mm {settings.fov_mm:g}")
+
+    stages.start("plan and preprocess", f"SMITPlanner, backbone {settings.backbone}")
+    plan_args = ["plan_and_preprocess", "-d", str(settings.dataset_id), "-pl", "SMITPlanner", "-backbone",
+                 settings.backbone, "-inplane_patch", str(settings.inplane_patch), str(settings.inplane_patch),
+                 "-c", CONFIGURATION, "-npfp", str(settings.num_processes), "-np", str(settings.num_processes),
+                 "--no_pbar"]
+    run_logged(nnunet_swin_command(*plan_args), env, ws.logs / "plan_and_preprocess.log",
+               on_line=lambda line: say("      " + line) if line.startswith(("  3d_", "nnunet-swin plans")) else None)
+    commands.append("nnunet-swin " + " ".join(plan_args))
+    pre = ws.dataset_folder("preprocessed", settings.dataset_id)
+    plans = json.loads((pre / f"{PLANS}.json").read_text())
+    arch = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
+
+    stages.start("stand-in checkpoint", "random weights, SMIT public layout")
+    checkpoint = write_standin_checkpoint(arch, ws.weights / f"{arch['backbone']}.pth", seed=settings.seed)
+    say(f"      {checkpoint}  (export nnUNet_swin_pretrained={ws.weights})")
+
+    stages.start("train", f"nnUNetv2_train {settings.trainer} on CPU")
+    from nnunet_swin.trainers import __all__ as trainer_names
+    if settings.trainer not in trainer_names:
+        raise UserError(f"unknown trainer {settings.trainer!r}; choose one of {', '.join(trainer_names)}")
+    train_cmd = [tool("nnUNetv2_train"), str(settings.dataset_id), CONFIGURATION, str(settings.fold), "-tr",
+                 settings.trainer, "-p", PLANS, "-device", "cpu"]
+    bar = _TrainingProgress(settings.progress)
+    try:
+        run_logged(train_cmd, env, ws.logs / "train.log", on_line=bar)
+    finally:
+        bar.close()
+    commands.append(f"export nnUNet_extTrainer={env['nnUNet_extTrainer']} nnUNet_swin_pretrained={ws.weights}")
+    commands.append("nnUNetv2_train " + " ".join(train_cmd[1:]))
+    model_folder = ws.results / pre.name / f"{settings.trainer}__{PLANS}__{CONFIGURATION}"
+
+    stages.start("predict", "nnUNetv2_predict on the test split (sliding window, 50% overlap, left-right flip)")
+    predictions = ws.root / "predictions"
+    predict_cmd = [tool("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d",
+                   str(settings.dataset_id), "-c", CONFIGURATION, "-f", str(settings.fold), "-tr", settings.trainer,
+                   "-p", PLANS, "-device", "cpu", "-npp", "1", "-nps", "1"]
+    run_logged(predict_cmd, env, ws.logs / "predict.log",
+               on_line=lambda line: say("      " + line) if line.startswith("Predicting ") else None)
+    commands.append("nnUNetv2_predict " + " ".join(predict_cmd[1:]))
+
+    stages.start("evaluate", "held-out test split")
+    per_case, metric_set = score_predictions(raw / "labelsTs", predictions, ws.root / "evaluation",
+                                             subtypes_csv=raw / "subtypes_truth.csv",
+                                             num_processes=settings.num_processes)
+    result_dice = mean_dice(per_case)
+    say(f"      mean Dice {result_dice:.3f} over {len(per_case)} test cases ({metric_set})")
+
+    stages.start("report")
+    stages_seconds = dict(stages.seconds)
+    facts = DemoFacts(settings=asdict(settings), workspace=ws.root, raw=raw, model_folder=model_folder,
+                      fold=settings.fold, predictions=predictions, per_case=per_case, metric_set=metric_set,
+                      plans_configuration=plans["configurations"][CONFIGURATION], commands=commands,
+                      seconds=stages_seconds, standin_checkpoint=checkpoint)
+    report = write_demo_report(facts, ws.root / "report")
+    stages.stop()
+    total = sum(stages.seconds.values())
+    say(f"\nDemo finished in {total / 60:.1f} min. Report: {report}")
+    return DemoResult(workspace=ws.root, report=report, seconds=dict(stages.seconds), mean_dice=result_dice)
+

@@ -1,0 +1,56 @@
+"""Per-epoch training records from an nnU-Net checkpoint (its logger state), as a table and a figure."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LOG_COLUMNS = {"train_losses": "train_loss", "val_losses": "val_loss", "mean_fg_dice": "pseudo_dice",
+               "ema_fg_dice": "ema_pseudo_dice", "lrs": "learning_rate"}
+
+
+def training_curve(checkpoint_file: str | os.PathLike) -> pd.DataFrame:
+    """One row per finished epoch: train/val loss, validation pseudo-Dice (and its EMA), lr, epoch seconds."""
+    import torch
+
+    ckpt = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
+    log = ckpt["logging"]
+    n = min(len(log.get(k, [])) for k in LOG_COLUMNS)
+    table = pd.DataFrame({"epoch": np.arange(n)})
+    for key, column in LOG_COLUMNS.items():
+        table[column] = [float(v) for v in log[key][:n]]
+    starts, ends = log.get("epoch_start_timestamps", []), log.get("epoch_end_timestamps", [])
+    if len(starts) >= n and len(ends) >= n:
+        table["epoch_seconds"] = np.asarray(ends[:n], float) - np.asarray(starts[:n], float)
+    return table
+
+
+def plot_training_curve(table: pd.DataFrame, path: str | os.PathLike, title: str = "training") -> Path:
+    """Loss (left), pseudo-Dice (middle) and learning rate (right) per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(table["epoch"], table["train_loss"], label="train")
+    axes[0].plot(table["epoch"], table["val_loss"], label="validation")
+    axes[0].set(xlabel="epoch", ylabel="Dice + CE loss", title="loss")
+    axes[0].legend()
+    axes[1].plot(table["epoch"], table["pseudo_dice"], label="pseudo-Dice (val patches)")
+    axes[1].plot(table["epoch"], table["ema_pseudo_dice"], label="EMA")
+    axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation pseudo-Dice")
+    axes[1].legend()
+    axes[2].plot(table["epoch"], table["learning_rate"])
+    axes[2].set(xlabel="epoch", ylabel="lr", title="warmup + cosine")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

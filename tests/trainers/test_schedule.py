@@ -1,0 +1,50 @@
+"""Warmup + cosine learning-rate schedule: closed form in the epoch, per-group, resumable."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from nnunet_swin.trainers.schedule import WarmupCosineLRScheduler, warmup_cosine_factor
+
+
+def test_paper_schedule_key_points():
+    assert warmup_cosine_factor(0, 50, 500) == pytest.approx(1 / 50)
+    assert warmup_cosine_factor(49, 50, 500) == pytest.approx(1.0)
+    assert warmup_cosine_factor(50, 50, 500) == pytest.approx(1.0)
+    assert warmup_cosine_factor(275, 50, 500) == pytest.approx(0.5)
+    assert warmup_cosine_factor(499, 50, 500) == pytest.approx(0.5 * (1 + math.cos(math.pi * 449 / 450)))
+    assert warmup_cosine_factor(499, 50, 500) < 1e-4
+    assert warmup_cosine_factor(10_000, 50, 500) == 0.0
+
+
+@given(st.integers(0, 200), st.integers(1, 1000))
+def test_linear_up_then_monotonically_down_and_bounded(warmup, total):
+    values = [warmup_cosine_factor(e, warmup, total) for e in range(total)]
+    assert all(0.0 <= v <= 1.0 + 1e-12 for v in values)
+    w = min(warmup, total)
+    assert all(b > a for a, b in zip(values[:w], values[1:w]))           # strictly increasing warmup
+    assert all(b <= a + 1e-12 for a, b in zip(values[w:], values[w + 1:]))  # non-increasing afterwards
+
+
+@pytest.mark.parametrize("args", [(-1, 5, 10), (0, -1, 10), (0, 5, 0)])
+def test_invalid_arguments(args):
+    with pytest.raises(ValueError):
+        warmup_cosine_factor(*args)
+
+
+def test_scheduler_sets_every_group_from_its_own_base_lr_and_resumes_exactly():
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.AdamW([{"params": [params[0]]}, {"params": [params[1]], "lr": 3e-5}], lr=3e-4)
+    sched = WarmupCosineLRScheduler(opt, warmup_epochs=5, total_epochs=20)
+    for epoch in range(12):
+        sched.step(epoch)
+    f = warmup_cosine_factor(11, 5, 20)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([3e-4 * f, 3e-5 * f])
+    # a fresh optimizer + scheduler (what --c builds) lands on the same value from the epoch number alone
+    opt2 = torch.optim.AdamW([{"params": [params[0]]}, {"params": [params[1]], "lr": 3e-5}], lr=3e-4)
+    sched2 = WarmupCosineLRScheduler(opt2, warmup_epochs=5, total_epochs=20)
+    opt2.load_state_dict(opt.state_dict())  # nnU-Net restores the optimizer state (incl. the stale lr)
+    sched2.step(11)
+    assert [g["lr"] for g in opt2.param_groups] == pytest.approx([3e-4 * f, 3e-5 * f])
+    assert sched2.get_last_lr() == pytest.approx([3e-4 * f, 3e-5 * f])

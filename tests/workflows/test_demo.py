@@ -1,0 +1,53 @@
+"""`nnunet-swin demo`: workspace safety, progress parsing, and (slow) the whole pipeline with a smoke trainer."""
+import pytest
+
+from nnunet_swin.cli.main import main as cli
+from nnunet_swin.errors import UserError
+from nnunet_swin.workflows.demo import MARKER, DemoSettings, _prepare_output, _TrainingProgress, run_demo
+
+
+def test_refuses_to_delete_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "precious.txt").write_text("x")
+    with pytest.raises(UserError, match="already exists"):
+        _prepare_output(DemoSettings(output=tmp_path))
+    with pytest.raises(UserError, match="not a folder written by"):
+        _prepare_output(DemoSettings(output=tmp_path, overwrite=True))
+    assert (tmp_path / "precious.txt").is_file()
+
+
+def test_overwrites_its_own_previous_workspace(tmp_path):
+    ws = _prepare_output(DemoSettings(output=tmp_path / "demo"))
+    (ws.raw / "old").mkdir()
+    ws = _prepare_output(DemoSettings(output=tmp_path / "demo", overwrite=True))
+    assert (ws.root / MARKER).is_file() and not (ws.raw / "old").exists() and ws.results.is_dir()
+
+
+def test_cli_reports_an_existing_folder_as_one_line_error(tmp_path, capsys):
+    (tmp_path / "x").write_text("x")
+    assert cli(["demo", "-o", str(tmp_path), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_training_progress_follows_nnunet_output(capsys):
+    bar = _TrainingProgress(enabled=True)
+    bar("2026-01-01 10:00:00.000001: AdamW lr 0.0003 weight decay 1e-05; linear warmup 2 epochs then cosine "
+        "annealing to epoch 20")
+    for epoch in range(3):
+        bar(f"2026-01-01 10:00:01.000001: train_loss 0.{5 - epoch}")
+        bar("2026-01-01 10:00:01.000002: Pseudo dice [np.float32(0.25)]")
+    assert bar.bar.total == 20 and bar.bar.n == 3 and bar.postfix == {"loss": "0.3", "pseudo_dice": "0.250"}
+    bar.close()
+
+
+@pytest.mark.slow
+def test_whole_demo_with_a_smoke_trainer(tmp_path):
+    result = run_demo(DemoSettings(output=tmp_path / "demo", num_train=5, num_test=2, trainer="SwinACTTrainer_smoke",
+                                   num_processes=1, progress=False))
+    text = result.report.read_text()
+    assert "stand-in" in text and "random weights" in text and "smit_tiny" in text
+    assert "76 matched" in text and "nnUNetv2_train" in text and "nnUNetv2_predict" in text
+    for name in ("training_curve.png", "examples.png"):
+        assert (result.report.parent / name).stat().st_size > 1000
+    assert len(list((result.workspace / "predictions").glob("*.nii.gz"))) == 2
+    assert 0.0 <= result.mean_dice <= 1.0
+    assert set(result.seconds) >= {"train", "predict", "evaluate"}
