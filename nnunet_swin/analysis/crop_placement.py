@@ -13,12 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def padding_fraction(extent: int, crop: int) -> float:
-    """Paper eq. (4): max(1 - L/C, 0). Extent and crop in voxels along the same axis."""
-    if crop <= 0:
-        raise ValueError(f"crop size must be positive, got {crop}")
-    return max(1.0 - extent / crop, 0.0)
+from nnunet_swin.evaluation.case_metrics import padding_fraction  # paper eq. 4, one implementation
 
 
 def _placement(side: int, crop: int) -> tuple[slice, slice]:
