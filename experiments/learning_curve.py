@@ -99,6 +99,11 @@ def plot(curve: pd.DataFrame, heldout: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with plt.style.context("default"):  # nnU-Net's progress plot leaves seaborn styling behind in this process
+        _plot(curve, heldout, path, plt)
+
+
+def _plot(curve, heldout, path, plt):
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     axes[0].plot(curve["epoch"] + 1, curve["train_loss"], label="train")
     axes[0].plot(curve["epoch"] + 1, curve["val_loss"], label="validation")

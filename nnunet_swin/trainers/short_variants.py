@@ -60,10 +60,10 @@ class SwinScratchTrainer_smoke(SwinScratchTrainer):
 
 
 class SwinACTTrainer_demo(SwinACTTrainer):
-    """The CPU demo's run: 20 epochs x 20 iterations, 2 warmup epochs."""
+    """The CPU demo's run: 30 epochs x 25 iterations, 3 warmup epochs (about 9 minutes on 2 idle cores)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs, self.warmup_epochs = 20, 2
-        self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 20, 5
+        self.num_epochs, self.warmup_epochs = 30, 3
+        self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 25, 5

@@ -8,7 +8,7 @@ the console output and in the report:
 - a stand-in encoder checkpoint with random weights in SMIT's public file layout (no CT-pretrained weights can be
   downloaded here, and none exist for the reduced backbone): the loading path runs for real, but the run is in
   effect from random initialisation;
-- ``SwinACTTrainer_demo``: the ACT recipe for 20 epochs x 20 iterations instead of 500 x 250;
+- ``SwinACTTrainer_demo``: the ACT recipe for 30 epochs x 25 iterations instead of 500 x 250;
 - a 64 mm field of view for the synthetic scans (smaller volumes).
 """
 from __future__ import annotations

@@ -38,6 +38,14 @@ def _table(frame: pd.DataFrame, floats: str = "{:.3f}") -> list[str]:
     return lines
 
 
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Detection as yes/no (the evaluation table stores it as 0/1, NaN for an empty reference)."""
+    frame = frame.copy()
+    if "detected" in frame:
+        frame["detected"] = [("yes" if v else "no") if v == v else "n/a" for v in frame["detected"]]
+    return frame
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -100,7 +108,7 @@ def write_demo_report(facts: DemoFacts, folder: str | os.PathLike) -> Path:
         f"{facts.fold} of nnU-Net's 5-fold split, on patches.", "",
         "## Held-out test split", "",
         f"Metrics: {facts.metric_set}. Mean Dice **{mean_dice:.3f}** over {len(per_case)} cases.", "",
-        ] + _table(per_case[shown]) + ["", "![examples](examples.png)", "",
+        ] + _table(_readable(per_case[shown])) + ["", "![examples](examples.png)", "",
         "## Time per stage", ""] + [f"- {k}: {v:.0f} s" for k, v in facts.seconds.items()] + ["",
         "## Files", "",
         f"- workspace: `{facts.workspace}` (nnUNet_raw, nnUNet_preprocessed, nnUNet_results, logs)",

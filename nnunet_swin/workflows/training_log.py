@@ -34,6 +34,11 @@ def plot_training_curve(table: pd.DataFrame, path: str | os.PathLike, title: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with plt.style.context("default"):  # nnU-Net's progress plot may have left seaborn styling behind
+        return _draw(table, Path(path), title, plt)
+
+
+def _draw(table: pd.DataFrame, path: Path, title: str, plt) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(table["epoch"], table["train_loss"], label="train")
     axes[0].plot(table["epoch"], table["val_loss"], label="validation")
@@ -47,7 +52,6 @@ def plot_training_curve(table: pd.DataFrame, path: str | os.PathLike, title: str
     axes[2].set(xlabel="epoch", ylabel="lr", title="warmup + cosine")
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -191,7 +191,7 @@ def test_scratch_never_loads(trainer_factory, stand_in_network, fake_loader, cap
 @pytest.mark.parametrize("name, epochs, iterations", [
     ("SwinBaseTrainer_5epochs", 5, 250), ("SwinTATrainer_5epochs", 5, 250), ("SwinACTTrainer_5epochs", 5, 250),
     ("SwinScratchTrainer_5epochs", 5, 250), ("SwinACTTrainer_smoke", 3, 2), ("SwinScratchTrainer_smoke", 3, 2),
-    ("SwinACTTrainer_demo", 20, 20)])
+    ("SwinACTTrainer_demo", 30, 25)])
 def test_short_variants_only_shorten_the_schedule(trainer_factory, stand_in_network, name, epochs, iterations):
     cls = getattr(trainers, name)
     parent = cls.__mro__[1]
