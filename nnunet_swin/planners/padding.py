@@ -55,10 +55,11 @@ def choose_z_crop(extents, divisor: int, threshold: float = 0.05, max_crop: int 
 
 def choose_inplane_crop(extents_per_axis, requested: int, divisor: int) -> int:
     """The requested in-plane side, reduced only when the data are smaller: to the smallest multiple of the
-    divisor that still covers the median extent of the axis."""
+    divisor that still covers the median extent of the axis, and never below two divisors (so the 1/32 bottleneck
+    keeps more than one token, which the decoder's instance norm needs)."""
     if requested % divisor:
         raise UserError(f"in-plane crop {requested} is not a multiple of the backbone's size divisor {divisor}; "
                         f"use {max(divisor, requested // divisor * divisor)} or {(requested // divisor + 1) * divisor}")
     median = float(np.median(np.asarray(extents_per_axis, dtype=np.float64)))
-    covering = max(divisor, int(np.ceil(median / divisor)) * divisor)
+    covering = max(2 * divisor, int(np.ceil(median / divisor)) * divisor)
     return min(requested, covering)

@@ -74,8 +74,9 @@ class SwinPlannerBase(ExperimentPlanner):
         if isinstance(inplane_patch, int):
             inplane_patch = (inplane_patch, inplane_patch)
         self.inplane_patch = tuple(int(i) for i in inplane_patch)
-        if len(self.inplane_patch) != 2 or min(self.inplane_patch) < self.divisor:
-            raise UserError(f"in-plane patch must be two sides of at least {self.divisor}, got {inplane_patch}")
+        if len(self.inplane_patch) != 2 or min(self.inplane_patch) < 2 * self.divisor:
+            raise UserError(f"in-plane patch must be two sides of at least {2 * self.divisor} (two size divisors, so "
+                            f"the bottleneck keeps more than one token), got {list(inplane_patch)}")
         self.pf_threshold = float(pf_threshold)
         self.cubic_size = int(cubic_size or self.arch_kwargs["pretrained_input_size"][0])
         if self.cubic_size % self.divisor:

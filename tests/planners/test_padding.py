@@ -42,6 +42,7 @@ def test_bad_threshold_is_refused():
 def test_inplane_crop_reduced_only_for_small_data():
     assert choose_inplane_crop([300, 400], 128, 32) == 128
     assert choose_inplane_crop([90, 96, 100], 128, 32) == 96
+    assert choose_inplane_crop([20, 30, 33], 128, 32) == 64      # never below two divisors
     with pytest.raises(UserError, match="multiple"):
         choose_inplane_crop([300], 100, 32)
 

@@ -118,6 +118,11 @@ def test_2d_data_is_refused(cohort_dataset):
         SMITPlanner(900).plan_experiment()
 
 
+def test_inplane_patch_too_small_for_the_bottleneck_is_refused(cohort_dataset):
+    with pytest.raises(UserError, match="at least 64"):
+        SMITPlanner(900, inplane_patch=(32, 32))
+
+
 def test_wrong_backbone_family_is_refused(cohort_dataset):
     with pytest.raises(UserError, match="swin_unetr"):
         SMITPlanner(900, backbone="swin_unetr")
