@@ -14,7 +14,8 @@ non-zero voxels and scaled to [0, 1]):
 7. ``tumour_heterogeneity`` standard deviation of the tumour intensities (the seventh feature; the paper names only
                             six, and its "tumour intensity" is read here as mean and spread).
 
-Clustering: z-score on the training set, k-means for k in [2, 5] (k <= n - 1), scored by silhouette (higher
+Clustering: tumour volume enters as log10(mm^3) (volumes spread over two orders of magnitude, so raw z-scores
+let a few large tumours form clusters of their own); z-score on the training set, k-means for k in [2, 5] (k <= n - 1), scored by silhouette (higher
 better), Calinski-Harabasz (higher) and Davies-Bouldin (lower); the chosen k is the one most metrics pick, ties
 broken by silhouette. The fitted scaler and centroids are stored as JSON and reused on the test set (nearest
 centroid in z-space). Clusters are named by contrast: with k = 2 the higher-contrast one is ``B`` (bright) and the
@@ -36,6 +37,7 @@ from nnunet_swin.errors import UserError
 
 FEATURES = ("tumour_intensity", "background_intensity", "contrast", "cnr", "boundary_gradient",
             "tumour_volume", "tumour_heterogeneity")
+LOG_SCALED = ("tumour_volume",)
 
 
 def normalise_intensity(image: np.ndarray, percentile: float = 99.0) -> np.ndarray:
@@ -118,10 +120,13 @@ def _matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:
     missing = [n for n in names if n not in features.columns]
     if missing:
         raise UserError(f"feature table lacks columns {missing}")
-    x = features[list(names)].to_numpy(dtype=np.float64)
+    x = features[list(names)].to_numpy(dtype=np.float64, copy=True)
     if not np.isfinite(x).all():
         bad = features.index[~np.isfinite(x).all(axis=1)].tolist()
         raise UserError(f"non-finite features for cases {bad}; check those images and labels")
+    for j, name in enumerate(names):
+        if name in LOG_SCALED:  # log-normal across patients: z-score its logarithm, not the raw mm^3
+            x[:, j] = np.log10(np.maximum(x[:, j], 1e-3))
     return x
 
 
