@@ -4,8 +4,6 @@ Every function writes one PNG atomically (temporary file in the same folder, the
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -20,19 +18,13 @@ _COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".png")
-    os.close(fd)
+    from nnunet_swin.evaluation.reports import save_figure
+
     try:
         fig.tight_layout()
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        os.replace(tmp, path)
+        return save_figure(path, fig, dpi=130)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def stage_columns(table: pd.DataFrame, prefix: str) -> list[int]:

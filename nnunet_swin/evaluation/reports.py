@@ -64,8 +64,9 @@ def write_csv(path, frame: pd.DataFrame) -> Path:
     return _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-def save_figure(path, figure) -> Path:
-    return _atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+def save_figure(path, figure, dpi: int = 120) -> Path:
+    """A matplotlib figure as PNG, written atomically (the one figure writer of the package)."""
+    return _atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

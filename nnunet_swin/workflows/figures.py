@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_swin.evaluation.reports import save_figure
+
 
 def _largest_slice(mask_zyx: np.ndarray) -> int:
     areas = mask_zyx.reshape(mask_zyx.shape[0], -1).sum(1)
@@ -38,10 +40,7 @@ def plot_examples(cases: list[tuple[str, Path, Path, Path]], path: str | os.Path
         ax.axis("off")
     fig.suptitle(title + ("  " if title else "") + "(green: reference, red: prediction)", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return save_figure(path, fig, dpi=110)
+    finally:
+        plt.close(fig)
