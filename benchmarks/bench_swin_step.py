@@ -7,6 +7,8 @@ same tensor (its axis order does not change the cost).
 
 CPU: wall time per step (median of ``--repeats``) and the process CPU time of the same steps (user + system over all
 threads; steadier than wall time on a shared machine), peak memory = the subprocess's maximum resident set size.
+With ``--rounds R`` the two models alternate R times, each time in a fresh subprocess, and the median over rounds is
+reported, so that a change in machine load hits both alike.
 CUDA (``--device cuda``): bf16 autocast, TF32 off, time by CUDA synchronisation, peak memory =
 ``torch.cuda.max_memory_allocated``.
 
@@ -84,22 +86,31 @@ def run(which: str, size, device: str, repeats: int, warmup: int) -> dict:
     return result
 
 
+def _median_of_rounds(rounds: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per model and size (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternating ours/MONAI rounds, each a fresh subprocess (median over rounds reported)")
     parser.add_argument("--sizes", nargs="+", choices=tuple(SIZES), default=list(SIZES))
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     rows = []
-    print(f"device={args.device} batch=2 repeats={args.repeats} warmup={args.warmup}"
+    print(f"device={args.device} batch=2 repeats={args.repeats} warmup={args.warmup} rounds={args.rounds}"
           + (" autocast=bf16" if args.device == "cuda" else ""))
     print(f"{'size':>11} | {'ours s':>8} {'MONAI s':>8} {'ratio':>6} | {'ours cpu-s':>10} {'MONAI cpu-s':>11} "
           f"{'ratio':>6} | {'ours GiB':>8} {'MONAI GiB':>9} {'ratio':>6}")
     for name in args.sizes:
-        ours = run("ours", SIZES[name], args.device, args.repeats, args.warmup)
-        ref = run("monai", SIZES[name], args.device, args.repeats, args.warmup)
+        results = {"ours": [], "monai": []}
+        for _ in range(args.rounds):
+            for which in results:
+                results[which].append(run(which, SIZES[name], args.device, args.repeats, args.warmup))
+        ours, ref = (_median_of_rounds(results[w]) for w in ("ours", "monai"))
         row = {"size": name, "zyx": SIZES[name], "ours": ours, "monai": ref,
                "time_ratio": ours["time_s"] / ref["time_s"], "cpu_ratio": ours["cpu_s"] / ref["cpu_s"],
                "memory_ratio": ours["peak_gib"] / ref["peak_gib"]}

@@ -11,11 +11,31 @@ from __future__ import annotations
 
 from torch import nn
 import torch
+import torch.nn.functional as F
+
+
+class InstanceNorm(nn.Module):
+    """Non-affine instance norm, exactly what MONAI's ``InstanceNorm3d(affine=False)`` computes (no parameters or
+    buffers): ``F.instance_norm`` is a batch norm of the map reshaped to ``(1, B * C, *spatial)``, and ``flat`` runs that
+    same call. ``forward`` views the result back to ``(B, C, *spatial)``."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.channels, self.eps = channels, eps
+
+    def flat(self, x: torch.Tensor) -> torch.Tensor:
+        """The normalised map as ``(1, B * C, *spatial)``: the batch norm's own output, not a view of one, so in-place
+        operations on it do not make autograd copy the whole map in the backward pass (as they do on a view)."""
+        b, c = x.shape[:2]
+        return F.batch_norm(x.reshape(1, b * c, *x.shape[2:]), None, None, training=True, eps=self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flat(x).view(x.shape)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
-        return nn.InstanceNorm3d(channels, eps=1e-5, affine=False, track_running_stats=False)
+        return InstanceNorm(channels)
     if kind == "batch":
         return nn.BatchNorm3d(channels)
     raise ValueError(f"unknown decoder_norm {kind!r}; use 'instance' or 'batch'")
@@ -60,11 +80,20 @@ class ResidualBlock(nn.Module):
             self.conv3 = ConvUnit(cin, cout, 1)
             self.norm3 = _norm(norm, cout)
 
+    @staticmethod
+    def _normalise(norm: nn.Module, y: torch.Tensor) -> torch.Tensor:
+        """``norm(y)`` as a tensor that is not an autograd view (instance norm: in its flat shape)."""
+        return norm.flat(y) if isinstance(norm, InstanceNorm) else norm(y)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = self.norm3(self.conv3(x)) if self.downsample else x
-        y = self.lrelu(self.norm1(self.conv1(x)))
-        y = self.norm2(self.conv2(y))
-        return self.lrelu(y.add_(residual))  # in place: the norm's backward does not need its output
+        # MONAI's arithmetic and kernels; the in-place LeakyReLUs and the in-place residual addition act on the norms'
+        # own outputs (whose backward does not need them), and the results are viewed back to (B, C, ...) afterwards.
+        y = self.conv1(x)
+        shape = y.shape
+        y = self.lrelu(self._normalise(self.norm1, y)).view(shape)
+        y = self._normalise(self.norm2, self.conv2(y))
+        residual = self._normalise(self.norm3, self.conv3(x)) if self.downsample else x
+        return self.lrelu(y.add_(residual.reshape(y.shape))).view(shape)
 
 
 class SkipBlock(nn.Module):
