@@ -172,16 +172,19 @@ class WindowAttention(nn.Module):
 
     def _explicit(self, q, k, v, bias, shift_mask, key_padding, probe):
         bw, h, n, d = q.shape
-        attn = (q * self.scale) @ k.transpose(-2, -1)
-        # In-place additions are safe for autograd (matmul, add and softmax never need this tensor for backward) and
-        # keep one contiguous (B * nW, h, N, N) buffer; the bias gradient is the batch sum autograd forms anyway.
-        attn.add_(bias.to(attn.dtype).unsqueeze(0))
+        nw = shift_mask.shape[0] if shift_mask is not None else 1
+        lead = (bw // nw, nw)  # (B, nW): the shift mask broadcasts over the batch
+        q, k, v = (t.reshape(*lead, h, n, d) for t in (q, k, v))
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, nW, h, N, N)
+        # The additions go in place into the product's own buffer (not a view of it: in-place writes through a view
+        # make autograd copy the whole buffer back in the backward pass). Safe for autograd: matmul, add and softmax
+        # never need this tensor for backward; the bias gradient is the batch sum autograd forms anyway.
+        attn.add_(bias.to(attn.dtype))
         if shift_mask is not None:
-            nw = shift_mask.shape[0]
-            attn.view(bw // nw, nw, h, n, n).add_(shift_mask.to(attn.dtype).unsqueeze(1))
+            attn.add_(shift_mask.to(attn.dtype).unsqueeze(1))
         if key_padding is not None:
-            attn.add_((key_padding.to(attn.dtype) * PADDING_KEY_PENALTY)[:, None, None, :])
+            attn.add_((key_padding.to(attn.dtype) * PADDING_KEY_PENALTY).view(*lead, 1, 1, n))
         attn = attn.softmax(dim=-1)
         if probe is not None:
-            probe(attn)
-        return attn @ v
+            probe(attn.view(bw, h, n, n))
+        return (attn @ v).view(bw, h, n, d)
