@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
+from nnunet_swin.evaluation.reports import save_figure
 from nnunet_swin.workflows.scoring import mean_dice, score_predictions
 from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
 from nnunet_swin.workflows.training_log import training_curve
@@ -121,8 +122,10 @@ def _plot(curve, heldout, path, plt):
     axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="SwinACTTrainer, smit_tiny, CPU")
     axes[1].legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(path, fig, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def main(argv=None) -> int:
