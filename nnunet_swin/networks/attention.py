@@ -133,12 +133,14 @@ class WindowAttention(nn.Module):
         """
         bw, n, c = x.shape
         h = self.num_heads
+        bias = self.position_bias(window)  # (h, N, N)
+        if probe is None and x.device.type == "cpu" and torch.is_grad_enabled() \
+                and self.relative_position_bias_table.requires_grad:
+            nw = shift_mask.shape[0] if shift_mask is not None else 1
+            return self.proj(_ExplicitAttention.apply(self.qkv(x), bias, shift_mask, key_padding, h, self.scale, nw))
         qkv = self.qkv(x).reshape(bw, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B * nW, h, N, d)
-        bias = self.position_bias(window)  # (h, N, N)
-        explicit = probe is not None or (x.device.type == "cpu" and torch.is_grad_enabled()
-                                         and self.relative_position_bias_table.requires_grad)
-        if explicit:
+        if probe is not None:
             out = self._explicit(q, k, v, bias, shift_mask, key_padding, probe)
         else:
             out = self._fused(q, k, v, bias, shift_mask, key_padding)
@@ -188,3 +190,58 @@ class WindowAttention(nn.Module):
         if probe is not None:
             probe(attn.view(bw, h, n, n))
         return (attn @ v).view(bw, h, n, d)
+
+
+class _ExplicitAttention(torch.autograd.Function):
+    """The CPU training path: ``qkv (B * nW, N, 3C)`` (the qkv projection's output) -> ``(B * nW, N, C)``, the heads'
+    softmax(q k^T * scale + bias + masks) v side by side, with the backward written out.
+
+    Plain autograd spends two extra ``(B * nW * h, N, N)`` buffers per block (the softmax output and its gradient;
+    the largest tensors of a stage-0 step) and three zero-filled qkv-sized buffers (the backward of taking q, k and
+    v out of one tensor). Here the forward's scores become the softmax weights in place (the weights are what the
+    backward needs), the backward's dL/dP becomes dL/dS in place, and the q, k, v gradients are written into one
+    qkv-shaped gradient. The kernels are those of the plain form (``WindowAttention._explicit``): the forward is
+    bitwise the same, the gradients agree to rounding.
+
+    ``bias`` ``(h, N, N)`` may need a gradient (the relative-position table's); ``shift_mask`` ``(nW, N, N)`` and
+    ``key_padding`` ``(B * nW, N)`` are constants. Windows of one sample are consecutive (``nw`` of them)."""
+
+    @staticmethod
+    def forward(ctx, qkv, bias, shift_mask, key_padding, heads, scale, nw):
+        bw, n, c3 = qkv.shape
+        h, d = heads, c3 // (3 * heads)
+        parts = qkv.view(bw, n, 3, h, d)
+        q3 = torch.mul(parts[:, :, 0].transpose(1, 2), scale, out=qkv.new_empty(bw, h, n, d)).view(bw * h, n, d)
+        k3 = parts[:, :, 1].transpose(1, 2).reshape(bw * h, n, d)
+        v3 = parts[:, :, 2].transpose(1, 2).reshape(bw * h, n, d)
+        attn = torch.bmm(q3, k3.transpose(1, 2))
+        scores = attn.view(bw // nw, nw, h, n, n)
+        scores.add_(bias.to(attn.dtype))
+        if shift_mask is not None:
+            scores.add_(shift_mask.to(attn.dtype).unsqueeze(1))
+        if key_padding is not None:
+            scores.add_((key_padding.to(attn.dtype) * PADDING_KEY_PENALTY).view(bw // nw, nw, 1, 1, n))
+        torch.softmax(attn, -1, out=attn)
+        ctx.save_for_backward(q3, k3, v3, attn)
+        ctx.scale, ctx.shape, ctx.bias_dtype = scale, (bw, h, n, d), bias.dtype
+        return torch.bmm(attn, v3).view(bw, h, n, d).transpose(1, 2).reshape(bw, n, h * d)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q3, k3, v3, attn = ctx.saved_tensors
+        bw, h, n, d = ctx.shape
+        g3 = grad_out.reshape(bw, n, h, d).transpose(1, 2).reshape(bw * h, n, d)
+        grad_qkv = grad_out.new_empty(bw, n, 3, h, d)
+
+        def put(i, grad, scale=None):  # (B * nW * h, N, d) into the qkv layout
+            dst = grad_qkv[:, :, i].transpose(1, 2)
+            src = grad.view(bw, h, n, d)
+            torch.mul(src, scale, out=dst) if scale is not None else dst.copy_(src)
+
+        put(2, torch.bmm(attn.transpose(1, 2), g3))
+        grad = torch.bmm(g3, v3.transpose(1, 2))  # dL/dP
+        torch._softmax_backward_data(grad, attn, -1, attn.dtype, grad_input=grad)  # in place: dL/dS
+        put(0, torch.bmm(grad, k3), ctx.scale)
+        put(1, torch.bmm(grad.transpose(1, 2), q3))
+        grad_bias = grad.view(-1, h, n, n).sum(0).to(ctx.bias_dtype) if ctx.needs_input_grad[1] else None
+        return grad_qkv.view(bw, n, 3 * h * d), grad_bias, None, None, None, None, None

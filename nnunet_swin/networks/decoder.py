@@ -45,12 +45,42 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
     """A 1x1x1 convolution with ``weight (C_out, C_in, 1, 1, 1)`` (or ``(C_out, C_in)``) as one batched matrix product
     ``(C_out, C_in) @ (C_in, voxels)`` per sample: the same sums, and on CPU markedly faster than the convolution
     kernel, forward and backward (see ``benchmarks/bench_swin_step.py``)."""
-    b, cin = x.shape[:2]
-    cout = weight.shape[0]
-    y = torch.bmm(weight.reshape(1, cout, cin).expand(b, cout, cin), x.reshape(b, cin, -1))
-    if bias is not None:
-        y = y + bias.view(1, cout, 1)
-    return y.view(b, cout, *x.shape[2:])
+    return _Pointwise.apply(x, weight.reshape(weight.shape[0], x.shape[1]), bias)
+
+
+class _Pointwise(torch.autograd.Function):
+    """``pointwise`` with the backward written out: the same two matrix products autograd would run, but the input
+    gradient is a fresh ``(B, C_in, *spatial)`` tensor rather than a reshaped view of one. Autograd can then sum
+    the gradients of a map with several consumers (the concatenated skip feeds a 3x3x3 and a 1x1x1 convolution)
+    in place instead of into a new full-resolution buffer."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        b, cin = x.shape[:2]
+        cout = weight.shape[0]
+        y = x.new_empty(b, cout, *x.shape[2:])
+        torch.bmm(weight.expand(b, cout, cin), x.reshape(b, cin, -1), out=y.view(b, cout, -1))
+        if bias is not None:
+            y.view(b, cout, -1).add_(bias.view(1, cout, 1))
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight = ctx.saved_tensors
+        b, cin = x.shape[:2]
+        cout = weight.shape[0]
+        g = grad_y.reshape(b, cout, -1)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty_like(x, memory_format=torch.contiguous_format)
+            torch.bmm(weight.t().expand(b, cin, cout), g, out=grad_x.view(b, cin, -1))
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(g, x.reshape(b, cin, -1).transpose(1, 2)).sum(0)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum((0, 2))
+        return grad_x, grad_w, grad_b
 
 
 class ConvUnit(nn.Module):
