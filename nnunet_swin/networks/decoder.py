@@ -44,8 +44,16 @@ def _norm(kind: str, channels: int) -> nn.Module:
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """A 1x1x1 convolution with ``weight (C_out, C_in, 1, 1, 1)`` (or ``(C_out, C_in)``) as one batched matrix product
     ``(C_out, C_in) @ (C_in, voxels)`` per sample: the same sums, and on CPU markedly faster than the convolution
-    kernel, forward and backward (see ``benchmarks/bench_swin_step.py``)."""
-    return _Pointwise.apply(x, weight.reshape(weight.shape[0], x.shape[1]), bias)
+    kernel, forward and backward (see ``benchmarks/bench_swin_step.py``).
+
+    Under autocast the operands are first cast to the autocast dtype, as autocast casts a convolution's or ``bmm``'s
+    (the explicit products inside write into preallocated outputs, which autocast does not cast for)."""
+    weight = weight.reshape(weight.shape[0], x.shape[1])
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        x, weight, bias = (t if t is None or t.dtype == torch.float64 else t.to(dtype) for t in (x, weight, bias))
+    return _Pointwise.apply(x, weight, bias)
 
 
 class _Pointwise(torch.autograd.Function):

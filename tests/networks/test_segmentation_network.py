@@ -88,3 +88,20 @@ def test_encoder_standalone_and_block_hooks():
                                               (2, 96, 4, 2, 6), (2, 192, 2, 1, 3)]
     assert seen == [(0, 0, (2, 32, 16, 48, 12)), (1, 0, (2, 16, 8, 24, 24)), (2, 0, (2, 8, 4, 12, 48)),
                     (3, 0, (2, 4, 2, 6, 96))]
+
+
+@pytest.mark.parametrize("preset", ["smit_tiny", "swin_unetr_tiny"])
+def test_training_step_under_bf16_autocast(preset):
+    """Under autocast (nnU-Net trains with it on GPUs; the CPU autocast applies the same casting rules) the network
+    runs forward and backward with bf16 products, and every parameter gets a finite gradient in its own dtype."""
+    torch.manual_seed(0)
+    net = build(preset, classes=2).train()
+    x = torch.randn(1, 1, 32, 32, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = net(x)
+    loss = torch.nn.functional.cross_entropy(logits.float(), torch.randint(0, 2, (1, 32, 32, 64)))
+    loss.backward()
+    assert logits.dtype == torch.bfloat16 and logits.shape == (1, 2, 32, 32, 64) and torch.isfinite(loss)
+    bad = [name for name, p in net.named_parameters()
+           if p.grad is None or p.grad.dtype != p.dtype or not torch.isfinite(p.grad).all()]
+    assert not bad, f"missing, mistyped or non-finite gradients: {bad}"
