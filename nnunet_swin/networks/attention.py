@@ -7,9 +7,10 @@ first window axis slowest). Two numerically equivalent paths compute softmax(q k
   with the relative-position bias, Swin's shift mask (-100 between tokens of different shifted regions) and,
   optionally, padding-key exclusion folded into one additive mask;
 - explicit: the same sum through a plain softmax. It serves the probe (``SwinEncoder.attention_probe``), where a
-  callback sees the post-softmax weights ``(B * nW, heads, N, N)`` of every window and reduces them on the fly, and
-  CPU training: there SDPA cannot use its fused CPU kernel for a mask that needs a gradient (the learned bias) and
-  falls back to an unfused kernel that is slower than this path.
+  callback sees the post-softmax weights ``(B * nW, heads, N, N)`` of every window and reduces them on the fly;
+- CPU training: the explicit arithmetic as one autograd function with a hand-written backward
+  (``_ExplicitAttention``). SDPA cannot use its fused CPU kernel for a mask that needs a gradient (the learned bias)
+  and falls back to an unfused kernel that is slower than this path.
 """
 from __future__ import annotations
 
@@ -127,9 +128,9 @@ class WindowAttention(nn.Module):
         ``shift_mask``: ``(nW, N, N)`` additive (0 / -100) or None. ``key_padding``: ``(B * nW, N)`` bool, True for
         keys to exclude, or None. ``probe``: called with the post-softmax weights; selects the explicit path.
 
-        Path choice: the explicit softmax runs when probing, and also for CPU autograd, where PyTorch's SDPA can
-        only use its unfused "math" kernel (a mask that needs a gradient rules out the CPU flash kernel) and the
-        explicit form does the same arithmetic in fewer passes. Everywhere else (CUDA, CPU inference) SDPA runs.
+        Path choice: the explicit softmax runs when probing; CPU autograd (with a trainable bias table) runs
+        ``_ExplicitAttention``, where PyTorch's SDPA could only use its unfused "math" kernel (a mask that needs a
+        gradient rules out the CPU flash kernel). Everywhere else (CUDA, CPU inference) SDPA runs.
         """
         bw, n, c = x.shape
         h = self.num_heads
