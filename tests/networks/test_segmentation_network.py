@@ -93,14 +93,24 @@ def test_encoder_standalone_and_block_hooks():
 @pytest.mark.parametrize("preset", ["smit_tiny", "swin_unetr_tiny"])
 def test_training_step_under_bf16_autocast(preset):
     """Under autocast (nnU-Net trains with it on GPUs; the CPU autocast applies the same casting rules) the network
-    runs forward and backward with bf16 products, and every parameter gets a finite gradient in its own dtype."""
+    runs forward and backward with bf16 products, and every parameter gets a finite gradient in its own dtype.
+
+    oneDNN is switched off for this test: its bf16 Conv3d weight gradient on CPU (torch 2.14.1, oneDNN 3.12) reads
+    uninitialised memory when a side of the map is 2 (maps 2x1x1 and 2x2x2 here; 1x1x1 and 4x2x2 are fine), so it
+    returns NaN whenever the reused heap holds NaN. That is a bug of the kernel, not of this network (a lone
+    ``nn.Conv3d`` shows it); nnU-Net trains with autocast only on CUDA."""
     torch.manual_seed(0)
     net = build(preset, classes=2).train()
     x = torch.randn(1, 1, 32, 32, 64)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits = net(x)
-    loss = torch.nn.functional.cross_entropy(logits.float(), torch.randint(0, 2, (1, 32, 32, 64)))
-    loss.backward()
+    mkldnn = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = net(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), torch.randint(0, 2, (1, 32, 32, 64)))
+        loss.backward()
+    finally:
+        torch.backends.mkldnn.enabled = mkldnn
     assert logits.dtype == torch.bfloat16 and logits.shape == (1, 2, 32, 32, 64) and torch.isfinite(loss)
     bad = [name for name, p in net.named_parameters()
            if p.grad is None or p.grad.dtype != p.dtype or not torch.isfinite(p.grad).all()]
