@@ -137,8 +137,7 @@ class WindowAttention(nn.Module):
         bias = self.position_bias(window)  # (h, N, N)
         if probe is None and x.device.type == "cpu" and torch.is_grad_enabled() \
                 and self.relative_position_bias_table.requires_grad:
-            nw = shift_mask.shape[0] if shift_mask is not None else 1
-            return self.proj(_ExplicitAttention.apply(self.qkv(x), bias, shift_mask, key_padding, h, self.scale, nw))
+            return self.proj(_ExplicitAttention.apply(self.qkv(x), bias, shift_mask, key_padding, h, self.scale))
         qkv = self.qkv(x).reshape(bw, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B * nW, h, N, d)
         if probe is not None:
@@ -182,15 +181,22 @@ class WindowAttention(nn.Module):
         # The additions go in place into the product's own buffer (not a view of it: in-place writes through a view
         # make autograd copy the whole buffer back in the backward pass). Safe for autograd: matmul, add and softmax
         # never need this tensor for backward; the bias gradient is the batch sum autograd forms anyway.
-        attn.add_(bias.to(attn.dtype))
-        if shift_mask is not None:
-            attn.add_(shift_mask.to(attn.dtype).unsqueeze(1))
-        if key_padding is not None:
-            attn.add_((key_padding.to(attn.dtype) * PADDING_KEY_PENALTY).view(*lead, 1, 1, n))
+        _add_masks_(attn, bias, shift_mask, key_padding)
         attn = attn.softmax(dim=-1)
-        if probe is not None:
-            probe(attn.view(bw, h, n, n))
+        probe(attn.view(bw, h, n, n))
         return (attn @ v).view(bw, h, n, d)
+
+
+def _add_masks_(scores: torch.Tensor, bias: torch.Tensor, shift_mask: torch.Tensor | None,
+                key_padding: torch.Tensor | None) -> None:
+    """Add the bias ``(h, N, N)``, the shift mask ``(nW, N, N)`` and the padding-key penalty ``(B * nW, N)`` in place
+    to ``scores (B, nW, h, N, N)``."""
+    scores.add_(bias.to(scores.dtype))
+    if shift_mask is not None:
+        scores.add_(shift_mask.to(scores.dtype).unsqueeze(1))
+    if key_padding is not None:
+        b, nw, _, _, n = scores.shape
+        scores.add_((key_padding.to(scores.dtype) * PADDING_KEY_PENALTY).view(b, nw, 1, 1, n))
 
 
 class _ExplicitAttention(torch.autograd.Function):
@@ -205,23 +211,19 @@ class _ExplicitAttention(torch.autograd.Function):
     bitwise the same, the gradients agree to rounding.
 
     ``bias`` ``(h, N, N)`` may need a gradient (the relative-position table's); ``shift_mask`` ``(nW, N, N)`` and
-    ``key_padding`` ``(B * nW, N)`` are constants. Windows of one sample are consecutive (``nw`` of them)."""
+    ``key_padding`` ``(B * nW, N)`` are constants. Windows of one sample are consecutive."""
 
     @staticmethod
-    def forward(ctx, qkv, bias, shift_mask, key_padding, heads, scale, nw):
+    def forward(ctx, qkv, bias, shift_mask, key_padding, heads, scale):
         bw, n, c3 = qkv.shape
+        nw = shift_mask.shape[0] if shift_mask is not None else 1
         h, d = heads, c3 // (3 * heads)
         parts = qkv.view(bw, n, 3, h, d)
         q3 = torch.mul(parts[:, :, 0].transpose(1, 2), scale, out=qkv.new_empty(bw, h, n, d)).view(bw * h, n, d)
         k3 = parts[:, :, 1].transpose(1, 2).reshape(bw * h, n, d)
         v3 = parts[:, :, 2].transpose(1, 2).reshape(bw * h, n, d)
         attn = torch.bmm(q3, k3.transpose(1, 2))
-        scores = attn.view(bw // nw, nw, h, n, n)
-        scores.add_(bias.to(attn.dtype))
-        if shift_mask is not None:
-            scores.add_(shift_mask.to(attn.dtype).unsqueeze(1))
-        if key_padding is not None:
-            scores.add_((key_padding.to(attn.dtype) * PADDING_KEY_PENALTY).view(bw // nw, nw, 1, 1, n))
+        _add_masks_(attn.view(bw // nw, nw, h, n, n), bias, shift_mask, key_padding)
         torch.softmax(attn, -1, out=attn)
         ctx.save_for_backward(q3, k3, v3, attn)
         ctx.scale, ctx.shape, ctx.bias_dtype = scale, (bw, h, n, d), bias.dtype
@@ -245,4 +247,4 @@ class _ExplicitAttention(torch.autograd.Function):
         put(0, torch.bmm(grad, k3), ctx.scale)
         put(1, torch.bmm(grad.transpose(1, 2), q3))
         grad_bias = grad.view(-1, h, n, n).sum(0).to(ctx.bias_dtype) if ctx.needs_input_grad[1] else None
-        return grad_qkv.view(bw, n, 3 * h * d), grad_bias, None, None, None, None, None
+        return grad_qkv.view(bw, n, 3 * h * d), grad_bias, None, None, None, None
