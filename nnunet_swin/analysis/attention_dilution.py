@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-REAL, INPUT_PAD, WINDOW_PAD = 0, 1, 2
+from nnunet_swin.networks.token_kinds import TOKEN_REAL
 
 # per-cell float64 sums, in this order
 _FIELDS = ("h_real", "h_input", "h_window", "mass_input", "mass_window", "n_queries")
@@ -40,7 +40,8 @@ def attention_dilution_sums(attn: torch.Tensor, token_kind: torch.Tensor, scans:
     """Entropy and mass sums over real queries for one block.
 
     attn: (scans*nW, heads, N, N) post-softmax weights, windows scan-major (Swin's ``window_partition`` order).
-    token_kind: (scans*nW, N) int, 0 real / 1 input padding / 2 window padding (same for queries and keys).
+    token_kind: (scans*nW, N) int, 0 real / 1 input padding / 2 window padding (``networks.token_kinds``; the same
+    for queries and keys).
     Returns float64 (scans, heads, 6): sum H_RR, sum H_RP(input), sum H_RP(window), sum mass(input),
     sum mass(window), number of real queries; sums over all real queries of the scan's windows.
     """
@@ -53,7 +54,7 @@ def attention_dilution_sums(attn: torch.Tensor, token_kind: torch.Tensor, scans:
         raise ValueError(f"{windows} windows do not split into {scans} scans")
     a = attn.detach().float()
     kind = token_kind.to(a.device).long()
-    is_real = kind == REAL                                                       # (W, N)
+    is_real = kind == TOKEN_REAL                                                 # (W, N)
     scan_of = torch.arange(windows, device=a.device) // (windows // scans)       # (W,) windows are scan-major
     keep = is_real.any(dim=1)
     if not bool(keep.all()):                      # windows without a real query contribute nothing: skip them

@@ -21,13 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Additive mask value for excluded padding keys. Finite on purpose: a query whose keys are all excluded gets the
-# same constant on every logit, so its softmax stays defined (never NaN); exp(-1e4) underflows to exactly 0
-# against any real key. It fits float16 and bfloat16.
-PADDING_KEY_PENALTY = -1.0e4
-
-# Token kinds reported to probe callbacks.
-TOKEN_REAL, TOKEN_INPUT_PADDING, TOKEN_WINDOW_PADDING = 0, 1, 2
+from nnunet_swin.networks.windows import PADDING_KEY_PENALTY, add_masks_
 
 
 @dataclass(frozen=True)
@@ -41,9 +35,9 @@ class AttentionEvent:
     - ``attn``: ``(B * nW, heads, N, N)`` post-softmax weights the layer used (rows = queries, columns = keys), in the
       layer's dtype. Windows are in partition order over the padded (and, for shifted blocks, rolled) feature map:
       for sample b, window index ``b * nW + w`` with w in raster order over the window grid.
-    - ``token_kind``: ``(B * nW, N)`` int8, same window and token order: 0 = real image token, 1 = zero-padding added
-      to the input (from the ``padding_mask`` given with it), 2 = Swin's own padding of the feature map to a window
-      multiple.
+    - ``token_kind``: ``(B * nW, N)`` int8, same window and token order (``token_kinds``): 0 = real image token,
+      1 = zero-padding added to the input (from the ``padding_mask`` given with it), 2 = Swin's own padding of the
+      feature map to a window multiple.
     """
     stage: int
     block: int
@@ -181,22 +175,10 @@ class WindowAttention(nn.Module):
         # The additions go in place into the product's own buffer (not a view of it: in-place writes through a view
         # make autograd copy the whole buffer back in the backward pass). Safe for autograd: matmul, add and softmax
         # never need this tensor for backward; the bias gradient is the batch sum autograd forms anyway.
-        _add_masks_(attn, bias, shift_mask, key_padding)
+        add_masks_(attn, bias, shift_mask, key_padding)
         attn = attn.softmax(dim=-1)
         probe(attn.view(bw, h, n, n))
         return (attn @ v).view(bw, h, n, d)
-
-
-def _add_masks_(scores: torch.Tensor, bias: torch.Tensor, shift_mask: torch.Tensor | None,
-                key_padding: torch.Tensor | None) -> None:
-    """Add the bias ``(h, N, N)``, the shift mask ``(nW, N, N)`` and the padding-key penalty ``(B * nW, N)`` in place
-    to ``scores (B, nW, h, N, N)``."""
-    scores.add_(bias.to(scores.dtype))
-    if shift_mask is not None:
-        scores.add_(shift_mask.to(scores.dtype).unsqueeze(1))
-    if key_padding is not None:
-        b, nw, _, _, n = scores.shape
-        scores.add_((key_padding.to(scores.dtype) * PADDING_KEY_PENALTY).view(b, nw, 1, 1, n))
 
 
 class _ExplicitAttention(torch.autograd.Function):
@@ -223,7 +205,7 @@ class _ExplicitAttention(torch.autograd.Function):
         k3 = parts[:, :, 1].transpose(1, 2).reshape(bw * h, n, d)
         v3 = parts[:, :, 2].transpose(1, 2).reshape(bw * h, n, d)
         attn = torch.bmm(q3, k3.transpose(1, 2))
-        _add_masks_(attn.view(bw // nw, nw, h, n, n), bias, shift_mask, key_padding)
+        add_masks_(attn.view(bw // nw, nw, h, n, n), bias, shift_mask, key_padding)
         torch.softmax(attn, -1, out=attn)
         ctx.save_for_backward(q3, k3, v3, attn)
         ctx.scale, ctx.shape, ctx.bias_dtype = scale, (bw, h, n, d), bias.dtype

@@ -26,8 +26,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from nnunet_swin.networks import windows as win
-from nnunet_swin.networks.attention import (TOKEN_INPUT_PADDING, TOKEN_REAL, TOKEN_WINDOW_PADDING, AttentionEvent,
-                                            ProbeCallback, WindowAttention)
+from nnunet_swin.networks.attention import AttentionEvent, ProbeCallback, WindowAttention
+from nnunet_swin.networks.geometry import effective_window, padded_size
+from nnunet_swin.networks.token_kinds import TOKEN_REAL, embedded_kinds, merged_kinds, window_padded_kinds
 
 # (d, h, w) offsets of the 2x2x2 neighbours, in the order each implementation concatenates them.
 MERGE_ORDERS: dict[str, tuple[tuple[int, int, int], ...]] = {
@@ -115,17 +116,14 @@ class StageGeometry:
     def __init__(self, size: tuple[int, ...], window: tuple[int, ...], shrink: bool, kinds: torch.Tensor | None,
                  device: torch.device, need_kinds: bool) -> None:
         self.size = tuple(size)
-        self.window, self.shift = win.effective_window(self.size, window, shrink)
-        self.padded = win.padded_size(self.size, self.window)
+        self.window, self.shift = effective_window(self.size, window, shrink)
+        self.padded = padded_size(self.size, self.window)
         self.needs_pad = self.padded != self.size
         self.shifted = any(s > 0 for s in self.shift)
         self.shift_mask = (win.shift_mask(self.padded, self.window, self.shift, device=device)
                            if self.shifted else None)
-        self.kinds_padded = None
-        if need_kinds:
-            # kinds: (B, D, H, W) int8 in {0, 1}; padded positions become Swin window padding (2).
-            pad = [p - s for p, s in zip(self.padded, self.size)]
-            self.kinds_padded = F.pad(kinds, (0, pad[2], 0, pad[1], 0, pad[0]), value=TOKEN_WINDOW_PADDING)
+        # kinds: (B, D, H, W) int8, real or input padding; the window padding is marked as such.
+        self.kinds_padded = window_padded_kinds(kinds, self.window) if need_kinds else None
 
     def window_kinds(self, shifted: bool) -> torch.Tensor | None:
         """Token kinds ``(B * nW, N)`` int8 in the block's (rolled) frame, or None when not tracked."""
@@ -310,15 +308,15 @@ class SwinEncoder(nn.Module):
             if self.skip_taps == "monai" or i == len(self.layers) - 1:
                 outs.append(self._layer_norm(t) if self.skip_taps == "monai" else t)
             if kinds is not None:
-                kinds = self._merge_kinds(kinds)
+                kinds = merged_kinds(kinds)
         return [o.permute(0, 4, 1, 2, 3) for o in outs]
 
     def _initial_kinds(self, x: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
-        """Token kinds after the patch embedding ``(B, D/p, H/p, W/p)`` int8: 0 real, 1 input padding."""
+        """Token kinds after the patch embedding ``(B, D/p, H/p, W/p)`` int8 (see ``token_kinds``)."""
         b = x.shape[0]
-        size = [s // p for s, p in zip(x.shape[2:], self.patch_size)]
         if padding_mask is None:
-            return torch.zeros((b, *size), dtype=torch.int8, device=x.device)
+            size = [s // p for s, p in zip(x.shape[2:], self.patch_size)]
+            return torch.full((b, *size), TOKEN_REAL, dtype=torch.int8, device=x.device)
         m = padding_mask
         if m.ndim == 5:
             if m.shape[1] != 1:
@@ -326,12 +324,4 @@ class SwinEncoder(nn.Module):
             m = m[:, 0]
         if tuple(m.shape) != (b, *x.shape[2:]):
             raise ValueError(f"padding_mask shape {tuple(m.shape)} does not match the input {tuple(x.shape)}")
-        real = F.max_pool3d(m.to(torch.float32).unsqueeze(1), self.patch_size, self.patch_size)[:, 0]
-        return torch.where(real > 0, TOKEN_REAL, TOKEN_INPUT_PADDING).to(torch.int8)
-
-    @staticmethod
-    def _merge_kinds(kinds: torch.Tensor) -> torch.Tensor:
-        """A merged token is real if any of its 2x2x2 constituents is real (odd sides: the pad is not real)."""
-        real = (kinds == TOKEN_REAL).to(torch.float32).unsqueeze(1)
-        pooled = F.max_pool3d(real, 2, 2, ceil_mode=True)[:, 0]
-        return torch.where(pooled > 0, TOKEN_REAL, TOKEN_INPUT_PADDING).to(torch.int8)
+        return embedded_kinds(m, self.patch_size)

@@ -1,33 +1,17 @@
-"""Window arithmetic on channels-last token maps ``(B, D, H, W, C)``: effective window, partition, reverse, shift mask.
+"""Windows on channels-last token maps ``(B, D, H, W, C)``: partition, reverse, and the additive attention masks.
 
 Axes D, H, W are the encoder's own (inside ``SwinSegmentationNetwork``: the checkpoints' X, Y, Z). Windows are
-enumerated in raster order over the window grid (D slowest), tokens inside a window in raster order too.
+enumerated in raster order over the window grid (D slowest), tokens inside a window in raster order too. The window
+sizes themselves (effective window, shift, padded size) are torch-free arithmetic in ``geometry``.
 """
 from __future__ import annotations
 
-from math import ceil
-
 import torch
 
-
-def effective_window(size: tuple[int, ...], window: tuple[int, ...], shrink: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(window, shift) a stage uses on a feature map of ``size`` tokens.
-
-    Shift is half the window (floor). With ``shrink`` (MONAI), an axis whose size is not larger than the window gets
-    window = size and shift 0; without it (SMIT) the window is kept and the map padded.
-    """
-    win = list(window)
-    shift = [w // 2 for w in window]
-    if shrink:
-        for i, s in enumerate(size):
-            if s <= window[i]:
-                win[i], shift[i] = s, 0
-    return tuple(win), tuple(shift)
-
-
-def padded_size(size: tuple[int, ...], window: tuple[int, ...]) -> tuple[int, ...]:
-    """Feature-map size after right-padding every axis to a multiple of the window."""
-    return tuple(int(ceil(s / w)) * w for s, w in zip(size, window))
+# Additive mask value for excluded padding keys. Finite on purpose: a query whose keys are all excluded gets the
+# same constant on every logit, so its softmax stays defined (never NaN); exp(-1e4) underflows to exactly 0
+# against any real key. It fits float16 and bfloat16.
+PADDING_KEY_PENALTY = -1.0e4
 
 
 def partition(x: torch.Tensor, window: tuple[int, ...]) -> torch.Tensor:
@@ -77,3 +61,15 @@ def shift_mask(padded: tuple[int, ...], window: tuple[int, ...], shift: tuple[in
     win = partition(region.unsqueeze(0), window)  # (nW, N)
     different = win[:, None, :] != win[:, :, None]
     return torch.zeros(different.shape, dtype=dtype, device=device).masked_fill_(different, -100.0)
+
+
+def add_masks_(scores: torch.Tensor, bias: torch.Tensor, shift_mask: torch.Tensor | None,
+               key_padding: torch.Tensor | None) -> None:
+    """Add the relative-position bias ``(h, N, N)``, the shift mask ``(nW, N, N)`` and the padding-key penalty
+    (``key_padding (B * nW, N)`` bool, True = excluded key) in place to ``scores (B, nW, h, N, N)``."""
+    scores.add_(bias.to(scores.dtype))
+    if shift_mask is not None:
+        scores.add_(shift_mask.to(scores.dtype).unsqueeze(1))
+    if key_padding is not None:
+        b, nw, _, _, n = scores.shape
+        scores.add_((key_padding.to(scores.dtype) * PADDING_KEY_PENALTY).view(b, nw, 1, 1, n))
