@@ -1,0 +1,89 @@
+"""What a checkpoint of ``nnunet-swin pretrain`` says about itself, and how it compares with fine-tuning plans.
+
+Pure functions on plain dicts (no torch needed), for the adapters' callers:
+
+- ``read_pretraining_metadata(obj)``: the metadata dict of a loaded checkpoint written by ``nnunet-swin pretrain``
+  (``obj["metadata"]["format"] == FORMAT``), else None;
+- ``describe(metadata)``: one line naming the file ("nnunet-swin pretraining, method ..., backbone ..."), for
+  ``nnunet-swin weights inspect``;
+- ``compare_with_plans(metadata, spacing, normalization_schemes)``: warning strings when the fine-tuning plans'
+  spacing differs from the pretraining spacing, or the input ranges differ in kind (e.g. [0, 1] pretraining input
+  against z-scored fine-tuning input); ``report_lines`` puts both side by side for the trainer's load report.
+"""
+from __future__ import annotations
+
+FORMAT = "nnunet-swin pretraining"
+FORMAT_VERSION = 1
+
+# nnU-Net normalisation scheme name -> the kind of range the network sees
+RANGE_KINDS = {
+    "ZScoreNormalization": "z-scored",
+    "CTNormalization": "z-scored",          # percentile clip, then dataset mean/std
+    "RescaleTo01Normalization": "[0, 1]",
+    "RGBTo01Normalization": "[0, 1]",
+    "NoNormalization": "raw",
+}
+
+
+def read_pretraining_metadata(obj) -> dict | None:
+    """``obj["metadata"]`` when ``obj`` is a loaded ``nnunet-swin pretrain`` checkpoint, else None."""
+    if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict) and obj["metadata"].get("format") == FORMAT:
+        return obj["metadata"]
+    return None
+
+
+def _range_kind(metadata: dict) -> str:
+    lo_hi = (metadata.get("intensity") or {}).get("output_range")
+    return "[0, 1]" if lo_hi == [0.0, 1.0] or lo_hi == [0, 1] else "unknown"
+
+
+def describe_intensity(intensity: dict) -> str:
+    if intensity.get("modality") == "CT":
+        lo, hi = intensity.get("hu_window", [None, None])
+        return f"CT, HU window [{lo:g}, {hi:g}] -> [0, 1]"
+    if intensity.get("modality") == "MR":
+        return f"MR, per image [min, p{intensity.get('upper_percentile', 99):g}] -> [0, 1]"
+    return "unknown intensity scheme"
+
+
+def describe(metadata: dict) -> str:
+    """One line: format, method, backbone, epochs, data count, spacing, intensity scheme, which encoder is loaded."""
+    sp = metadata.get("spacing_zyx_mm")
+    spacing = "x".join(f"{s:g}" for s in sp) + " mm" if sp else "unknown spacing"
+    state = "finished" if metadata.get("finished") else "unfinished"
+    return (f"{FORMAT} ({state}): method {metadata.get('method')}, backbone {metadata.get('backbone')}, "
+            f"{metadata.get('epochs_completed')}/{metadata.get('epochs')} epochs on {metadata.get('num_volumes')} "
+            f"volumes, {spacing}, {describe_intensity(metadata.get('intensity') or {})}; "
+            f"the adapters load the {metadata.get('encoder_loaded', 'teacher')} encoder")
+
+
+def compare_with_plans(metadata: dict, spacing, normalization_schemes, tolerance: float = 0.05) -> list[str]:
+    """Warnings (empty when consistent). ``spacing``: the plans configuration's ``spacing`` (mm, any axis order;
+    compared as a sorted set when both are near isotropic, else axis by axis in (z, y, x));
+    ``normalization_schemes``: the plans' per-channel scheme names."""
+    warnings = []
+    pre = metadata.get("spacing_zyx_mm")
+    if pre is not None and spacing is not None:
+        pre, spacing = [float(s) for s in pre], [float(s) for s in spacing]
+        if len(pre) != len(spacing) or any(abs(a - b) > tolerance * max(a, b) for a, b in zip(pre, spacing)):
+            warnings.append(f"spacing differs: the encoder was pretrained at {pre} mm, the plans train at {spacing} "
+                            "mm; structures appear at another scale (re-plan with -overwrite_target_spacing or "
+                            "pretrain with --spacing)")
+    kind = _range_kind(metadata)
+    for i, scheme in enumerate(normalization_schemes or []):
+        plan_kind = RANGE_KINDS.get(str(scheme), "unknown")
+        if plan_kind != kind:
+            warnings.append(f"input range differs in kind on channel {i}: pretraining saw {kind} "
+                            f"({describe_intensity(metadata.get('intensity') or {})}), the plans use {scheme} "
+                            f"({plan_kind}); scale the fine-tuning input to [0, 1] as the encoder saw")
+    return warnings
+
+
+def report_lines(metadata: dict, spacing, normalization_schemes) -> list[str]:
+    """Side-by-side lines for the trainer's load report, then the warnings."""
+    lines = [describe(metadata),
+             f"  spacing (mm):  pretraining {metadata.get('spacing_zyx_mm')}  |  plans {list(spacing or [])}",
+             f"  intensity:     pretraining {describe_intensity(metadata.get('intensity') or {})}  |  plans "
+             f"{list(normalization_schemes or [])}"]
+    lines += [f"  WARNING: {w}" for w in compare_with_plans(metadata, spacing, normalization_schemes)]
+    return lines
