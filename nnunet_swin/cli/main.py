@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make_demo_dataset": ("make_demo_dataset", "write a synthetic pelvic-MRI-like tumour dataset in nnU-Net raw format"),
     "demo": ("demo", "end to end on CPU: dataset -> plan -> train -> predict -> evaluate -> report"),
     "weights": ("weights", "inspect pretrained checkpoints: `weights inspect PATH`"),
+    "pretrain": ("pretrain", "self-supervised pretraining (SMIT, SMART) of a Swin encoder on your own scans"),
     "evaluate": ("evaluate", "surface Dice, detection, volume ratio for one prediction folder"),
     "compare": ("compare", "paired statistics across several prediction folders (the paper's Table 2)"),
     "adi": ("adi", "attention dilution index per Swin stage"),
