@@ -75,13 +75,9 @@ def _build(plans: dict, dataset_json: dict, configuration: str, source: str) -> 
 
 
 def _strip_prefixes(state: dict) -> dict:
-    out = {}
-    for k, v in state.items():
-        for prefix in ("_orig_mod.", "module."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = v
-    return out
+    """The state dict with wrapper prefixes (``module.``, ``_orig_mod.``) removed, by the checkpoint adapters' rule."""
+    from nnunet_swin.networks.checkpoints import strip_key_prefixes
+    return {strip_key_prefixes(k): v for k, v in state.items()}
 
 
 def load_model_folder(folder: str | Path, fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",
@@ -121,35 +117,6 @@ def load_backbone(plans_file: str | Path, dataset_json_file: str | Path, configu
             raise UserError(f"pretrained checkpoint {pretrained} not found")
         load_pretrained_encoder(model.network, str(pretrained), allow_partial=allow_partial)
     return model
-
-
-_CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
-
-
-def list_cases(images_folder: str | Path, file_ending: str, num_channels: int) -> dict[str, list[Path]]:
-    """nnU-Net raw image naming ``{case}_{XXXX}{file_ending}`` -> case id -> channel files (0..C-1 in order).
-
-    Raises UserError when a case has another number of channels than the model expects."""
-    folder = Path(images_folder)
-    if not folder.is_dir():
-        raise UserError(f"image folder {folder} not found")
-    cases: dict[str, dict[int, Path]] = {}
-    for p in sorted(folder.iterdir()):
-        if not p.name.endswith(file_ending):
-            continue
-        m = _CHANNEL_FILE.match(p.name[: -len(file_ending)])
-        if not m:
-            raise UserError(f"{p.name} does not follow nnU-Net's {{case}}_{{XXXX}}{file_ending} naming")
-        cases.setdefault(m["case"], {})[int(m["channel"])] = p
-    if not cases:
-        raise UserError(f"no *{file_ending} images in {folder}")
-    out = {}
-    for case, chans in cases.items():
-        if sorted(chans) != list(range(num_channels)):
-            raise UserError(f"case {case} has channels {sorted(chans)} but the model takes {num_channels} "
-                            f"(expected _0000.._{num_channels - 1:04d}); give images of the right channel count")
-        out[case] = [chans[c] for c in range(num_channels)]
-    return out
 
 
 def preprocess_case(model: LoadedModel, image_files: list[Path],

@@ -9,6 +9,10 @@ Layouts understood (outer wrappers ``{'state_dict': ...}``, ``{'model': ...}``, 
   (``pre_train_weight.pt``): ``layers.{i}.blocks.{j}...``, ``norm{0..3}`` (skip norms), optional ``mask_token``.
 - ``nnunet_swin``: our own ``SwinSegmentationNetwork`` state dicts and nnU-Net checkpoints of it.
 
+Each layout is one pure key function in the ``FORMATS`` registry (detection marker, backbone family, key function);
+a new layout is one function and one entry. Loading and ``inspect_checkpoint`` run the same two steps:
+``map_keys`` (names) then ``adapt_state`` (shapes, the report).
+
 Rules. Relative-position index buffers are derived, never loaded (each is checked against the standard index and
 reported as ignored). Decoder weights, SSL heads and ``mask_token`` are ignored with a reason. A checkpoint of the
 other backbone family is refused. Different input channels: the patch-embedding kernel ``(E, c_ckpt, p, p, p)`` is
@@ -24,6 +28,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from math import ceil
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,10 +38,7 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.networks.attention import relative_position_index
 from nnunet_swin.networks.encoder import SwinEncoder
 
-FAMILY = {"nvidia_swinvit": "swin_unetr", "monai_swinunetr": "swin_unetr", "smit": "smit", "nnunet_swin": None}
 FAMILY_NAMES = {"swin_unetr": "Swin UNETR", "smit": "SMIT"}
-_DECODER_PREFIXES = ("encoder1.", "encoder2.", "encoder3.", "encoder4.", "encoder10.", "decoder1.", "decoder2.",
-                     "decoder3.", "decoder4.", "decoder5.", "out.", "decoder.")
 
 
 @dataclass
@@ -136,35 +138,34 @@ def unwrap(obj: object) -> tuple[str, dict[str, torch.Tensor]]:
     return "/".join(path) or "bare", tensors
 
 
-def _strip(key: str) -> str:
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "backbone.")
+
+
+def strip_key_prefixes(key: str) -> str:
+    """``key`` without the wrapper prefixes in front of it: ``module.`` (DataParallel / DDP), ``_orig_mod.``
+    (``torch.compile``), ``backbone.`` (iBOT / DINO), in any order and repetition."""
     changed = True
     while changed:
         changed = False
-        for prefix in ("module.", "_orig_mod.", "backbone."):
+        for prefix in WRAPPER_PREFIXES:
             if key.startswith(prefix):
                 key, changed = key[len(prefix):], True
     return key
 
 
-def detect_format(state: dict[str, torch.Tensor]) -> str:
-    """One of ``FAMILY``'s keys, from the (prefix-stripped) key names; ``UserError`` when none fits."""
-    keys = [_strip(k) for k in state]
-    if any(k.startswith("encoder.layers.") for k in keys) and any(k.startswith("decoder.") for k in keys):
-        return "nnunet_swin"
-    if any(k.startswith("encoder.layers.") or k.startswith("encoder.patch_embed.") for k in keys):
-        return "nnunet_swin"
-    if any(k.startswith("swinViT.") for k in keys):
-        return "monai_swinunetr"
-    if any(re.match(r"layers[1-9]\.0\.blocks\.", k) for k in keys):
-        return "nvidia_swinvit"
-    if any(re.match(r"(transformer\.)?layers\.\d+\.blocks\.", k) for k in keys):
-        return "smit"
-    sample = ", ".join(list(state)[:4])
-    raise UserError(f"unknown checkpoint layout (first keys: {sample}); expected NVIDIA model_swinvit.pt, a MONAI "
-                    "SwinUNETR state dict, a SMIT checkpoint or an nnunet_swin/nnU-Net checkpoint")
-
-
 # ---------------------------------------------------------------------------------------------- key mapping
+@dataclass(frozen=True)
+class Ignored:
+    """What a format's key function returns for a checkpoint key that is deliberately not loaded."""
+    reason: str
+
+
+_DECODER = Ignored("decoder (not part of the encoder)")
+_SSL_HEAD = Ignored("self-supervised pretraining head")
+_DECODER_PREFIXES = ("encoder1.", "encoder2.", "encoder3.", "encoder4.", "encoder10.", "decoder1.", "decoder2.",
+                     "decoder3.", "decoder4.", "decoder5.", "out.", "decoder.")
+
+
 def _swin_unetr_key(key: str) -> str | None:
     """``layers{L}.0.blocks.j.mlp.fc1.weight`` (or ``linear1``) -> ``layers.{L-1}.blocks.j.mlp.fc1.weight``."""
     if key.startswith("patch_embed."):
@@ -176,7 +177,26 @@ def _swin_unetr_key(key: str) -> str | None:
     return f"layers.{int(m.group(1)) - 1}.{rest}"
 
 
-def _smit_key(key: str) -> str | None:
+# Key functions: one per source format, pure. A (prefix-stripped) checkpoint key -> our encoder key, ``Ignored``
+# (with the reason), or None (a key that maps nowhere: reported as unexpected).
+def nvidia_swinvit_key(key: str) -> str | Ignored | None:
+    target = _swin_unetr_key(key)
+    if target is None and not key.startswith(("layers", "patch_embed")):
+        return _SSL_HEAD
+    return target
+
+
+def monai_swinunetr_key(key: str) -> str | Ignored | None:
+    if not key.startswith("swinViT."):
+        return _DECODER if key.startswith(_DECODER_PREFIXES) else Ignored("not part of the Swin encoder")
+    return _swin_unetr_key(key[len("swinViT."):])
+
+
+def smit_key(key: str) -> str | Ignored | None:
+    if key.startswith(_DECODER_PREFIXES):
+        return _DECODER
+    if key.startswith(("head.", "transformer.norm.", "rec")) or key in ("norm.weight", "norm.bias"):
+        return _SSL_HEAD
     if key.startswith("transformer."):
         key = key[len("transformer."):]
     m = re.match(r"norm(\d+)\.(weight|bias)$", key)
@@ -187,55 +207,74 @@ def _smit_key(key: str) -> str | None:
     return None
 
 
-def map_keys(state: dict[str, torch.Tensor], fmt: str) -> tuple[dict[str, torch.Tensor], dict[str, str],
-                                                                   dict[str, str], list[str]]:
-    """Pure key mapping of a checkpoint of format ``fmt`` onto encoder names.
+def nnunet_swin_key(key: str) -> str | Ignored | None:
+    if key.startswith("decoder."):
+        return _DECODER
+    return key[len("encoder."):] if key.startswith("encoder.") else None
 
-    Returns (mapped ``{encoder_key: tensor}``, renamed ``{checkpoint_key: encoder_key}``,
-    ignored ``{checkpoint_key: reason}``, unexpected checkpoint keys).
-    """
-    mapped, renamed, ignored, unexpected = {}, {}, {}, []
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """One source layout: the backbone family its weights fit (None: either, our own network), whether a
+    (prefix-stripped) key is characteristic of it, and its key function."""
+    family: str | None
+    marks: Callable[[str], bool]
+    map_key: Callable[[str], str | Ignored | None]
+
+
+# Detection tries the formats in this order; a new format is one key function and one entry here.
+FORMATS: dict[str, CheckpointFormat] = {
+    "nnunet_swin": CheckpointFormat(None, lambda k: k.startswith(("encoder.layers.", "encoder.patch_embed.")),
+                                    nnunet_swin_key),
+    "monai_swinunetr": CheckpointFormat("swin_unetr", lambda k: k.startswith("swinViT."), monai_swinunetr_key),
+    "nvidia_swinvit": CheckpointFormat("swin_unetr", re.compile(r"layers[1-9]\.0\.blocks\.").match,
+                                       nvidia_swinvit_key),
+    "smit": CheckpointFormat("smit", re.compile(r"(transformer\.)?layers\.\d+\.blocks\.").match, smit_key),
+}
+
+
+def detect_format(state: dict[str, torch.Tensor]) -> str:
+    """One of ``FORMATS``' names, from the (prefix-stripped) key names; ``UserError`` when none fits."""
+    keys = [strip_key_prefixes(k) for k in state]
+    for name, fmt in FORMATS.items():
+        if any(fmt.marks(k) for k in keys):
+            return name
+    sample = ", ".join(list(state)[:4])
+    raise UserError(f"unknown checkpoint layout (first keys: {sample}); expected NVIDIA model_swinvit.pt, a MONAI "
+                    "SwinUNETR state dict, a SMIT checkpoint or an nnunet_swin/nnU-Net checkpoint")
+
+
+@dataclass
+class KeyMapping:
+    """A checkpoint's keys mapped onto encoder names (``map_keys``), before shapes are compared with a model."""
+    source_format: str
+    mapped: dict[str, torch.Tensor]   # encoder key -> tensor
+    renamed: dict[str, str]           # checkpoint key -> encoder key
+    ignored: dict[str, str]           # checkpoint key -> why it is not loaded
+    unexpected: list[str]             # checkpoint keys that map nowhere
+
+
+def map_keys(state: dict[str, torch.Tensor], fmt: str) -> KeyMapping:
+    """Pure key mapping of a checkpoint of format ``fmt``: the rules every format shares (derived index buffers and
+    the masked-image-modelling token are never loaded), then the format's key function."""
+    map_key = FORMATS[fmt].map_key
+    out = KeyMapping(fmt, {}, {}, {}, [])
     for raw, value in state.items():
-        key = _strip(raw)
+        key = strip_key_prefixes(raw)
         if key.endswith("relative_position_index"):
-            ignored[raw] = _check_index(value)
-            continue
-        if key == "mask_token" or key.endswith(".mask_token"):
-            ignored[raw] = "masked-image-modelling token (pretraining only)"
-            continue
-        if fmt == "nnunet_swin":
-            if key.startswith("decoder."):
-                ignored[raw] = "decoder (not part of the encoder)"
-                continue
-            target = key[len("encoder."):] if key.startswith("encoder.") else None
-        elif fmt == "monai_swinunetr":
-            if not key.startswith("swinViT."):
-                ignored[raw] = ("decoder (not part of the encoder)" if key.startswith(_DECODER_PREFIXES)
-                                else "not part of the Swin encoder")
-                continue
-            target = _swin_unetr_key(key[len("swinViT."):])
-        elif fmt == "nvidia_swinvit":
-            target = _swin_unetr_key(key)
-            if target is None and not key.startswith(("layers", "patch_embed")):
-                ignored[raw] = "self-supervised pretraining head"
-                continue
-        elif fmt == "smit":
-            if key.startswith(_DECODER_PREFIXES):
-                ignored[raw] = "decoder (not part of the encoder)"
-                continue
-            if key.startswith("head.") or key.startswith("transformer.norm.") or key == "norm.weight" \
-                    or key == "norm.bias" or key.startswith("rec"):
-                ignored[raw] = "self-supervised pretraining head"
-                continue
-            target = _smit_key(key)
+            target = Ignored(_check_index(value))
+        elif key == "mask_token" or key.endswith(".mask_token"):
+            target = Ignored("masked-image-modelling token (pretraining only)")
         else:
-            raise ValueError(fmt)
-        if target is None:
-            unexpected.append(raw)
+            target = map_key(key)
+        if isinstance(target, Ignored):
+            out.ignored[raw] = target.reason
+        elif target is None:
+            out.unexpected.append(raw)
         else:
-            mapped[target] = value
-            renamed[raw] = target
-    return mapped, renamed, ignored, unexpected
+            out.mapped[target] = value
+            out.renamed[raw] = target
+    return out
 
 
 def _check_index(index: torch.Tensor) -> str:
@@ -254,10 +293,13 @@ def _table_window(rows: int) -> int | None:
     return (side + 1) // 2 if side ** 3 == rows and side % 2 == 1 else None
 
 
-def adapt_state(mapped: dict[str, torch.Tensor], target: dict[str, torch.Tensor], fmt: str,
+def adapt_state(mapping: KeyMapping, target: dict[str, torch.Tensor],
                 compute: bool = True) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """Match mapped tensors to the encoder's ``target`` state (shapes only are used when ``compute`` is False)."""
-    report = LoadReport(fmt)
+    """Match mapped tensors to the encoder's ``target`` state (shapes only are used when ``compute`` is False):
+    the tensors to load and the full report (the mapping's ignored and unexpected keys included)."""
+    mapped = mapping.mapped
+    report = LoadReport(mapping.source_format, ignored=dict(mapping.ignored), renamed=dict(mapping.renamed),
+                        unexpected=list(mapping.unexpected))
     out: dict[str, torch.Tensor] = {}
     for key, ref in target.items():
         if key not in mapped:
@@ -320,16 +362,11 @@ def encoder_family(encoder: SwinEncoder) -> str:
 def checkpoint_filter(state: dict[str, torch.Tensor], encoder: SwinEncoder) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """timm-style filter: any supported checkpoint dict -> (state dict for ``encoder.load_state_dict``, report)."""
     fmt = detect_format(state)
-    family = FAMILY[fmt]
+    family = FORMATS[fmt].family
     if family is not None and family != encoder_family(encoder):
         raise UserError(f"this is a {FAMILY_NAMES[family]} checkpoint ({fmt}) but the network is configured as "
                         f"{FAMILY_NAMES[encoder_family(encoder)]}; use the {FAMILY_NAMES[family]} plans/preset")
-    mapped, renamed, ignored, unexpected = map_keys(state, fmt)
-    out, report = adapt_state(mapped, encoder.state_dict(), fmt)
-    report.ignored.update(ignored)
-    report.unexpected = unexpected + report.unexpected
-    report.renamed = renamed
-    return out, report
+    return adapt_state(map_keys(state, fmt), encoder.state_dict())
 
 
 def load_pretrained_encoder(network_or_encoder: nn.Module, path_or_state, *, allow_partial: bool = False) -> LoadReport:
@@ -384,26 +421,21 @@ def inspect_checkpoint(path_or_state) -> Inspection:
     obj = read_checkpoint(path_or_state) if isinstance(path_or_state, (str, os.PathLike)) else path_or_state
     wrapper, state = unwrap(obj)
     fmt = detect_format(state)
-    in_ch = None
-    for k, v in state.items():
-        if _strip(k).endswith("patch_embed.proj.weight") and v.ndim == 5:
-            in_ch = int(v.shape[1])
-    mapped, renamed, ignored, unexpected = map_keys(state, fmt)
+    mapping = map_keys(state, fmt)
+    embed = mapping.mapped.get("patch_embed.proj.weight")
+    in_ch = int(embed.shape[1]) if embed is not None and embed.ndim == 5 else None
+    family = FORMATS[fmt].family
     scored = []
     for name, preset in PRESETS.items():
-        family = "smit" if preset["skip_taps"] == "smit" else "swin_unetr"
-        if FAMILY[fmt] is not None and family != FAMILY[fmt]:
+        if family is not None and family != ("smit" if preset["skip_taps"] == "smit" else "swin_unetr"):
             continue
         with torch.device("meta"):
             enc = SwinEncoder(in_ch or 1, **{k: preset[k] for k in ENCODER_KEYS if k in preset})
-        _, rep = adapt_state(mapped, enc.state_dict(), fmt, compute=False)
-        rep.ignored.update(ignored)
-        rep.unexpected = unexpected + rep.unexpected
-        rep.renamed = renamed
+        _, rep = adapt_state(mapping, enc.state_dict(), compute=False)
         bad = len(rep.missing) + len(rep.unexpected) + len(rep.shape_mismatched)
         scored.append((bad, len(rep.adapted), name, rep))
     scored.sort(key=lambda t: (t[0], t[1]))
     fits = [name for bad, _, name, _ in scored if bad == 0]
     best = scored[0] if scored else None
-    return Inspection(label, wrapper, fmt, FAMILY[fmt], in_ch, len(state), fits,
+    return Inspection(label, wrapper, fmt, family, in_ch, len(state), fits,
                       best[2] if best else None, best[3] if best else None)
