@@ -1,6 +1,6 @@
 """Does SwinACTTrainer learn? Synthetic data, CPU, a reduced backbone, about 20 minutes.
 
-    /work/venv/bin/python experiments/learning_curve.py --output /tmp/learning_curve
+    .venv/bin/python experiments/learning_curve.py --output /tmp/learning_curve   (the README's venv)
 
 What it does (all in a fresh workspace under --output):
 1. the synthetic dataset (32 training cases, 12 held-out test cases, 64 mm field of view);
@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
-from nnunet_swin.evaluation.reports import save_figure
+from nnunet_swin.io import save_figure
 from nnunet_swin.workflows.scoring import mean_dice, score_predictions
 from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
 from nnunet_swin.workflows.training_log import training_curve
@@ -122,10 +122,7 @@ def _plot(curve, heldout, path, plt):
     axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="SwinACTTrainer, smit_tiny, CPU")
     axes[1].legend(loc="lower right")
     fig.tight_layout()
-    try:
-        save_figure(path, fig, dpi=110)
-    finally:
-        plt.close(fig)
+    save_figure(path, fig, dpi=110)
 
 
 def main(argv=None) -> int:

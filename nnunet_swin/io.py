@@ -84,9 +84,15 @@ def write_csv(path: str | os.PathLike, frame, index: bool = False) -> Path:
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=index))
 
 
-def save_figure(path: str | os.PathLike, figure, dpi: int = 120) -> Path:
-    """A matplotlib figure as PNG (the package's one figure writer)."""
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+def save_figure(path: str | os.PathLike, figure, dpi: int = 120, close: bool = True) -> Path:
+    """A matplotlib figure as PNG (the package's one figure writer); the figure is closed afterwards unless
+    ``close=False``, also when writing fails."""
+    try:
+        return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+    finally:
+        if close:
+            import matplotlib.pyplot as plt
+            plt.close(figure)
 
 
 def save_checkpoint(path: str | os.PathLike, obj) -> Path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnunet_swin.evaluation.case_metrics import padding_fraction  # paper eq. 4, one implementation
+from nnunet_swin.planners.padding import padding_fractions  # paper eq. 4, one implementation
 
 
 def _placement(side: int, crop: int) -> tuple[slice, slice]:
@@ -52,6 +52,6 @@ def place_in_crop(data: np.ndarray, crop_size: list[int] | tuple[int, ...]) -> C
     out[(slice(None), *dst)] = data[(slice(None), *src)]
     mask = np.zeros(tuple(crop_size), dtype=bool)
     mask[dst] = True
-    return CropPlacement(data=out, mask=mask, pf=padding_fraction(extent[0], int(crop_size[0])),
+    return CropPlacement(data=out, mask=mask, pf=float(padding_fractions(extent[0], int(crop_size[0]))),
                          pf_voxels=float(1.0 - mask.mean()), extent=extent,
                          cropped=any(s > c for s, c in zip(extent, crop_size)))

@@ -25,9 +25,10 @@ from tqdm import tqdm
 from nnunet_swin.analysis import figures
 from nnunet_swin.analysis.attention_dilution import AttentionDilutionMeter
 from nnunet_swin.analysis.crop_placement import CropPlacement, place_in_crop
-from nnunet_swin.analysis.model_loading import LoadedModel, list_cases, preprocess_case
-from nnunet_swin.analysis.subtype_report import write_json, write_table
+from nnunet_swin.analysis.model_loading import LoadedModel, preprocess_case
 from nnunet_swin.errors import UserError
+from nnunet_swin.evaluation.folders import list_cases
+from nnunet_swin.io import write_csv, write_json
 
 POOLING = ("per (scan, stage, block, head): sum H_RP / (sum H_RR + sum H_RP) over all real queries of all windows "
            "(NaN if the total entropy is 0); per scan and stage: mean over heads and blocks (NaN cells left out); "
@@ -143,7 +144,7 @@ def run_adi(models: list[ModelInput], images: str | Path, out_dir: str | Path, b
     if not tables:
         raise UserError("nothing to measure: give at least one model")
     combined = pd.concat(tables.values(), ignore_index=True)
-    write_table(combined, out / "adi_per_scan.csv")
+    write_csv(out / "adi_per_scan.csv", combined)
     summary = {"pooling": POOLING, "crop_rule": CROP_RULE, "pf": "eq. (4): max(1 - L/C, 0) along Z",
                "models": {}}
     for mi in models:
@@ -168,5 +169,5 @@ def run_adi(models: list[ModelInput], images: str | Path, out_dir: str | Path, b
             summary["evaluation"] = {"model": first, "metric": metric, "n": int(len(ok)),
                                      "spearman_metric_vs_pf": float(stats.spearmanr(ok[metric], ok.pf)[0]),
                                      "spearman_metric_vs_adi": float(stats.spearmanr(ok[metric], ok[f"adi_s{last}"])[0])}
-    write_json(summary, out / "adi_summary.json")
+    write_json(out / "adi_summary.json", summary)
     return summary

@@ -23,8 +23,8 @@ from tqdm import tqdm
 from nnunet_swin.analysis import figures
 from nnunet_swin.analysis.cka import MinibatchCKA
 from nnunet_swin.analysis.crop_placement import CropPlacement
-from nnunet_swin.analysis.subtype_report import write_json, write_table
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import write_csv, write_json
 
 POOLED_TOKENS = 8
 
@@ -107,10 +107,10 @@ def run_cka(model_a, model_b, images: str | Path, out_dir: str | Path, batch_siz
     rows, cols = layer_names(model_a.network), layer_names(model_b.network)
     table = pd.DataFrame(matrix, index=rows, columns=cols)
     table.index.name = f"{labels[0]} \\ {labels[1]}"
-    write_table(table, out / "cka_matrix.csv", index=True)
+    write_csv(out / "cka_matrix.csv", table, index=True)
     common = [r for r in rows if r in cols]
     diag = np.array([table.loc[r, r] for r in common])
-    write_table(pd.DataFrame({"layer": common, "cka": diag, "drift": 1 - diag}), out / "cka_diagonal.csv")
+    write_csv(out / "cka_diagonal.csv", pd.DataFrame({"layer": common, "cka": diag, "drift": 1 - diag}))
     figures.plot_cka_heatmap(matrix, rows, cols, out / "cka_heatmap.png", row_title=labels[0], col_title=labels[1])
     figures.plot_cka_diagonal(diag, common, out / "cka_diagonal.png")
     summary = {"models": {labels[0]: model_a.source, labels[1]: model_b.source}, "images": len(ids_a),
@@ -119,5 +119,5 @@ def run_cka(model_a, model_b, images: str | Path, out_dir: str | Path, batch_siz
                "pooling": f"adaptive average pool of each block output to {POOLED_TOKENS}^3 tokens",
                "diagonal": dict(zip(common, map(float, diag))),
                "mean_diagonal": float(np.nanmean(diag)) if diag.size else float("nan")}
-    write_json(summary, out / "cka_summary.json")
+    write_json(out / "cka_summary.json", summary)
     return summary

@@ -1,6 +1,6 @@
 """Figures of the mechanistic analyses (matplotlib, Agg backend, PNG). Inputs are the tables the analyses write.
 
-Every function writes one PNG atomically (temporary file in the same folder, then ``os.replace``).
+Every function writes one PNG through :func:`nnunet_swin.io.save_figure` (atomic).
 """
 from __future__ import annotations
 
@@ -14,17 +14,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from nnunet_swin.io import save_figure  # noqa: E402
+
 _COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig, path: str | Path) -> Path:
-    from nnunet_swin.evaluation.reports import save_figure
-
-    try:
-        fig.tight_layout()
-        return save_figure(path, fig, dpi=130)
-    finally:
-        plt.close(fig)
+    fig.tight_layout()
+    return save_figure(path, fig, dpi=130)
 
 
 def stage_columns(table: pd.DataFrame, prefix: str) -> list[int]:

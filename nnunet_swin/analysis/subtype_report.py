@@ -7,9 +7,6 @@ features of ``analysis.subtypes`` per case on one image channel, fits (or loads)
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,49 +16,26 @@ from nnunet_swin.analysis import figures
 from nnunet_swin.analysis.model_loading import read_image_and_label
 from nnunet_swin.analysis.subtypes import SubtypeModel, assign_subtypes, fit_subtypes, tumour_features
 from nnunet_swin.errors import UserError
-
-
-def write_table(df: pd.DataFrame, path: Path, index: bool = False) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    os.close(fd)
-    df.to_csv(tmp, index=index)
-    os.replace(tmp, path)
-    return path
-
-
-def write_json(obj, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-    os.replace(tmp, path)
-    return path
+from nnunet_swin.evaluation.folders import list_cases
+from nnunet_swin.io import write_csv, write_json
 
 
 def pair_images_and_labels(images: str | Path, labels: str | Path, file_ending: str,
                            channel: int = 0) -> dict[str, tuple[list[Path], Path]]:
     """case id -> (all channel files, label file). Every image needs a label (UserError otherwise)."""
     images, labels = Path(images), Path(labels)
-    for folder in (images, labels):
-        if not folder.is_dir():
-            raise UserError(f"folder {folder} not found")
-    cases: dict[str, dict[int, Path]] = {}
-    for p in sorted(images.glob(f"*{file_ending}")):
-        stem = p.name[: -len(file_ending)]
-        case, _, ch = stem.rpartition("_")
-        if not case or len(ch) != 4 or not ch.isdigit():
-            raise UserError(f"{p.name} does not follow nnU-Net's {{case}}_{{XXXX}}{file_ending} naming")
-        cases.setdefault(case, {})[int(ch)] = p
-    if not cases:
-        raise UserError(f"no *{file_ending} images in {images}")
+    if not labels.is_dir():
+        raise UserError(f"folder {labels} not found")
+    cases = list_cases(images, file_ending)
     missing = [c for c in cases if not (labels / f"{c}{file_ending}").is_file()]
     if missing:
         raise UserError(f"{len(missing)} image(s) have no label in {labels} (e.g. {', '.join(missing[:5])}); "
                         f"appearance features need the tumour mask of every case")
     out = {}
-    for case, chans in cases.items():
-        if channel not in chans:
-            raise UserError(f"case {case} has no channel {channel:04d} (has {sorted(chans)}); pass --channel")
-        out[case] = ([chans[c] for c in sorted(chans)], labels / f"{case}{file_ending}")
+    for case, files in cases.items():
+        if channel >= len(files):
+            raise UserError(f"case {case} has no channel {channel:04d} (has {len(files)}); pass --channel")
+        out[case] = (files, labels / f"{case}{file_ending}")
     return out
 
 
@@ -132,11 +106,11 @@ def run_subtypes(out_dir: str | Path, train: tuple[str, str] | None = None, test
                     "model": str(out / "subtype_model.json") if train is not None else str(model_path)})
     truth_series = read_truth(truth) if truth else None
     for split, t in tables.items():
-        write_table(t.reset_index(), out / f"features_{split}.csv")
-        write_table(t.reset_index()[["case_id", "subtype"]], out / f"subtypes_{split}.csv")
+        write_csv(out / f"features_{split}.csv", t.reset_index())
+        write_csv(out / f"subtypes_{split}.csv", t.reset_index()[["case_id", "subtype"]])
         summary[split] = {"n": int(len(t)), "counts": t.subtype.value_counts().to_dict()}
         if truth_series is not None:
             summary[split]["agreement"] = agreement(t.subtype, truth_series)
     figures.plot_subtype_scatter(tables, out / "subtype_scatter.png")
-    write_json(summary, out / "subtypes_summary.json")
+    write_json(out / "subtypes_summary.json", summary)
     return summary

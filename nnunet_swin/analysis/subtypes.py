@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import pandas as pd
 from scipy import ndimage
 
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import write_json
 
 FEATURES = ("tumour_intensity", "background_intensity", "contrast", "cnr", "boundary_gradient",
             "tumour_volume", "tumour_heterogeneity")
@@ -102,11 +102,7 @@ class SubtypeModel:
     seed: int = 0
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f, indent=2)
-        os.replace(tmp, path)
+        write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SubtypeModel":

@@ -16,18 +16,17 @@ Geometry is generated in physical millimetres on each case's own voxel grid, arr
 """
 from __future__ import annotations
 
-import csv
-import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import atomic_folder, write_csv, write_json
 
 
 @dataclass(frozen=True)
@@ -152,8 +151,7 @@ def make_demo_dataset(nnunet_raw: str | os.PathLike, dataset_id: int = 501, name
     existing = [p for p in raw.glob(f"Dataset{dataset_id:03d}_*")]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists; pick another id with -d or pass --overwrite")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=raw))
-    try:
+    with atomic_folder(target) as tmp:
         for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
             (tmp / sub).mkdir()
         rng = np.random.default_rng(spec.seed)
@@ -185,15 +183,8 @@ def make_demo_dataset(nnunet_raw: str | os.PathLike, dataset_id: int = 501, name
                            "(bright/sharp and dark/diffuse subtypes)",
             "nnunet_swin_synthetic_spec": asdict(spec),
         }
-        (tmp / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
-        with open(tmp / "subtypes_truth.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_json(tmp / "dataset.json", dataset_json)
+        write_csv(tmp / "subtypes_truth.csv", pd.DataFrame(rows))
         for p in existing:
             shutil.rmtree(p)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target

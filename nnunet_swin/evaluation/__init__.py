@@ -3,7 +3,7 @@
 Pure numpy/scipy functions on (Z, Y, X) masks with spacing in the same order, then a thin file layer on nnU-Net's
 folder layout. Imports no torch.
 """
-from nnunet_swin.evaluation.case_metrics import dice, measure_case, padding_fraction, volume_ratio
+from nnunet_swin.evaluation.case_metrics import dice, measure_case, volume_ratio
 from nnunet_swin.evaluation.comparison import ComparisonResult, compare_folders, compare_tables
 from nnunet_swin.evaluation.detection import detection_rate, wilson_interval
 from nnunet_swin.evaluation.folder_evaluation import EvaluationResult, evaluate_cases, evaluate_folder
@@ -14,6 +14,6 @@ from nnunet_swin.evaluation.surface_dice import surface_dice, surface_distances,
 __all__ = [
     "ComparisonResult", "EvaluationResult", "bonferroni", "compare_folders", "compare_tables", "detection_rate",
     "dice", "evaluate_cases", "evaluate_folder", "hausdorff_distance", "mcnemar_paired", "measure_case",
-    "padding_fraction", "surface_dice", "surface_distances", "surfel_area_table", "volume_ratio",
+    "surface_dice", "surface_distances", "surfel_area_table", "volume_ratio",
     "wilcoxon_paired", "wilson_interval",
 ]

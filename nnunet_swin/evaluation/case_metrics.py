@@ -16,10 +16,10 @@ import math
 
 import numpy as np
 
-from nnunet_swin.errors import UserError
 from nnunet_swin.evaluation.detection import is_detected
 from nnunet_swin.evaluation.hausdorff import MISSED_HAUSDORFF_MM, hausdorff_distance
 from nnunet_swin.evaluation.surface_dice import surface_dice
+from nnunet_swin.planners.padding import case_padding_fraction
 
 # Columns of a per-case row, in order (besides case_id / label / file names added by the folder layer).
 METRIC_COLUMNS = ("dice", "surface_dice", "volume_ratio", "detected", "hd95", "padding_fraction")
@@ -38,28 +38,15 @@ def volume_ratio(pred_voxels: int, ref_voxels: int) -> float:
     return pred_voxels / ref_voxels if ref_voxels else float("nan")
 
 
-def padding_fraction(depth: int, crop_depth: int) -> float:
-    """Paper eq. 4: pf = max(1 - L / C, 0) for a volume L slices deep and a crop C slices deep (both voxels)."""
-    if crop_depth <= 0:
-        raise UserError(f"crop depth must be a positive number of slices, got {crop_depth}")
-    return max(1.0 - depth / crop_depth, 0.0)
-
-
-def resampled_depth(shape_z: int, spacing_z: float, target_spacing_z: float | None) -> int:
-    """Number of slices along z after resampling to ``target_spacing_z`` mm (nnU-Net's rounding); native if None."""
-    if target_spacing_z is None:
-        return int(shape_z)
-    return int(round(shape_z * spacing_z / target_spacing_z))
-
-
 def measure_case(pred: np.ndarray, ref: np.ndarray, spacing, *, tolerance_mm: float = 2.0,
                  detection_threshold: float = 0.1, hd95: bool = False, crop_depth: int | None = None,
-                 crop_spacing_z: float | None = None) -> dict:
+                 crop_spacing_z: float | None = None, transpose_forward=(0, 1, 2)) -> dict:
     """All metrics of one label of one case.
 
     pred, ref: boolean (Z, Y, X) masks; spacing: mm in the same order. ``crop_depth`` (slices at
-    ``crop_spacing_z`` mm, native slices if None) adds the case's padding fraction. Returns a dict with
-    ``METRIC_COLUMNS`` plus ``volume_pred_mm3``, ``volume_ref_mm3``, ``ref_empty``, ``pred_empty``.
+    ``crop_spacing_z`` mm, native slices if None, along raw axis ``transpose_forward[0]`` as in the plans) adds the
+    case's padding fraction. Returns a dict with ``METRIC_COLUMNS`` plus ``volume_pred_mm3``, ``volume_ref_mm3``,
+    ``ref_empty``, ``pred_empty``.
     """
     n_pred, n_ref = int(np.count_nonzero(pred)), int(np.count_nonzero(ref))
     voxel_mm3 = float(np.prod(spacing))
@@ -71,7 +58,7 @@ def measure_case(pred: np.ndarray, ref: np.ndarray, spacing, *, tolerance_mm: fl
         hd = float("nan")
     pf = float("nan")
     if crop_depth is not None:
-        pf = padding_fraction(resampled_depth(ref.shape[0], float(spacing[0]), crop_spacing_z), crop_depth)
+        pf = case_padding_fraction(ref.shape, spacing, crop_depth, crop_spacing_z, transpose_forward)
     return {
         "dice": case_dice,
         "surface_dice": surface_dice(pred, ref, spacing, tolerance_mm),

@@ -18,11 +18,11 @@ import pandas as pd
 
 from nnunet_swin.errors import UserError
 from nnunet_swin.evaluation.detection import detection_rate
-from nnunet_swin.evaluation.folder_evaluation import DEFAULT_NUM_PROCESSES, evaluate_cases
+from nnunet_swin.evaluation.folder_evaluation import evaluate_cases
 from nnunet_swin.evaluation.paired_statistics import bonferroni, mcnemar_paired, model_pairs, wilcoxon_paired
-from nnunet_swin.evaluation.reports import (format_median_iqr, format_p, format_rate, markdown_table, save_figure,
-                                            write_csv, write_json, write_text)
+from nnunet_swin.evaluation.reports import format_median_iqr, format_p, format_rate, markdown_table
 from nnunet_swin.evaluation.summary import ALL_CASES, METRIC_NAMES, groups, median_iqr
+from nnunet_swin.io import save_figure, write_csv, write_json, write_text
 
 DEFAULT_PENALTIES = {"surface_dice": 0.1, "volume_ratio": 10.0}
 DEFAULT_METRICS = ("surface_dice", "volume_ratio", "dice")
@@ -177,19 +177,16 @@ def comparison_figures(result: ComparisonResult, metrics) -> dict:
     return figures
 
 
-def compare_folders(reference_folder, prediction_folders, output_folder, *, names=None, labels=None,
-                    file_ending=None, dataset_json=None, tolerance_mm: float = 2.0,
-                    detection_threshold: float = 0.1, penalties: dict | None = None,
-                    num_processes: int = DEFAULT_NUM_PROCESSES, crop_depth: int | None = None,
-                    crop_spacing_z: float | None = None, subtypes_csv=None, hd95: bool = False,
-                    figures: bool = True, progress: bool = True) -> ComparisonResult:
+def compare_folders(reference_folder, prediction_folders, output_folder, *, names=None,
+                    penalties: dict | None = None, figures: bool = True, **evaluation_options) -> ComparisonResult:
     """Evaluate several prediction folders on one reference folder and compare them (Table 2 protocol).
 
     prediction_folders: a list of folders (``names`` labels them; default the folder names) or a dict
     name -> folder. penalties: metric -> value for a model's missed case (default sDSC 0.1, VR 10).
     Writes ``comparison_per_case.csv``, ``comparison_table.csv``, ``comparison_pairwise.csv``,
     ``comparison.md``, ``comparison.json`` and, with ``figures``, one boxplot PNG per metric into output_folder.
-    Other arguments as :func:`nnunet_swin.evaluation.evaluate_folder`.
+    evaluation_options: the keyword arguments of :func:`nnunet_swin.evaluation.evaluate_cases` (labels,
+    tolerance_mm, detection_threshold, crop_depth, subtypes_csv, hd95, ...), the same for every folder.
     """
     if isinstance(prediction_folders, dict):
         named = dict(prediction_folders)
@@ -206,12 +203,8 @@ def compare_folders(reference_folder, prediction_folders, output_folder, *, name
         raise UserError("comparing needs at least two prediction folders")
     per_case = {}
     for name, folder in named.items():
-        per_case[name], _ = evaluate_cases(reference_folder, folder, labels=labels, file_ending=file_ending,
-                                           dataset_json=dataset_json, tolerance_mm=tolerance_mm,
-                                           detection_threshold=detection_threshold, num_processes=num_processes,
-                                           crop_depth=crop_depth, crop_spacing_z=crop_spacing_z,
-                                           subtypes_csv=subtypes_csv, hd95=hd95, progress=progress)
-    metrics = list(DEFAULT_METRICS) + (["hd95"] if hd95 else [])
+        per_case[name], _ = evaluate_cases(reference_folder, folder, **evaluation_options)
+    metrics = list(DEFAULT_METRICS) + (["hd95"] if evaluation_options.get("hd95") else [])
     result = compare_tables(per_case, penalties=penalties, metrics=metrics)
     out = Path(output_folder)
     files = {
@@ -220,18 +213,14 @@ def compare_folders(reference_folder, prediction_folders, output_folder, *, name
         "pairwise_csv": write_csv(out / "comparison_pairwise.csv", result.pairwise),
     }
     if figures:
-        import matplotlib.pyplot as plt
-
         for filename, fig in comparison_figures(result, [m for m in metrics if m in result.per_case]).items():
             files[filename] = save_figure(out / filename, fig)
-            plt.close(fig)
     files["markdown"] = write_text(out / "comparison.md", result.markdown)
     files["json"] = write_json(out / "comparison.json", {
         "settings": {"reference_folder": str(reference_folder),
                      "prediction_folders": {k: str(v) for k, v in named.items()},
-                     "tolerance_mm": tolerance_mm, "detection_threshold": detection_threshold,
-                     "penalties": dict(DEFAULT_PENALTIES if penalties is None else penalties),
-                     "subtypes_csv": None if subtypes_csv is None else str(subtypes_csv)},
+                     "evaluation_options": evaluation_options,
+                     "penalties": dict(DEFAULT_PENALTIES if penalties is None else penalties)},
         "excluded_cases": result.excluded,
         "table": result.table.to_dict(orient="records"),
         "pairwise": result.pairwise.to_dict(orient="records"),

@@ -16,13 +16,11 @@ from tqdm import tqdm
 from nnunet_swin.errors import UserError
 from nnunet_swin.evaluation import folders
 from nnunet_swin.evaluation.case_metrics import measure_case
-from nnunet_swin.evaluation.reports import write_csv, write_json, write_text
 from nnunet_swin.evaluation.summary import summarize_per_case, summary_markdown
+from nnunet_swin.io import write_csv, write_json, write_text
 
-try:  # nnU-Net's default worker count (environment variable nnUNet_def_n_proc, else 8); torch-free import
-    from nnunetv2.configuration import default_num_processes as DEFAULT_NUM_PROCESSES
-except ImportError:  # pragma: no cover - nnunetv2 is a hard dependency
-    DEFAULT_NUM_PROCESSES = 8
+# nnU-Net's default worker count (environment variable nnUNet_def_n_proc, else 8); a torch-free import
+from nnunetv2.configuration import default_num_processes as DEFAULT_NUM_PROCESSES  # noqa: E402
 
 PER_CASE_CSV = "metrics_per_case.csv"
 SUMMARY_JSON = "summary_extended.json"
@@ -79,8 +77,8 @@ def run_cases(tasks: list, worker, num_processes: int, progress: bool, descripti
 def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_ending=None, dataset_json=None,
                    tolerance_mm: float = 2.0, detection_threshold: float = 0.1,
                    num_processes: int = DEFAULT_NUM_PROCESSES, crop_depth: int | None = None,
-                   crop_spacing_z: float | None = None, subtypes_csv=None, hd95: bool = False,
-                   progress: bool = True) -> tuple[pd.DataFrame, folders.DatasetSetup]:
+                   crop_spacing_z: float | None = None, transpose_forward=(0, 1, 2), subtypes_csv=None,
+                   hd95: bool = False, progress: bool = True) -> tuple[pd.DataFrame, folders.DatasetSetup]:
     """The per-case table of one folder (no files written); see :func:`evaluate_folder` for the arguments."""
     if not tolerance_mm >= 0:
         raise UserError(f"tolerance must be >= 0 mm, got {tolerance_mm}")
@@ -88,13 +86,18 @@ def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_end
         raise UserError(f"detection threshold is a Dice value in [0, 1], got {detection_threshold}")
     if crop_depth is not None and crop_depth <= 0:
         raise UserError(f"crop depth must be a positive number of slices, got {crop_depth}")
+    if crop_spacing_z is not None and not crop_spacing_z > 0:
+        raise UserError(f"crop z spacing must be a positive number of mm, got {crop_spacing_z}")
+    if sorted(int(a) for a in transpose_forward) != [0, 1, 2]:
+        raise UserError(f"transpose_forward must be a permutation of 0 1 2, got {list(transpose_forward)}")
     setup = folders.resolve_setup(reference_folder, prediction_folder, labels=labels, file_ending=file_ending,
                                   dataset_json=dataset_json)
     pairs = folders.pair_cases(reference_folder, prediction_folder, setup.file_ending)
     subtypes = (folders.load_subtypes(subtypes_csv, [p.case_id for p in pairs], setup.file_ending)
                 if subtypes_csv is not None else None)
     options = dict(tolerance_mm=float(tolerance_mm), detection_threshold=float(detection_threshold), hd95=hd95,
-                   crop_depth=crop_depth, crop_spacing_z=crop_spacing_z)
+                   crop_depth=crop_depth, crop_spacing_z=crop_spacing_z,
+                   transpose_forward=tuple(int(a) for a in transpose_forward))
     tasks = [_CaseTask(p, setup.reader_writer, setup.labels, setup.ignore_label, options) for p in pairs]
     results = run_cases(tasks, _evaluate_case, num_processes, progress, f"evaluate {Path(prediction_folder).name}")
     per_case = pd.DataFrame([row for rows in results for row in rows])
@@ -115,7 +118,7 @@ def summary_metrics(per_case: pd.DataFrame) -> list[str]:
 def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, labels=None, file_ending=None,
                     dataset_json=None, tolerance_mm: float = 2.0, detection_threshold: float = 0.1,
                     num_processes: int = DEFAULT_NUM_PROCESSES, crop_depth: int | None = None, subtypes_csv=None,
-                    crop_spacing_z: float | None = None, hd95: bool = False,
+                    crop_spacing_z: float | None = None, transpose_forward=(0, 1, 2), hd95: bool = False,
                     progress: bool = True) -> EvaluationResult:
     """Surface Dice, Dice, volume ratio and detection (optionally HD95 and padding fraction) of every case.
 
@@ -125,13 +128,14 @@ def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, 
     ``dataset.json`` (given, or found in the prediction folder or beside the reference folder), else binary 0/1
     masks. tolerance_mm: surface-Dice tolerance. detection_threshold: Dice at or above which a case is detected.
     crop_depth: crop size along z in slices (at ``crop_spacing_z`` mm, native slices if None) for the padding
-    fraction pf (paper eq. 4). subtypes_csv: table with ``case_id,subtype`` to split the summaries.
+    fraction pf (paper eq. 4); z is raw axis ``transpose_forward[0]``, as in the plans. subtypes_csv: table with ``case_id,subtype`` to split the summaries.
     """
     per_case, setup = evaluate_cases(reference_folder, prediction_folder, labels=labels, file_ending=file_ending,
                                      dataset_json=dataset_json, tolerance_mm=tolerance_mm,
                                      detection_threshold=detection_threshold, num_processes=num_processes,
                                      crop_depth=crop_depth, crop_spacing_z=crop_spacing_z,
-                                     subtypes_csv=subtypes_csv, hd95=hd95, progress=progress)
+                                     transpose_forward=transpose_forward, subtypes_csv=subtypes_csv, hd95=hd95,
+                                     progress=progress)
     metrics = summary_metrics(per_case)
     summary = {
         "settings": {
@@ -140,6 +144,7 @@ def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, 
             "surface_dice": f"DeepMind surfel NSD at tolerance {tolerance_mm} mm",
             "tolerance_mm": tolerance_mm, "detection_threshold": detection_threshold,
             "crop_depth": crop_depth, "crop_spacing_z": crop_spacing_z,
+            "transpose_forward": list(transpose_forward),
             "subtypes_csv": None if subtypes_csv is None else str(subtypes_csv), "n_cases": int(
                 per_case["case_id"].nunique()),
             "policy": "both masks empty -> NaN (left out); missed case -> sDSC 0, Dice 0, VR 0; detection over "

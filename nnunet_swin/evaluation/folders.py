@@ -18,7 +18,7 @@ import pandas as pd
 from nnunet_swin.errors import UserError
 
 Label = int | tuple[int, ...]
-_CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
+_CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")  # nnU-Net raw image names: {case}_{XXXX}
 
 
 @dataclass(frozen=True)
@@ -213,8 +213,9 @@ def load_subtypes(subtypes_csv, case_ids, file_ending: str) -> pd.Series:
         case_id = case_id.strip()
         if case_id.endswith(file_ending):
             case_id = case_id[: -len(file_ending)]
-        if case_id not in known and _CHANNEL_SUFFIX.search(case_id):
-            case_id = _CHANNEL_SUFFIX.sub("", case_id)
+        m = _CHANNEL_FILE.match(case_id)
+        if case_id not in known and m:
+            case_id = m["case"]
         return case_id
 
     table = table.dropna(subset=["case_id"]).assign(case_id=lambda t: t["case_id"].map(normalise))
@@ -230,3 +231,33 @@ def load_subtypes(subtypes_csv, case_ids, file_ending: str) -> pd.Series:
     if len(matched) < len(known):
         warnings.warn(f"{len(known) - len(matched)} case(s) have no subtype in {path}")
     return mapping
+
+
+def list_cases(images_folder: str | Path, file_ending: str, num_channels: int | None = None) -> dict[str, list[Path]]:
+    """nnU-Net raw image naming ``{case}_{XXXX}{file_ending}`` -> case id -> channel files (0..C-1 in order).
+
+    The one parser of nnU-Net's image names. Raises UserError for a file that does not follow the naming, an empty
+    folder, and a case whose channels are not ``0..C-1`` (C = ``num_channels`` when given, the case's own count
+    otherwise)."""
+    folder = Path(images_folder)
+    if not folder.is_dir():
+        raise UserError(f"image folder {folder} not found")
+    cases: dict[str, dict[int, Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if not p.name.endswith(file_ending):
+            continue
+        m = _CHANNEL_FILE.match(p.name[: -len(file_ending)])
+        if not m:
+            raise UserError(f"{p.name} does not follow nnU-Net's {{case}}_{{XXXX}}{file_ending} naming")
+        cases.setdefault(m["case"], {})[int(m["channel"])] = p
+    if not cases:
+        raise UserError(f"no *{file_ending} images in {folder}")
+    out = {}
+    for case, chans in cases.items():
+        expected = len(chans) if num_channels is None else num_channels
+        if sorted(chans) != list(range(expected)):
+            wanted = "the model takes" if num_channels is not None else "expected"
+            raise UserError(f"case {case} has channels {sorted(chans)} but {wanted} {expected} "
+                            f"(_0000.._{expected - 1:04d}); give images of the right channel count")
+        out[case] = [chans[c] for c in range(expected)]
+    return out

@@ -15,13 +15,18 @@ def find_raw_dataset(dataset_id: int) -> Path:
     if not raw:
         raise UserError("nnUNet_raw is not set; export nnUNet_raw=/path/to/nnUNet_raw "
                         "(and nnUNet_preprocessed, nnUNet_results) as for stock nnU-Net")
-    matches = sorted(Path(raw).glob(f"Dataset{int(dataset_id):03d}_*"))
-    matches = [m for m in matches if m.is_dir()]
+    return find_dataset_folder(raw, dataset_id, "nnUNet_raw")
+
+
+def find_dataset_folder(base: str | os.PathLike, dataset_id: int, name: str = "nnUNet_raw") -> Path:
+    """The one ``DatasetNNN_*`` folder of an id under ``base`` (``name`` says which nnU-Net folder it is), or a
+    UserError when there is none or more than one."""
+    matches = [m for m in sorted(Path(base).glob(f"Dataset{int(dataset_id):03d}_*")) if m.is_dir()]
     if not matches:
         raise UserError(f"unknown dataset id {dataset_id}: no folder Dataset{int(dataset_id):03d}_* in "
-                        f"nnUNet_raw={raw}; check -d or create the dataset (e.g. `nnunet-swin make_demo_dataset`)")
+                        f"{name}={base}; check -d or create the dataset (e.g. `nnunet-swin make_demo_dataset`)")
     if len(matches) > 1:
-        raise UserError(f"dataset id {dataset_id} is ambiguous in {raw}: {', '.join(m.name for m in matches)}; "
+        raise UserError(f"dataset id {dataset_id} is ambiguous in {base}: {', '.join(m.name for m in matches)}; "
                         f"keep one folder per id")
     return matches[0]
 

@@ -12,9 +12,33 @@ from nnunet_swin.errors import UserError
 
 
 def padding_fractions(extents, crop: int) -> np.ndarray:
-    """pf per case (eq. 4) for extents L (voxels, any shape) and one crop size C (voxels)."""
+    """pf per case (eq. 4) for extents L (voxels, any shape) and one crop size C (voxels): the one implementation,
+    used by the planner, the evaluation and the analyses. A scalar extent gives a 0-d array (``float()`` it)."""
+    if not crop > 0:
+        raise UserError(f"crop size must be a positive number of voxels, got {crop}")
     extents = np.asarray(extents, dtype=np.float64)
     return np.maximum(1.0 - extents / float(crop), 0.0)
+
+
+def resampled_shape(shape, spacing, target_spacing) -> np.ndarray:
+    """Voxels per axis after resampling from ``spacing`` to ``target_spacing`` mm, nnU-Net's rounding
+    (``compute_new_shape``: ``round(shape * spacing / target)``); all three in the same axis order."""
+    shape, spacing, target = (np.asarray(v, dtype=np.float64) for v in (shape, spacing, target_spacing))
+    return np.round(shape * spacing / target).astype(np.int64)
+
+
+def case_padding_fraction(shape, spacing, crop_depth: int, target_spacing_z: float | None = None,
+                          transpose_forward=(0, 1, 2)) -> float:
+    """pf (eq. 4) of one image along the crop's z axis.
+
+    shape, spacing: the image's (raw array order) size and mm spacing. The crop's z axis is the plans' first axis,
+    i.e. raw axis ``transpose_forward[0]`` (our planners put the coarsest axis first). ``target_spacing_z``: the mm
+    spacing the crop depth is counted at (the plans' spacing along that axis); None counts native slices.
+    """
+    axis = int(transpose_forward[0])
+    extent = shape[axis] if target_spacing_z is None else resampled_shape([shape[axis]], [spacing[axis]],
+                                                                          [target_spacing_z])[0]
+    return float(padding_fractions(extent, crop_depth))
 
 
 def padding_statistics(extents, crop: int) -> dict:

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from copy import deepcopy
 
 import numpy as np
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.paths import nnUNet_preprocessed
-from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
 from nnunetv2.utilities.json_export import recursive_fix_for_json_export
 
 from nnunet_swin import __version__
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import write_json
 from nnunet_swin.networks.geometry import size_divisor, stage_windows
 from nnunet_swin.networks.presets import NETWORK_CLASS_NAME, get_preset
-from nnunet_swin.planners.padding import choose_inplane_crop, choose_z_crop, padding_statistics
+from nnunet_swin.planners.padding import choose_inplane_crop, choose_z_crop, padding_statistics, resampled_shape
 
 SPACING_LIMITS_MM = (0.05, 20.0)
 
@@ -55,16 +54,17 @@ class SwinPlannerBase(ExperimentPlanner):
 
     backbone_family: str = ""            # preset names this planner accepts start with it
     default_backbone: str = ""
+    default_plans_name: str = "nnUNetSwinPlans"
 
     def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
-                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetSwinPlans",
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str | None = None,
                  overwrite_target_spacing=None, suppress_transpose: bool = False, *,
                  backbone: str | None = None, inplane_patch=(128, 128), pf_threshold: float = 0.05,
                  cubic_size: int | None = None, batch_size: int = 2, pretraining_spacing=(1.0, 1.0, 1.0)):
         if overwrite_target_spacing is not None:
             overwrite_target_spacing = [float(s) for s in validate_target_spacing(overwrite_target_spacing)]
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
-                         overwrite_target_spacing, suppress_transpose)
+        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
+                         plans_name or self.default_plans_name, overwrite_target_spacing, suppress_transpose)
         backbone = backbone or self.default_backbone
         if not backbone.startswith(self.backbone_family):
             raise UserError(f"{type(self).__name__} plans {self.backbone_family}* backbones, got {backbone!r}; "
@@ -112,7 +112,7 @@ class SwinPlannerBase(ExperimentPlanner):
 
     def resampled_shapes(self, target_spacing: np.ndarray, transpose_forward) -> np.ndarray:
         """Per-case shape after cropping and resampling to the target spacing, in plans axis order (N, 3)."""
-        shapes = [compute_new_shape(shape, spacing, target_spacing) for spacing, shape in
+        shapes = [resampled_shape(shape, spacing, target_spacing) for spacing, shape in
                   zip(self.dataset_fingerprint["spacings"], self.dataset_fingerprint["shapes_after_crop"])]
         return np.asarray(shapes, dtype=np.int64)[:, transpose_forward]
 
@@ -230,15 +230,7 @@ class SwinPlannerBase(ExperimentPlanner):
                 old = json.load(f)
             kept = {k: v for k, v in old.get("configurations", {}).items() if k not in plans["configurations"]}
             plans["configurations"].update(kept)
-        fd, tmp = tempfile.mkstemp(prefix=".plans.", suffix=".json", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(plans, f, indent=4, sort_keys=False)
-            os.replace(tmp, plans_file)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_json(plans_file, plans, indent=4)
         print(f"Plans were saved to {plans_file}")
 
 
@@ -267,24 +259,12 @@ def format_plan_summary(plans: dict) -> str:
 class SMITPlanner(SwinPlannerBase):
     """SMIT (128^3, window 4, patch 2). Plans identifier ``nnUNetSMITPlans``."""
 
-    backbone_family = "smit"
-    default_backbone = "smit"
-
-    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
-                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetSMITPlans",
-                 overwrite_target_spacing=None, suppress_transpose: bool = False, **swin_options):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
-                         overwrite_target_spacing, suppress_transpose, **swin_options)
+    backbone_family = default_backbone = "smit"
+    default_plans_name = "nnUNetSMITPlans"
 
 
 class SwinUNETRPlanner(SwinPlannerBase):
     """Swin UNETR (96^3, window 7, patch 2, NVIDIA weights). Plans identifier ``nnUNetSwinUNETRPlans``."""
 
-    backbone_family = "swin_unetr"
-    default_backbone = "swin_unetr"
-
-    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
-                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetSwinUNETRPlans",
-                 overwrite_target_spacing=None, suppress_transpose: bool = False, **swin_options):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
-                         overwrite_target_spacing, suppress_transpose, **swin_options)
+    backbone_family = default_backbone = "swin_unetr"
+    default_plans_name = "nnUNetSwinUNETRPlans"

@@ -11,8 +11,10 @@
   checkpoint, or one that does not fit, stops the run with the reason; it never falls back to random init.
 
 Switches the variants flip (class attributes, read by the static/class-level hooks nnU-Net calls):
-``load_pretrained``, ``tumor_aware`` (tumour-aware augmentation), ``tumor_labels`` (None = all foreground labels)
-and ``intended_kind`` (``cubic`` for 3d_cubic, ``anisotropic`` for the ACT 3d_fullres; a mismatch warns).
+``load_pretrained``, ``tumor_aware`` (tumour-aware augmentation), ``tumor_labels`` (None = all foreground labels),
+``intended_kind`` (``cubic`` for 3d_cubic, ``anisotropic`` for the ACT 3d_fullres; a mismatch warns) and the
+schedule ``recipe_epochs``, ``recipe_warmup_epochs``, ``recipe_iterations_per_epoch``,
+``recipe_val_iterations_per_epoch`` (None keeps nnU-Net's 250 / 50).
 """
 from __future__ import annotations
 
@@ -37,9 +39,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_swin.augmentation.tumor_aware import TumorAwareIntensityTransform
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import write_text
 from nnunet_swin.trainers.compatibility import geometry_mismatch, require_foreground, require_swin_network
 from nnunet_swin.trainers.mirroring import left_right_axis
 from nnunet_swin.trainers.pretrained import resolve_pretrained_checkpoint
+from nnunet_swin.trainers.progress import progress_line
 from nnunet_swin.trainers.schedule import WarmupCosineLRScheduler
 
 PRETRAINED_REPORT_FILE = "pretrained_encoder_report.txt"
@@ -72,6 +76,11 @@ class SwinBaseTrainer(nnUNetTrainer):
     tumor_aware: bool = False
     tumor_labels: tuple[int, ...] | None = None
     intended_kind: str = "cubic"
+    # the schedule, read once by __init__ (nnU-Net's own attributes num_epochs etc. are set from them)
+    recipe_epochs: int = 500
+    recipe_warmup_epochs: int = 50
+    recipe_iterations_per_epoch: int | None = None        # None: nnU-Net's 250
+    recipe_val_iterations_per_epoch: int | None = None    # None: nnU-Net's 50
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -91,8 +100,12 @@ class SwinBaseTrainer(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 3e-4
         self.weight_decay = 1e-5
-        self.num_epochs = 500
-        self.warmup_epochs = 50
+        self.num_epochs = self.recipe_epochs
+        self.warmup_epochs = self.recipe_warmup_epochs
+        if self.recipe_iterations_per_epoch is not None:
+            self.num_iterations_per_epoch = self.recipe_iterations_per_epoch
+        if self.recipe_val_iterations_per_epoch is not None:
+            self.num_val_iterations_per_epoch = self.recipe_val_iterations_per_epoch
         self.enable_deep_supervision = False
 
         mismatch = geometry_mismatch(self.configuration_manager.configuration, self.intended_kind,
@@ -178,6 +191,22 @@ class SwinBaseTrainer(nnUNetTrainer):
             else:
                 self.print_to_log_file(f"{type(self).__name__}: random initialisation (no pretrained encoder)")
         super().on_train_start()
+        self.report_progress("start", epoch=self.current_epoch, num_epochs=self.num_epochs)
+
+    def on_epoch_end(self):
+        epoch = self.current_epoch
+        super().on_epoch_end()
+        value = self.logger.get_value
+        self.report_progress("epoch", epoch=epoch, num_epochs=self.num_epochs,
+                             train_loss=float(value("train_losses", step=-1)),
+                             val_loss=float(value("val_losses", step=-1)),
+                             pseudo_dice=float(value("mean_fg_dice", step=-1)),
+                             ema_pseudo_dice=float(value("ema_fg_dice", step=-1)))
+
+    def report_progress(self, event: str, **fields) -> None:
+        """One machine-readable progress line on stdout (rank 0), see ``progress.py``."""
+        if self.local_rank == 0:
+            print(progress_line(event, **fields), flush=True)
 
     def load_pretrained_encoder(self):
         """Load the CT-pretrained encoder named by ``$nnUNet_swin_pretrained``; print, log and save the report."""
@@ -193,9 +222,6 @@ class SwinBaseTrainer(nnUNetTrainer):
         self.print_to_log_file(text, also_print_to_console=True)
         self.logger.update_config({"pretrained_encoder": {"backbone": backbone, "path": str(path)}})
         if self.local_rank == 0:
-            target = os.path.join(self.output_folder, PRETRAINED_REPORT_FILE)
-            tmp = target + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
-            os.replace(tmp, target)
+            write_text(os.path.join(self.output_folder, PRETRAINED_REPORT_FILE), text + "\n")
+        self.report_progress("encoder", text=text)
         return report

@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-import torch
-
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
 
 
@@ -30,8 +28,4 @@ class SwinScratchTrainer(SwinACTTrainer):
     """Scratch: ACT from random initialisation, trained twice as long (1000 epochs)."""
 
     load_pretrained = False
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 1000
+    recipe_epochs = 1000

@@ -14,13 +14,13 @@ the console output and in the report:
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import write_text
 from nnunet_swin.workflows.workspace import Workspace, nnunet_swin_command, run_logged, tool
 
 MARKER = ".nnunet_swin_demo"
@@ -64,7 +64,7 @@ def _prepare_output(settings: DemoSettings) -> Workspace:
                             f"delete it. Choose another --output")
         shutil.rmtree(root)
     ws = Workspace(root).create()
-    (root / MARKER).write_text("written by nnunet-swin demo; safe to delete\n")
+    write_text(root / MARKER, "written by nnunet-swin demo; safe to delete\n")
     return ws
 
 
@@ -91,41 +91,34 @@ class _Stages:
 
 
 class _TrainingProgress:
-    """Turns nnU-Net's training output into an epoch progress bar with loss and pseudo-Dice."""
-
-    _timestamp = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+: ")
-    _number = re.compile(r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?|[-+]?\d+(?:[eE][-+]?\d+)?")
+    """An epoch progress bar with loss and pseudo-Dice, fed by the trainer's progress lines (``trainers.progress``)."""
 
     def __init__(self, enabled: bool):
         self.enabled, self.bar = enabled, None
-        self.postfix: dict[str, str] = {}
 
     def __call__(self, line: str) -> None:
-        if not self.enabled:
+        from nnunet_swin.trainers.progress import parse_progress_line
+
+        record = parse_progress_line(line) if self.enabled else None
+        if record is None:
             return
-        text = self._timestamp.sub("", line)
-        total = re.search(r"cosine annealing to epoch (\d+)", text)
-        if total and self.bar is None:  # printed by the recipe before the first epoch
+        if record["event"] == "encoder":
+            for text in record["text"].splitlines()[:2]:
+                (self.bar.write if self.bar is not None else print)("      " + text)
+        elif record["event"] == "start" and self.bar is None:
             from tqdm import tqdm
-            self.bar = tqdm(total=int(total.group(1)), desc="      epochs", unit="epoch")
-        if self.bar is None:
-            if "encoder loaded from" in text or text.startswith("format "):
-                print("      " + text, flush=True)
-            return
-        if text.startswith("train_loss"):
-            self.postfix["loss"] = text.split()[-1]
-        elif text.startswith("Pseudo dice"):
-            values = [float(v) for v in self._number.findall(text.split("[", 1)[-1].replace("float32", ""))]
-            if values:
-                self.postfix["pseudo_dice"] = f"{values[-1]:.3f}"
-            self.bar.set_postfix(self.postfix)
+            self.bar = tqdm(total=record["num_epochs"], initial=record["epoch"], desc="      epochs", unit="epoch")
+        elif record["event"] == "epoch" and self.bar is not None:
+            self.bar.set_postfix(loss=_fmt(record["train_loss"]), pseudo_dice=_fmt(record["pseudo_dice"]))
             self.bar.update(1)
-        elif "encoder loaded from" in text or text.startswith("format "):
-            self.bar.write("      " + text)
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def run_demo(settings: DemoSettings) -> DemoResult:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_swin.evaluation.reports import save_figure
+from nnunet_swin.io import save_figure
 
 
 def _largest_slice(mask_zyx: np.ndarray) -> int:
@@ -40,7 +40,4 @@ def plot_examples(cases: list[tuple[str, Path, Path, Path]], path: str | os.Path
         ax.axis("off")
     fig.suptitle(title + ("  " if title else "") + "(green: reference, red: prediction)", fontsize=10)
     fig.tight_layout()
-    try:
-        return save_figure(path, fig, dpi=110)
-    finally:
-        plt.close(fig)
+    return save_figure(path, fig, dpi=110)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nnunet_swin.io import write_csv, write_text
 from nnunet_swin.workflows.figures import plot_examples
 from nnunet_swin.workflows.training_log import plot_training_curve, training_curve
 
@@ -46,19 +47,13 @@ def _readable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_demo_report(facts: DemoFacts, folder: str | os.PathLike) -> Path:
     """Write ``folder/report.md`` plus ``training_curve.png`` and ``examples.png``; return the Markdown path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fold_dir = facts.model_folder / f"fold_{facts.fold}"
     curve = training_curve(fold_dir / "checkpoint_final.pth")
-    curve.to_csv(folder / "training_curve.csv", index=False)
+    write_csv(folder / "training_curve.csv", curve)
     plot_training_curve(curve, folder / "training_curve.png", title=f"{facts.settings['trainer']} (CPU demo)")
 
     per_case = facts.per_case.sort_values("dice", ascending=False).reset_index(drop=True)
@@ -116,5 +111,5 @@ def write_demo_report(facts: DemoFacts, folder: str | os.PathLike) -> Path:
         f"- predictions: `{facts.predictions}`",
         f"- evaluation: `{facts.workspace / 'evaluation'}`", ""]
     path = folder / "report.md"
-    _write(path, "\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path

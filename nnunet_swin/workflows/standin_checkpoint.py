@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from nnunet_swin.io import save_checkpoint
+
 
 def standin_encoder_state(arch_kwargs: dict, seed: int = 0) -> dict:
     """The public-layout checkpoint object for a freshly (seeded) initialised encoder of ``arch_kwargs``."""
@@ -44,9 +46,4 @@ def standin_encoder_state(arch_kwargs: dict, seed: int = 0) -> dict:
 
 def write_standin_checkpoint(arch_kwargs: dict, path: str | os.PathLike, seed: int = 0) -> Path:
     """Write :func:`standin_encoder_state` to ``path`` (atomically) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(standin_encoder_state(arch_kwargs, seed), tmp)
-    os.replace(tmp, path)
-    return path
+    return save_checkpoint(path, standin_encoder_state(arch_kwargs, seed))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nnunet_swin.evaluation.reports import save_figure
+from nnunet_swin.io import save_figure
 
 LOG_COLUMNS = {"train_losses": "train_loss", "val_losses": "val_loss", "mean_fg_dice": "pseudo_dice",
                "ema_fg_dice": "ema_pseudo_dice", "lrs": "learning_rate"}
@@ -54,7 +54,4 @@ def _draw(table: pd.DataFrame, path: Path, title: str, plt) -> Path:
     axes[2].set(xlabel="epoch", ylabel="lr", title="warmup + cosine")
     fig.suptitle(title)
     fig.tight_layout()
-    try:
-        return save_figure(path, fig, dpi=110)
-    finally:
-        plt.close(fig)
+    return save_figure(path, fig, dpi=110)

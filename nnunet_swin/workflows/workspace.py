@@ -57,11 +57,10 @@ class Workspace:
                 "nnUNet_n_proc_DA": str(da_processes), "nnUNet_compile": "f"}
 
     def dataset_folder(self, kind: str, dataset_id: int) -> Path:
+        from nnunet_swin.planners.dataset_checks import find_dataset_folder
+
         base = {"raw": self.raw, "preprocessed": self.preprocessed, "results": self.results}[kind]
-        found = sorted(base.glob(f"Dataset{dataset_id:03d}_*"))
-        if not found:
-            raise UserError(f"no Dataset{dataset_id:03d}_* in {base}")
-        return found[0]
+        return find_dataset_folder(base, dataset_id, f"nnUNet_{kind}")
 
 
 def tool(name: str) -> str:

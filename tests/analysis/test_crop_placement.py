@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from nnunet_swin.analysis.crop_placement import padding_fraction, place_in_crop
+from nnunet_swin.analysis.crop_placement import place_in_crop
 
 
-def test_padding_fraction_eq4():
-    assert padding_fraction(93, 128) == pytest.approx(1 - 93 / 128)
-    assert padding_fraction(140, 128) == 0.0
+def test_placement_reports_eq4_padding_fraction():
+    assert place_in_crop(np.ones((1, 93, 4, 4), np.float32), [128, 4, 4]).pf == pytest.approx(1 - 93 / 128)
+    assert place_in_crop(np.ones((1, 140, 4, 4), np.float32), [128, 4, 4]).pf == 0.0
 
 
 def test_short_axis_is_zero_padded_centred_and_long_axis_centre_cropped():

@@ -36,19 +36,44 @@ def test_outside_the_tumour_nothing_changes_and_shape_dtype_are_kept(sample):
     assert torch.equal(out["image"][:, outside], image[:, outside])  # background and padding (-1) untouched
 
 
+@st.composite
+def unit_frame_samples(draw, side=6):
+    """A 1-channel image in the paper's [0, 1] frame (min 0, 99th percentile 1) and a tumour mask inside it."""
+    n = side ** 3
+    values = draw(arrays(np.float64, n, elements=st.floats(0, 1, allow_nan=False)))
+    values[0] = 0.0
+    values[-4:] = 1.0  # over 1% of the voxels at 1: the 99th percentile is exactly 1
+    mask = draw(arrays(np.bool_, n))
+    mask[-4:] = False
+    mask[1] = True
+    shape = (1, side, side, side)
+    return (torch.from_numpy(values.reshape(shape)).float(),
+            torch.from_numpy(mask.reshape(shape).astype(np.int16)))
+
+
 @settings(max_examples=150, deadline=None)
-@given(samples(), st.floats(0.5, 1.5), st.floats(-0.2, 0.2))
-def test_tumour_voxels_follow_equation_1_in_the_sample_frame(sample, alpha, beta):
+@given(unit_frame_samples(), st.floats(0.5, 1.5), st.floats(-0.2, 0.2))
+def test_on_a_unit_frame_image_tumour_voxels_become_alpha_i_plus_beta(sample, alpha, beta):
+    """The paper's eq. 1 verbatim: on an image already clipped to the 99th percentile and scaled to [0, 1],
+    I'(x) = alpha * I(x) + beta inside the tumour, I'(x) = I(x) elsewhere."""
     image, seg = sample
-    mask = seg[0] > 0
-    out = perturb_tumor_intensity(image, mask, seg[0] >= 0, alpha, beta)
-    for c in range(image.shape[0]):
-        vals = image[c][seg[0] >= 0].double().numpy()
-        if vals.size == 0:
-            continue
-        lo, hi = np.percentile(vals, [0, 99])
-        expected = alpha * (image[c][mask].double().numpy() - lo) + lo + beta * (hi - lo)
-        np.testing.assert_allclose(out[c][mask].double().numpy(), expected, rtol=1e-5, atol=1e-4)
+    transform = _always(alpha_range=(alpha, alpha), beta_range=(beta, beta))
+    out = transform(image=image.clone(), segmentation=seg.clone())["image"]
+    tumour = seg[0] > 0
+    np.testing.assert_allclose(out[0][tumour].numpy(), alpha * image[0][tumour].numpy() + beta, atol=1e-6)
+    assert torch.equal(out[0][~tumour], image[0][~tumour])
+
+
+@settings(max_examples=100, deadline=None)
+@given(unit_frame_samples(), st.floats(0.5, 1.5), st.floats(-0.2, 0.2), st.floats(-3, 3), st.floats(0.1, 10))
+def test_an_affinely_rescaled_image_is_perturbed_in_its_own_unit_frame(sample, alpha, beta, offset, scale):
+    """z-scored input (any I = offset + scale * U of a unit-frame U) gets eq. 1 in U's frame: the augmentation
+    commutes with the intensity normalisation."""
+    unit, seg = sample
+    transform = _always(alpha_range=(alpha, alpha), beta_range=(beta, beta))
+    rescaled = transform(image=offset + scale * unit, segmentation=seg.clone())["image"]
+    in_unit_frame = transform(image=unit.clone(), segmentation=seg.clone())["image"]
+    np.testing.assert_allclose(rescaled.numpy(), (offset + scale * in_unit_frame).numpy(), atol=1e-4 * scale + 1e-5)
 
 
 @settings(max_examples=100, deadline=None)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.evaluation import dice, measure_case, padding_fraction, surface_dice, volume_ratio
-from nnunet_swin.evaluation.case_metrics import resampled_depth
+from nnunet_swin.evaluation import dice, measure_case, surface_dice, volume_ratio
 from nnunet_swin.evaluation.hausdorff import MISSED_HAUSDORFF_MM
 
 SPACING = (3.0, 0.5, 0.5)
@@ -55,8 +54,16 @@ def test_empty_reference_cases():
 def test_small_functions():
     assert math.isnan(dice(np.zeros(3, bool), np.zeros(3, bool)))
     assert volume_ratio(5, 0) != volume_ratio(5, 0)  # NaN
-    assert padding_fraction(93, 128) == pytest.approx(1 - 93 / 128)
-    assert padding_fraction(140, 128) == 0.0
-    with pytest.raises(UserError):
-        padding_fraction(10, 0)
-    assert resampled_depth(25, 6.5, 1.0) == 162 and resampled_depth(25, 6.5, None) == 25
+
+
+def test_padding_fraction_follows_transpose_forward_and_the_crop_spacing():
+    """The crop's z is the plans' first axis (raw axis transpose_forward[0]); pf uses the resampled extent there."""
+    ref = np.zeros((20, 10, 30), bool)  # raw (Z, Y, X); thick slices along the last raw axis here
+    ref[5:8, 2:5, 10:20] = True
+    spacing = (1.0, 1.0, 3.0)
+    native = measure_case(ref, ref, spacing, crop_depth=64)
+    assert native["padding_fraction"] == pytest.approx(1 - 20 / 64)  # axis 0, native slices
+    moved = measure_case(ref, ref, spacing, crop_depth=64, transpose_forward=(2, 0, 1))
+    assert moved["padding_fraction"] == pytest.approx(1 - 30 / 64)
+    resampled = measure_case(ref, ref, spacing, crop_depth=64, crop_spacing_z=1.0, transpose_forward=(2, 0, 1))
+    assert resampled["padding_fraction"] == 0.0  # 30 slices x 3 mm = 90 slices at 1 mm > 64

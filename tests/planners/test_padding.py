@@ -4,13 +4,34 @@ import pytest
 from nnunet_swin.errors import UserError
 from nnunet_swin.networks.geometry import size_divisor, stage_windows, valid_neighbours
 from nnunet_swin.networks.presets import get_preset
-from nnunet_swin.planners.padding import (choose_inplane_crop, choose_z_crop, padding_fractions,
-                                          padding_statistics)
+from nnunet_swin.planners.padding import (case_padding_fraction, choose_inplane_crop, choose_z_crop,
+                                          padding_fractions, padding_statistics, resampled_shape)
 
 
 def test_padding_fraction_is_equation_4():
     pf = padding_fractions([32, 64, 100], 64)
     np.testing.assert_allclose(pf, [0.5, 0.0, 0.0])
+    assert float(padding_fractions(93, 128)) == pytest.approx(1 - 93 / 128)
+    for crop in (0, -4):
+        with pytest.raises(UserError, match="positive"):
+            padding_fractions(10, crop)
+
+
+def test_resampled_shape_is_nnunets_rounding():
+    from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        shape = rng.integers(1, 400, 3)
+        spacing, target = rng.uniform(0.3, 7, 3), rng.uniform(0.3, 3, 3)
+        np.testing.assert_array_equal(resampled_shape(shape, spacing, target), compute_new_shape(shape, spacing, target))
+
+
+def test_case_padding_fraction_of_a_thick_slice_case():
+    # 25 slices of 6.5 mm -> 162 slices at 1 mm: no padding in a 128 crop, but 25 native slices pad 80%
+    assert case_padding_fraction((25, 300, 300), (6.5, 0.5, 0.5), 128, target_spacing_z=1.0) == 0.0
+    assert case_padding_fraction((25, 300, 300), (6.5, 0.5, 0.5), 128) == pytest.approx(1 - 25 / 128)
+    assert case_padding_fraction((300, 300, 25), (0.5, 0.5, 6.5), 128, 1.0, transpose_forward=(2, 0, 1)) == 0.0
 
 
 def test_statistics_report_share_and_mean():

@@ -1,8 +1,9 @@
-"""`nnunet-swin demo`: workspace safety, progress parsing, and (slow) the whole pipeline with a smoke trainer."""
+"""`nnunet-swin demo`: workspace safety, the training progress bar, and (slow) the whole pipeline with a smoke trainer."""
 import pytest
 
 from nnunet_swin.cli.main import main as cli
 from nnunet_swin.errors import UserError
+from nnunet_swin.trainers.progress import PROGRESS_PREFIX, parse_progress_line, progress_line
 from nnunet_swin.workflows.demo import MARKER, DemoSettings, _prepare_output, _TrainingProgress, run_demo
 
 
@@ -28,15 +29,27 @@ def test_cli_reports_an_existing_folder_as_one_line_error(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-def test_training_progress_follows_nnunet_output(capsys):
+def test_training_progress_follows_the_trainers_progress_lines():
     bar = _TrainingProgress(enabled=True)
-    bar("2026-01-01 10:00:00.000001: AdamW lr 0.0003 weight decay 1e-05; linear warmup 2 epochs then cosine "
-        "annealing to epoch 20")
+    bar("2026-01-01 10:00:00.000001: AdamW lr 0.0003 ... cosine annealing to epoch 99")  # log wording: ignored
+    assert bar.bar is None
+    bar(progress_line("start", epoch=0, num_epochs=20))
     for epoch in range(3):
-        bar(f"2026-01-01 10:00:01.000001: train_loss 0.{5 - epoch}")
-        bar("2026-01-01 10:00:01.000002: Pseudo dice [np.float32(0.25)]")
-    assert bar.bar.total == 20 and bar.bar.n == 3 and bar.postfix == {"loss": "0.3", "pseudo_dice": "0.250"}
+        bar("2026-01-01 10:00:01.000002: Pseudo dice [np.float32(0.25)]")  # ignored
+        bar(progress_line("epoch", epoch=epoch, num_epochs=20, train_loss=0.5 - epoch / 10, val_loss=0.4,
+                          pseudo_dice=0.25, ema_pseudo_dice=float("nan")))
+    assert bar.bar.total == 20 and bar.bar.n == 3
+    assert bar.bar.postfix == "loss=0.300, pseudo_dice=0.250"
     bar.close()
+
+
+def test_progress_lines_round_trip_as_strict_json():
+    line = progress_line("epoch", epoch=3, num_epochs=5, train_loss=float("nan"), pseudo_dice=0.5)
+    assert "NaN" not in line
+    assert parse_progress_line("2026-01-01 10:00:00: " + line) == {
+        "event": "epoch", "epoch": 3, "num_epochs": 5, "train_loss": None, "pseudo_dice": 0.5}
+    assert parse_progress_line("train_loss 0.3") is None
+    assert parse_progress_line(PROGRESS_PREFIX + "{not json") is None
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
-"""Held-out scoring (plain Dice fallback and the evaluation package) and the example-slice figure."""
+"""Held-out scoring through the evaluation package and the example-slice figure."""
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from nnunet_swin.workflows.figures import plot_examples
-from nnunet_swin.workflows.scoring import mean_dice, plain_dice_table, score_predictions
+from nnunet_swin.errors import UserError
+from nnunet_swin.workflows.scoring import mean_dice, score_predictions
 
 
 def _write(array, path, spacing=(0.5, 0.5, 3.0)):
@@ -28,18 +29,12 @@ def folders(tmp_path):
     return ref, pred, img
 
 
-def test_plain_dice(folders):
-    ref, pred, _ = folders
-    table = plain_dice_table(ref, pred)
-    assert table.set_index("case_id")["dice"].to_dict() == pytest.approx({"c1": 2 / 3, "c2": 1.0})
-    assert mean_dice(table) == pytest.approx((2 / 3 + 1) / 2)
-
-
-def test_missing_prediction_is_an_error(folders):
+def test_missing_prediction_is_an_error(folders, tmp_path):
     ref, pred, _ = folders
     (pred / "c2.nii.gz").unlink()
-    with pytest.raises(FileNotFoundError, match="c2"):
-        plain_dice_table(ref, pred)
+    with pytest.raises(UserError, match="c2"):
+        score_predictions(ref, pred, tmp_path / "eval")
+    assert not (tmp_path / "eval" / "metrics_per_case.csv").exists()
 
 
 def test_score_predictions_uses_the_evaluation_package(folders, tmp_path):
@@ -47,6 +42,7 @@ def test_score_predictions_uses_the_evaluation_package(folders, tmp_path):
     table, metric_set = score_predictions(ref, pred, tmp_path / "eval")
     assert "surface Dice" in metric_set and {"dice", "surface_dice"} <= set(table.columns)
     assert table.set_index("case_id")["dice"].to_dict() == pytest.approx({"c1": 2 / 3, "c2": 1.0})
+    assert mean_dice(table) == pytest.approx((2 / 3 + 1) / 2)
 
 
 def test_example_figure(folders, tmp_path):
