@@ -220,19 +220,7 @@ class UnetrDecoder(nn.Module):
         dec = self.decoder1(dec, enc0)
         return self.out(dec)
 
-    def feature_map_sizes(self, size: tuple[int, int, int], in_channels: int) -> int:
-        """Elements of every convolution output for one sample with spatial ``size`` (the planner's memory proxy)."""
-        total = 0
-        for name, mod in self.named_modules():
-            if isinstance(mod, (nn.Conv3d, nn.ConvTranspose3d)):
-                level = _LEVEL.get(name.split(".")[0], 0)
-                vox = 1
-                for s in size:
-                    vox *= max(1, s // 2 ** level)
-                total += mod.out_channels * vox
-        return total
 
-
-# Resolution level (stride 2**level) of each top-level block's outputs.
-_LEVEL = {"encoder1": 0, "encoder2": 1, "encoder3": 2, "encoder4": 3, "encoder10": 5, "decoder5": 4,
-          "decoder4": 3, "decoder3": 2, "decoder2": 1, "decoder1": 0, "out": 0}
+# Resolution level (outputs at stride 2**level) of each top-level block of ``UnetrDecoder``.
+DECODER_LEVELS = {"encoder1": 0, "encoder2": 1, "encoder3": 2, "encoder4": 3, "encoder10": 5, "decoder5": 4,
+                  "decoder4": 3, "decoder3": 2, "decoder2": 1, "decoder1": 0, "out": 0}

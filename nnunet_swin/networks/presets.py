@@ -21,51 +21,23 @@ import copy
 
 NETWORK_CLASS_NAME = "nnunet_swin.networks.segmentation.SwinSegmentationNetwork"
 
-_SWIN_UNETR = dict(
-    backbone="swin_unetr",
-    embed_dim=48,
-    depths=[2, 2, 2, 2],
-    num_heads=[3, 6, 12, 24],
-    window_size=[7, 7, 7],
-    patch_size=[2, 2, 2],
-    mlp_ratio=4.0,
-    qkv_bias=True,
-    patch_norm=False,
-    drop_path_rate=0.0,
-    merge_order="legacy",
-    window_reverse="inverse",
-    shrink_window=True,
-    rel_index_slice=True,
-    skip_taps="monai",
-    decoder_features=48,
-    decoder_norm="instance",
-    pretrained_input_size=[96, 96, 96],
-    exclude_padding_keys=False,
-    gradient_checkpointing=False,
-)
+# What every backbone shares: the checkpoints' embedding, MLP and qkv layout, and our decoder and switches.
+_COMMON = dict(embed_dim=48, patch_size=[2, 2, 2], mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.0,
+               decoder_features=48, decoder_norm="instance", exclude_padding_keys=False, gradient_checkpointing=False)
 
-_SMIT = dict(
-    backbone="smit",
-    embed_dim=48,
-    depths=[2, 2, 12, 2],
-    num_heads=[4, 4, 8, 16],
-    window_size=[4, 4, 4],
-    patch_size=[2, 2, 2],
-    mlp_ratio=4.0,
-    qkv_bias=True,
-    patch_norm=True,
-    drop_path_rate=0.0,
-    merge_order="smit",
-    window_reverse="smit",
-    shrink_window=False,
-    rel_index_slice=False,
-    skip_taps="smit",
-    decoder_features=48,
-    decoder_norm="instance",
-    pretrained_input_size=[128, 128, 128],
-    exclude_padding_keys=False,
-    gradient_checkpointing=False,
-)
+
+def _backbone(name: str, **config) -> dict:
+    return copy.deepcopy({"backbone": name, **_COMMON, **config})
+
+
+_SWIN_UNETR = _backbone("swin_unetr", depths=[2, 2, 2, 2], num_heads=[3, 6, 12, 24], window_size=[7, 7, 7],
+                        patch_norm=False, pretrained_input_size=[96, 96, 96],
+                        merge_order="legacy", window_reverse="inverse", shrink_window=True, rel_index_slice=True,
+                        skip_taps="monai")
+_SMIT = _backbone("smit", depths=[2, 2, 12, 2], num_heads=[4, 4, 8, 16], window_size=[4, 4, 4],
+                  patch_norm=True, pretrained_input_size=[128, 128, 128],
+                  merge_order="smit", window_reverse="smit", shrink_window=False, rel_index_slice=False,
+                  skip_taps="smit")
 
 # Reduced configurations for CPU tests and the demo (no public weights exist for them).
 _TINY = dict(embed_dim=12, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4], decoder_features=12)

@@ -10,15 +10,16 @@ encoder and decoder in that frame with the weights unchanged, and permutes the l
 from __future__ import annotations
 
 import contextlib
+from math import prod
 
 import torch
 from torch import nn
 
 from nnunet_swin.errors import UserError
 from nnunet_swin.networks.attention import ProbeCallback
-from nnunet_swin.networks.decoder import UnetrDecoder
+from nnunet_swin.networks.decoder import DECODER_LEVELS, UnetrDecoder
 from nnunet_swin.networks.encoder import SwinEncoder
-from nnunet_swin.networks.geometry import size_divisor, valid_neighbours
+from nnunet_swin.networks.geometry import size_divisor, stage_windows, valid_neighbours
 
 # arch_kwargs understood by the network; everything else is rejected.
 ENCODER_KEYS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size", "mlp_ratio", "qkv_bias", "patch_norm",
@@ -28,8 +29,9 @@ NETWORK_KEYS = ("backbone", "decoder_features", "decoder_norm", "pretrained_inpu
 # "strides" is written by nnU-Net's planning conventions and ignored: the Swin geometry fixes every stride to 2.
 
 
-def _to_nnunet_frame(t: torch.Tensor) -> torch.Tensor:
-    """Swap the first and last spatial axes: (Z, Y, X) <-> (X, Y, Z). Its own inverse."""
+def _swap_xz(t: torch.Tensor) -> torch.Tensor:
+    """``(B, C, Z, Y, X)`` -> ``(B, C, X, Y, Z)`` (nnU-Net's frame into the checkpoints'), and, being its own inverse,
+    ``(B, C, X, Y, Z)`` -> ``(B, C, Z, Y, X)`` on the way back."""
     return t.permute(0, 1, 4, 3, 2)
 
 
@@ -84,12 +86,12 @@ class SwinSegmentationNetwork(nn.Module):
         if x.ndim != 5:
             raise UserError(f"expected a (B, C, Z, Y, X) tensor, got shape {tuple(x.shape)}")
         self.check_input_size(tuple(x.shape[2:]))
-        x = _to_nnunet_frame(x).contiguous()
+        x = _swap_xz(x).contiguous()  # into the checkpoints' (X, Y, Z)
         if padding_mask is not None:
             m = padding_mask if padding_mask.ndim == 5 else padding_mask.unsqueeze(1)
-            padding_mask = _to_nnunet_frame(m)
+            padding_mask = _swap_xz(m)
         feats = self.encoder(x, padding_mask)
-        return _to_nnunet_frame(self.decoder(x, feats)).contiguous()
+        return _swap_xz(self.decoder(x, feats)).contiguous()  # back to nnU-Net's (Z, Y, X)
 
     def attention_probe(self, callback: ProbeCallback):
         """Same as ``net.encoder.attention_probe(callback)``: explicit-softmax attention, one event per block."""
@@ -101,14 +103,14 @@ class SwinSegmentationNetwork(nn.Module):
         block 12 C values per (window-padded) token (norms, qkv, attention output, projection, MLP 4C, residuals);
         the fused attention stores no N x N maps."""
         size = tuple(int(s) for s in input_size)
-        total = self.decoder.feature_map_sizes(size, self.input_channels)
-        from nnunet_swin.networks.geometry import stage_windows
-        arch = {"patch_size": list(self.encoder.patch_size), "window_size": list(self.encoder.window_size),
-                "depths": list(self.encoder.depths), "shrink_window": self.encoder.shrink_window}
+        total = 0
+        for name, mod in self.decoder.named_modules():
+            if isinstance(mod, (nn.Conv3d, nn.ConvTranspose3d)):
+                level = DECODER_LEVELS[name.split(".")[0]]
+                total += mod.out_channels * prod(max(1, s // 2 ** level) for s in size)
+        enc = self.encoder
+        arch = {"patch_size": list(enc.patch_size), "window_size": list(enc.window_size), "depths": list(enc.depths),
+                "shrink_window": enc.shrink_window}
         for st in stage_windows(list(size), arch):
-            tokens = 1
-            for p in st.padded_size:
-                tokens *= p
-            c = self.encoder.embed_dim * 2 ** st.stage
-            total += self.encoder.depths[st.stage] * 12 * c * tokens
+            total += enc.depths[st.stage] * 12 * enc.embed_dim * 2 ** st.stage * prod(st.padded_size)
         return int(total)
