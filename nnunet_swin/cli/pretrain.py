@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr-per-sample", type=float, default=None, help="peak lr per volume of the global batch (1e-4)")
     g.add_argument("--warmup-epochs", type=int, default=None, help="learning-rate warmup epochs (20)")
     g.add_argument("--out-dim", type=int, default=None, help="prototypes of the projection heads (8192)")
+    g.add_argument("--head-hidden", type=int, default=None, help="hidden width of the projection heads (2048)")
+    g.add_argument("--head-bottleneck", type=int, default=None, help="bottleneck of the projection heads (256)")
     g.add_argument("--drop-path", type=float, default=None, help="student stochastic depth (0.3)")
     g.add_argument("--random-share", type=float, default=None,
                    help="SMART: share of masked blocks drawn at random, the rest are the most attended (0.5)")
@@ -75,7 +77,7 @@ _FIELDS = {"method": "method", "backbone": "backbone", "modality": "modality", "
            "spacing": "spacing", "hu_window": "hu_window", "mr_percentile": "mr_percentile",
            "save_every": "save_every", "num_workers": "num_workers", "mask_ratio": "mask_ratio",
            "mask_block": "mask_block", "w_mip": "w_mip", "w_mpd": "w_mpd", "w_itd": "w_itd", "w_ctd": "w_ctd",
-           "lr_per_sample": "lr_per_sample", "warmup_epochs": "warmup_epochs", "out_dim": "out_dim",
+           "lr_per_sample": "lr_per_sample", "warmup_epochs": "warmup_epochs", "out_dim": "out_dim", "head_hidden": "head_hidden", "head_bottleneck": "head_bottleneck",
            "drop_path": "drop_path", "random_share": "random_share", "guided_masking": "guided_masking",
            "teacher_noise": "teacher_noise", "teacher_noise_std": "teacher_noise_std", "seed": "seed"}
 

@@ -92,13 +92,15 @@ def discover_images(input_folder: str | None = None, dataset_id: str | None = No
     if dataset_id is not None:
         from nnunetv2.paths import nnUNet_raw
         from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-        if not nnUNet_raw:
+        raw = os.environ.get("nnUNet_raw") if not isinstance(nnUNet_raw, str) else nnUNet_raw
+        if not raw:
             raise UserError("-d needs the environment variable nnUNet_raw (or pass the images folder with -i)")
         try:
             name = maybe_convert_to_dataset_name(dataset_id)
-        except Exception as e:  # noqa: BLE001 - nnU-Net raises RuntimeError with its own text
-            raise UserError(f"no nnU-Net raw dataset {dataset_id!r} in nnUNet_raw={nnUNet_raw} ({str(e).splitlines()[0]})")
-        root = Path(nnUNet_raw) / name
+        except Exception as e:  # noqa: BLE001 - nnU-Net raises RuntimeError/ValueError with its own text
+            raise UserError(f"no nnU-Net raw dataset {dataset_id!r} in nnUNet_raw={raw} "
+                            f"({str(e).splitlines()[0][:100]})") from None
+        root = Path(raw) / name
         ds_file = root / "dataset.json"
         if not ds_file.is_file():
             raise UserError(f"{root} has no dataset.json; is it an nnU-Net raw dataset?")

@@ -158,6 +158,15 @@ class RunState:
     history: list = field(default_factory=list)   # one dict per step (epoch, iteration, losses, lr, momentum)
 
 
+def loss_targets(block_mask: torch.Tensor, voxel_valid: torch.Tensor, token_grid: tuple[int, int, int],
+                 token_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the losses look: (voxels ``(B, D, H, W)`` masked AND real -> MIP, stage-3 tokens ``(B, N3)`` masked AND
+    real -> MPD). Padding is never a target."""
+    voxels = to_resolution(block_mask, tuple(voxel_valid.shape[1:])) & voxel_valid
+    tokens = to_resolution(block_mask, token_grid).flatten(1) & token_valid
+    return voxels, tokens
+
+
 def _param_groups(model: nn.Module):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -244,6 +253,7 @@ class Pretrainer:
         if not self.world.main:
             self.entries = build_cache(self.images, self.out / "cache", tuple(cfg.spacing), cfg.intensity(),
                                        min_side, progress=False)
+        torch.manual_seed(cfg.seed)  # same initial weights for the same seed (every rank; rank 0's are broadcast)
         self.student, self.teacher = build_pair(preset, cfg.method, out_dim=cfg.out_dim, head_hidden=cfg.head_hidden,
                                                 head_bottleneck=cfg.head_bottleneck,
                                                 class_attention_heads=cfg.class_attention_heads,
@@ -310,13 +320,12 @@ class Pretrainer:
         with self._autocast():
             s = self.student(x, v, mask)
         temp_g, temp_p = self.temperatures(epoch)
-        token_mask = to_resolution(mask, t["grid"]).flatten(1) & t["token_valid"]
+        voxel_mask, token_mask = loss_targets(mask, v, t["grid"], t["token_valid"])
         tp = teacher_distribution(t["patch_logits"], self.centres["patch"].value, temp_p)
         parts = {"mpd": masked_patch_distillation(list(tp.chunk(2)), list(s["patch_logits"].chunk(2)),
                                                   list(token_mask.chunk(2)), cfg.student_temp)}
         tg = teacher_distribution(t["global_logits"], self.centres["global"].value, temp_g)
         parts["itd"] = cross_view_distillation(list(tg.chunk(2)), list(s["global_logits"].chunk(2)), cfg.student_temp)
-        voxel_mask = to_resolution(mask, tuple(x.shape[2:])) & v
         parts["mip"] = masked_l1(x.float(), s["reconstruction"].float(), voxel_mask.unsqueeze(1))
         if smart:
             tc = teacher_distribution(t["class_logits"], self.centres["class"].value, temp_g)
