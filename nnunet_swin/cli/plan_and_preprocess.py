@@ -44,13 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-cubic_size", type=int, default=None,
                    help="side of 3d_cubic (default: the pretraining size, SMIT 128, Swin UNETR 96)")
     g.add_argument("-batch_size", type=int, default=None, help="batch size of both configurations (default 2)")
+    g.add_argument("-resampling", choices=("paper", "nnunet"), default=None,
+                   help="paper (default): images and labels interpolated linearly in 3D, also along z; nnunet: "
+                        "nnU-Net's separate z (cubic in-plane, nearest neighbour along z for thick slices)")
+    g.add_argument("-normalization", choices=("zscore", "rescale01"), default=None,
+                   help="zscore (default, nnU-Net's): per-image z-score; rescale01: nnU-Net's RescaleTo01 (per-image "
+                        "min-max to [0, 1], the range the CT encoder saw; the paper also clips at the 99th "
+                        "percentile first, which no stock scheme can express)")
+    g.add_argument("-tumor_labels", type=int, nargs="+", default=None,
+                   help="labels that are tumour (tumour-aware augmentation, subtypes, detection); default: all "
+                        "foreground labels")
     return p
 
 
 def main(argv: list[str]) -> int:
     a = build_parser().parse_args(argv)
     options = SwinPlanOptions(backbone=a.backbone, inplane_patch=tuple(a.inplane_patch) if a.inplane_patch else None,
-                              pf_threshold=a.pf_threshold, cubic_size=a.cubic_size, batch_size=a.batch_size)
+                              pf_threshold=a.pf_threshold, cubic_size=a.cubic_size, batch_size=a.batch_size,
+                              resampling=a.resampling, normalization=a.normalization,
+                              tumor_labels=tuple(a.tumor_labels) if a.tumor_labels else None)
     req = PlanRequest(dataset_ids=a.d, planner=a.pl, options=options, fingerprint_extractor=a.fpe,
                       num_processes_fingerprint=a.npfp, verify_dataset_integrity=a.verify_dataset_integrity,
                       no_pp=a.no_pp, clean=a.clean, gpu_memory_target=a.gpu_memory_target,

@@ -24,6 +24,9 @@ class SwinPlanOptions:
     pf_threshold: float | None = None
     cubic_size: int | None = None
     batch_size: int | None = None
+    resampling: str | None = None
+    normalization: str | None = None
+    tumor_labels: tuple[int, ...] | None = None
 
     def as_kwargs(self) -> dict:
         return {k: v for k, v in vars(self).items() if v is not None}

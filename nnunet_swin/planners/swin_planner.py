@@ -35,6 +35,25 @@ from nnunet_swin.planners.padding import choose_inplane_crop, choose_z_crop, pad
 
 SPACING_LIMITS_MM = (0.05, 20.0)
 
+# Resampling kwargs of nnU-Net's stock ``resample_data_or_seg_to_shape`` (the function name stays stock).
+# paper: images, labels and exported probabilities interpolated linearly in 3D, z included (the paper resampled
+# bilinearly); labels are resampled as nnU-Net does with order 1 (one-hot, linear, then argmax-like thresholding).
+# nnunet: nnU-Net's defaults (separate z for anisotropic data: cubic / linear in-plane, nearest neighbour along z,
+# which repeats thick slices).
+RESAMPLING = {
+    "paper": {"data": {"is_seg": False, "order": 1, "order_z": 1, "force_separate_z": False},
+              "seg": {"is_seg": True, "order": 1, "order_z": 1, "force_separate_z": False},
+              "probabilities": {"is_seg": False, "order": 1, "order_z": 1, "force_separate_z": False}},
+    "nnunet": None,
+}
+# Stock normalisation scheme names. rescale01 = nnU-Net's RescaleTo01Normalization: per image, (I - min) / (max - min)
+# on the cropped image; the paper clips at the image's 99th percentile first, which no stock scheme expresses, so a
+# few very bright voxels compress the tissue range more than in the paper.
+NORMALIZATION = {
+    "zscore": {"scheme": None, "input_range": "z-scored"},
+    "rescale01": {"scheme": "RescaleTo01Normalization", "input_range": "[0, 1]"},
+}
+
 
 def validate_target_spacing(spacing) -> np.ndarray:
     """Three finite spacings in mm within ``SPACING_LIMITS_MM``, or a UserError."""
@@ -60,7 +79,8 @@ class SwinPlannerBase(ExperimentPlanner):
                  preprocessor_name: str = "DefaultPreprocessor", plans_name: str | None = None,
                  overwrite_target_spacing=None, suppress_transpose: bool = False, *,
                  backbone: str | None = None, inplane_patch=(128, 128), pf_threshold: float = 0.05,
-                 cubic_size: int | None = None, batch_size: int = 2, pretraining_spacing=(1.0, 1.0, 1.0)):
+                 cubic_size: int | None = None, batch_size: int = 2, pretraining_spacing=(1.0, 1.0, 1.0),
+                 resampling: str = "paper", normalization: str = "zscore", tumor_labels=None):
         if overwrite_target_spacing is not None:
             overwrite_target_spacing = [float(s) for s in validate_target_spacing(overwrite_target_spacing)]
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
@@ -85,6 +105,28 @@ class SwinPlannerBase(ExperimentPlanner):
             raise UserError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.pretraining_spacing = tuple(float(s) for s in pretraining_spacing)
+        if resampling not in RESAMPLING:
+            raise UserError(f"unknown resampling {resampling!r}; use {' or '.join(RESAMPLING)}")
+        if normalization not in NORMALIZATION:
+            raise UserError(f"unknown normalization {normalization!r}; use {' or '.join(NORMALIZATION)}")
+        self.resampling, self.normalization = resampling, normalization
+        self.tumor_labels = self._check_tumor_labels(tumor_labels)
+
+    def _check_tumor_labels(self, tumor_labels) -> list[int] | None:
+        """The tumour labels as a sorted list (None = every foreground label; a note when there are several)."""
+        foreground = sorted({int(v) for name, v in self.dataset_json["labels"].items()
+                             if name not in ("background", "ignore") and isinstance(v, int) and v > 0})
+        if tumor_labels is None:
+            if len(foreground) > 1:
+                print(f"note: {self.dataset_name} has {len(foreground)} foreground labels {foreground}; all count as "
+                      f"tumour (tumour-aware augmentation, subtypes, detection). Pass -tumor_labels to choose.")
+            return None
+        labels = sorted({int(t) for t in tumor_labels})
+        unknown = [t for t in labels if t not in foreground]
+        if unknown or not labels:
+            raise UserError(f"-tumor_labels {labels}: {unknown or 'none'} not foreground label(s) of "
+                            f"{self.dataset_name} ({foreground}); pick from those")
+        return labels
 
     # -- spacing and axes ------------------------------------------------------------------------------------
     def determine_fullres_target_spacing(self) -> np.ndarray:
@@ -102,6 +144,26 @@ class SwinPlannerBase(ExperimentPlanner):
         forward = [first] + [i for i in range(3) if i != first]
         backward = [forward.index(i) for i in range(3)]
         return forward, backward
+
+    # -- resampling and normalisation (stock function / scheme names, our kwargs) -------------------------------
+    def determine_resampling(self, *args, **kwargs):
+        data_fn, data_kwargs, seg_fn, seg_kwargs = super().determine_resampling(*args, **kwargs)
+        paper = RESAMPLING[self.resampling]
+        if paper is not None:
+            data_kwargs, seg_kwargs = dict(paper["data"]), dict(paper["seg"])
+        return data_fn, data_kwargs, seg_fn, seg_kwargs
+
+    def determine_segmentation_softmax_export_fn(self, *args, **kwargs):
+        fn, fn_kwargs = super().determine_segmentation_softmax_export_fn(*args, **kwargs)
+        paper = RESAMPLING[self.resampling]
+        return fn, (dict(paper["probabilities"]) if paper is not None else fn_kwargs)
+
+    def determine_normalization_scheme_and_whether_mask_is_used_for_norm(self):
+        schemes, use_mask = super().determine_normalization_scheme_and_whether_mask_is_used_for_norm()
+        scheme = NORMALIZATION[self.normalization]["scheme"]
+        if scheme is not None:
+            schemes, use_mask = [scheme] * len(schemes), [False] * len(schemes)
+        return schemes, use_mask
 
     # -- geometry --------------------------------------------------------------------------------------------
     def _check_3d(self) -> None:
@@ -151,6 +213,9 @@ class SwinPlannerBase(ExperimentPlanner):
                  "padded_size": list(s.padded_size), "window_padding_fraction": round(s.window_padding_fraction, 4)}
                 for s in stage_windows(patch_size, self.arch_kwargs)
             ],
+            "resampling": self.resampling,
+            "normalization": {"mode": self.normalization, **NORMALIZATION[self.normalization]},
+            "tumor_labels": self.tumor_labels,
             "nnunet_swin_version": __version__,
         }
 
@@ -253,6 +318,10 @@ def format_plan_summary(plans: dict) -> str:
     if fullres["z_crop_candidates"]:
         cands = ", ".join(f"{c['crop']}:{c['mean_pf']:.3f}" for c in fullres["z_crop_candidates"])
         lines.append(f"  z crop candidates (crop:mean pf, threshold {fullres['pf_threshold']}): {cands}")
+    if "resampling" in fullres:
+        tumour = fullres["tumor_labels"] or "all foreground labels"
+        lines.append(f"  resampling {fullres['resampling']}, normalisation {fullres['normalization']['mode']} "
+                     f"(input {fullres['normalization']['input_range']}), tumour labels {tumour}")
     return "\n".join(lines)
 
 
