@@ -239,7 +239,7 @@ def _axis_windows(rng: np.random.Generator, size: int, crop: int, region: int) -
 class TwoViewCrops(Dataset):
     """Map-style dataset over global sample indices ``k = epoch * samples_per_epoch + i``.
 
-    ``__getitem__(k)`` -> ``(views (2, 1, S, S, S) float32, valid (2, S, S, S) bool, volume index)`` in nnU-Net's
+    ``__getitem__(k)`` -> ``(views (2, 1, S, S, S) float32, valid (2, S, S, S) bool, volume index, k)`` in nnU-Net's
     (Z, Y, X) order. Volume ``perm_epoch[i % n]`` (a fresh permutation per epoch), crops from ``default_rng([seed,
     k])``; padding (volumes smaller than the crop) is 0 and invalid."""
 
@@ -271,7 +271,7 @@ class TwoViewCrops(Dataset):
             lz, ly, lx = block.shape
             views[j, 0, dz:dz + lz, dy:dy + ly, dx:dx + lx] = block
             valid[j, dz:dz + lz, dy:dy + ly, dx:dx + lx] = True
-        return torch.from_numpy(views), torch.from_numpy(valid), v
+        return torch.from_numpy(views), torch.from_numpy(valid), v, int(k)
 
 
 class RankBatches(Sampler):
@@ -296,7 +296,7 @@ class RankBatches(Sampler):
 def collate(items):
     views = torch.stack([i[0] for i in items], dim=1)   # (2, B, 1, S, S, S)
     valid = torch.stack([i[1] for i in items], dim=1)   # (2, B, S, S, S)
-    return views, valid, torch.tensor([i[2] for i in items])
+    return views, valid, torch.tensor([i[2] for i in items]), torch.tensor([i[3] for i in items])
 
 
 def describe_settings(spacing, intensity: IntensityScheme) -> dict:

@@ -404,10 +404,10 @@ class Pretrainer:
                 bar = tqdm(total=cfg.iterations_per_epoch, initial=self.state.iteration,
                            desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it", dynamic_ncols=True)
             started = time.time()
-            for views, valid, volumes in loader:
+            for views, valid, volumes, samples in loader:
                 record = self.train_step(views, valid, epoch, self.state.iteration)
                 record.update({"epoch": epoch, "iteration": self.state.iteration,
-                               "volumes": [int(i) for i in volumes]})
+                               "volumes": [int(i) for i in volumes], "samples": [int(i) for i in samples]})
                 self.state.history.append(record)
                 self.state.iteration += 1
                 if bar is not None:

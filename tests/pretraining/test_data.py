@@ -55,11 +55,11 @@ def test_crops_are_deterministic_per_index_and_padding_is_invalid(ct_folder, tmp
     entries = build_cache(files, tmp_path / "cache", (1.0, 1.0, 1.0), IntensityScheme("CT"), 16, progress=False)
     ds = TwoViewCrops(entries, 32, samples_per_epoch=6, seed=0)
     k = next(k for k in range(60) if ds.volume_of(k) == 1)          # volume b: z = 24 < 32
-    views, valid, vol = ds[k]
-    assert vol == 1 and views.shape == (2, 1, 32, 32, 32) and valid.shape == (2, 32, 32, 32)
+    views, valid, vol, index = ds[k]
+    assert vol == 1 and index == k and views.shape == (2, 1, 32, 32, 32) and valid.shape == (2, 32, 32, 32)
     assert int(valid[0].sum()) == 24 * 32 * 32
     assert torch.all(views[:, 0][~valid] == 0)
-    v2, m2, _ = ds[k]
+    v2, m2, _, _ = ds[k]
     assert torch.equal(views, v2) and torch.equal(valid, m2)
     # every epoch visits every volume; ranks get disjoint indices
     assert sorted(ds.volume_of(k) for k in range(6, 9)) == [0, 1, 2]

@@ -1,0 +1,37 @@
+"""What a pretraining checkpoint says about itself, against the fine-tuning plans."""
+from nnunet_swin.pretraining.metadata import (FORMAT, compare_with_plans, describe, read_pretraining_metadata,
+                                              report_lines)
+
+META = {"format": FORMAT, "method": "smart", "backbone": "smit", "spacing_zyx_mm": [1.0, 1.0, 1.0],
+        "intensity": {"modality": "CT", "scheme": "ct_hu_window", "hu_window": [-175.0, 250.0],
+                      "output_range": [0.0, 1.0]},
+        "epochs": 500, "epochs_completed": 500, "num_volumes": 3643, "finished": True, "encoder_loaded": "teacher"}
+
+
+def test_read_only_our_own_format():
+    assert read_pretraining_metadata({"metadata": META, "teacher": {}}) is META
+    assert read_pretraining_metadata({"state_dict": {}}) is None
+    assert read_pretraining_metadata({"metadata": {"format": "other"}}) is None
+    assert read_pretraining_metadata([1, 2]) is None
+
+
+def test_describe_names_the_file_and_its_settings():
+    line = describe(META)
+    assert line.startswith("nnunet-swin pretraining (finished): method smart, backbone smit")
+    assert "500/500 epochs on 3643 volumes" in line and "1x1x1 mm" in line
+    assert "CT, HU window [-175, 250] -> [0, 1]" in line and "teacher encoder" in line
+
+
+def test_consistent_plans_give_no_warning():
+    assert compare_with_plans(META, [1.0, 1.0, 1.0], ["RescaleTo01Normalization"]) == []
+
+
+def test_spacing_and_range_kind_mismatch_warn():
+    w = compare_with_plans(META, [3.0, 0.5, 0.5], ["ZScoreNormalization"])
+    assert len(w) == 2
+    assert w[0].startswith("spacing differs: the encoder was pretrained at [1.0, 1.0, 1.0] mm")
+    assert "pretraining saw [0, 1]" in w[1] and "ZScoreNormalization (z-scored)" in w[1]
+    assert len(compare_with_plans(META, [1.0, 1.0, 1.0], ["SomeCustomScheme"])) == 1   # unknown kind: warned
+    lines = report_lines(META, [3.0, 0.5, 0.5], ["ZScoreNormalization"])
+    assert "pretraining [1.0, 1.0, 1.0]  |  plans [3.0, 0.5, 0.5]" in lines[1]
+    assert sum(line.startswith("  WARNING:") for line in lines) == 2
