@@ -84,7 +84,7 @@ def train(a, out_snapshots: list[int]):
     torch.set_num_threads(os.cpu_count() or 1)
     trainer = get_trainer_from_args(str(a.dataset_id), "3d_fullres", 0, TRAINER, PLANS, device=torch.device("cpu"))
     trainer.num_epochs, trainer.warmup_epochs = a.epochs, a.warmup
-    trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch = a.iterations, a.val_iterations
+    trainer.recipe_iterations_per_epoch, trainer.recipe_val_iterations_per_epoch = a.iterations, a.val_iterations
     trainer.save_every = 10 ** 6
     original_epoch_end = trainer.on_epoch_end
 

@@ -1,8 +1,12 @@
 """The fine-tuning recipe (paper section 2.5.1) as an nnU-Net trainer; the Base/TA/ACT/Scratch variants subclass it.
 
 - Loss: nnU-Net's equally weighted soft Dice + cross-entropy, no deep supervision (the Swin network has none).
-- Optimiser: AdamW, lr 3e-4, weight decay 1e-5; 50 warmup epochs then cosine annealing, closed form in the epoch
-  (``schedule.py``), so ``--c`` resumes on the same curve. 500 epochs. Batch size from the plans.
+- Optimiser: AdamW, lr 3e-4, weight decay 1e-5 (not on norms, biases, relative-position tables:
+  ``optimization.py``); 50 warmup epochs then cosine annealing, closed form in the epoch (``schedule.py``), so
+  ``--c`` resumes on the same curve. 500 epochs of the paper's length (one pass over the fold's training cases;
+  ``epoch_length = "nnunet"`` keeps nnU-Net's 250 iterations). Batch size from the plans.
+- ``nnUNetv2_train -pretrained_weights`` is honoured: when the network's weights changed between ``initialize()``
+  and the start of training, the ``nnUNet_swin_pretrained`` encoder load is skipped, and the log says so.
 - Kept from nnU-Net: AMP on CUDA, gradient clipping, validation, checkpoints (best by the EMA pseudo-Dice), logging,
   DDP (``-num_gpus``), sliding-window inference with 50% overlap.
 - Flips (training augmentation and test-time mirroring) only along the left-right axis (``mirroring.py``).
@@ -42,11 +46,18 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.io import write_text
 from nnunet_swin.trainers.compatibility import geometry_mismatch, require_foreground, require_swin_network
 from nnunet_swin.trainers.mirroring import left_right_axis
+from nnunet_swin.trainers.optimization import parameter_groups
 from nnunet_swin.trainers.pretrained import resolve_pretrained_checkpoint
 from nnunet_swin.trainers.progress import progress_line
 from nnunet_swin.trainers.schedule import WarmupCosineLRScheduler
 
 PRETRAINED_REPORT_FILE = "pretrained_encoder_report.txt"
+
+
+def weights_signature(network: nn.Module) -> tuple[float, ...]:
+    """A cheap fingerprint of a network's parameters (one float64 sum per tensor): tells whether weights changed."""
+    with torch.no_grad():
+        return tuple(float(p.detach().double().sum()) for p in network.parameters())
 
 
 def insert_tumor_aware_transform(pipeline: ComposeTransforms, transform: BasicTransform) -> ComposeTransforms:
@@ -79,8 +90,11 @@ class SwinBaseTrainer(nnUNetTrainer):
     # the schedule, read once by __init__ (nnU-Net's own attributes num_epochs etc. are set from them)
     recipe_epochs: int = 500
     recipe_warmup_epochs: int = 50
-    recipe_iterations_per_epoch: int | None = None        # None: nnU-Net's 250
-    recipe_val_iterations_per_epoch: int | None = None    # None: nnU-Net's 50
+    # "paper": an epoch is one pass over the fold's training cases (ceil(cases / batch) iterations; validation one
+    # pass over its cases); "nnunet": nnU-Net's 250 training / 50 validation iterations. Explicit counts win.
+    epoch_length: str = "paper"
+    recipe_iterations_per_epoch: int | None = None
+    recipe_val_iterations_per_epoch: int | None = None
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -100,12 +114,11 @@ class SwinBaseTrainer(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 3e-4
         self.weight_decay = 1e-5
+        if self.epoch_length not in ("paper", "nnunet"):
+            raise UserError(f"{type(self).__name__}.epoch_length must be 'paper' or 'nnunet', got "
+                            f"{self.epoch_length!r}")
         self.num_epochs = self.recipe_epochs
         self.warmup_epochs = self.recipe_warmup_epochs
-        if self.recipe_iterations_per_epoch is not None:
-            self.num_iterations_per_epoch = self.recipe_iterations_per_epoch
-        if self.recipe_val_iterations_per_epoch is not None:
-            self.num_val_iterations_per_epoch = self.recipe_val_iterations_per_epoch
         self.enable_deep_supervision = False
 
         mismatch = geometry_mismatch(self.configuration_manager.configuration, self.intended_kind,
@@ -143,11 +156,31 @@ class SwinBaseTrainer(nnUNetTrainer):
 
     # ---------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(parameter_groups(self.network, self.weight_decay), lr=self.initial_lr,
+                                      weight_decay=self.weight_decay)
         lr_scheduler = WarmupCosineLRScheduler(optimizer, self.warmup_epochs, self.num_epochs)
-        self.print_to_log_file(f"AdamW lr {self.initial_lr} weight decay {self.weight_decay}; linear warmup "
-                               f"{self.warmup_epochs} epochs then cosine annealing to epoch {self.num_epochs}")
+        self.print_to_log_file(f"AdamW lr {self.initial_lr} weight decay {self.weight_decay} (not on norms, biases "
+                               f"and relative-position tables); linear warmup {self.warmup_epochs} epochs then "
+                               f"cosine annealing to epoch {self.num_epochs}")
         return optimizer, lr_scheduler
+
+    def set_epoch_length(self) -> None:
+        """Iterations per epoch from ``epoch_length`` (needs the fold's split), then print the optimiser steps."""
+        train_cases, val_cases = self.do_split()
+        batch = self.configuration_manager.batch_size  # the global batch (nnU-Net splits it over DDP ranks)
+        if self.epoch_length == "paper":
+            self.num_iterations_per_epoch = max(1, -(-len(train_cases) // batch))
+            self.num_val_iterations_per_epoch = max(1, -(-len(val_cases) // batch))
+        if self.recipe_iterations_per_epoch is not None:
+            self.num_iterations_per_epoch = self.recipe_iterations_per_epoch
+        if self.recipe_val_iterations_per_epoch is not None:
+            self.num_val_iterations_per_epoch = self.recipe_val_iterations_per_epoch
+        steps = self.num_epochs * self.num_iterations_per_epoch
+        self.print_to_log_file(
+            f"epoch = {self.num_iterations_per_epoch} training iterations ({self.epoch_length} epoch: "
+            f"{len(train_cases)} training cases, batch {batch}); {self.num_epochs} epochs = {steps} "
+            f"optimiser steps, of which {self.warmup_epochs * self.num_iterations_per_epoch} warmup steps",
+            also_print_to_console=True)
 
     # ---------------------------------------------------------------------------------------- augmentation
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
@@ -182,15 +215,25 @@ class SwinBaseTrainer(nnUNetTrainer):
         return pipeline
 
     # ---------------------------------------------------------------------------------------- pretrained init
+    def initialize(self):
+        super().initialize()
+        self._initial_signature = weights_signature(self.plain_network())
+
     def on_train_start(self):
         if not self.was_initialized:
             self.initialize()
         if self.current_epoch == 0:  # a training that starts now (not --c from a checkpoint)
-            if self.load_pretrained:
+            if weights_signature(self.plain_network()) != self._initial_signature:
+                # nnUNetv2_train -pretrained_weights loaded weights after initialize(): honour them
+                self.print_to_log_file(f"{type(self).__name__}: the network already holds weights loaded with "
+                                       f"nnUNetv2_train -pretrained_weights; the nnUNet_swin_pretrained encoder load is "
+                                       f"skipped", also_print_to_console=True)
+            elif self.load_pretrained:
                 self.load_pretrained_encoder()
             else:
                 self.print_to_log_file(f"{type(self).__name__}: random initialisation (no pretrained encoder)")
         super().on_train_start()
+        self.set_epoch_length()
         self.report_progress("start", epoch=self.current_epoch, num_epochs=self.num_epochs)
 
     def on_epoch_end(self):

@@ -63,7 +63,11 @@ def nnunet_dirs(tmp_path, monkeypatch):
     for config in ("nnUNetSMITPlans_3d_fullres", "nnUNetSMITPlans_3d_cubic"):
         folder = tmp_path / "nnUNet_preprocessed" / "Dataset987_TrainerUnit" / config
         folder.mkdir(parents=True)
-        (folder / "case_000.b2nd").write_bytes(b"")
+        for case in range(5):
+            (folder / f"case_{case:03d}.b2nd").write_bytes(b"")
+    splits = [{"train": [f"case_{c:03d}" for c in range(5) if c != fold], "val": [f"case_{fold:03d}"]}
+              for fold in range(5)]
+    (tmp_path / "nnUNet_preprocessed" / "Dataset987_TrainerUnit" / "splits_final.json").write_text(json.dumps(splits))
     monkeypatch.delenv("nnUNet_swin_pretrained", raising=False)
     return tmp_path
 

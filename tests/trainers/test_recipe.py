@@ -189,15 +189,62 @@ def test_scratch_never_loads(trainer_factory, stand_in_network, fake_loader, cap
 
 
 @pytest.mark.parametrize("name, epochs, iterations", [
-    ("SwinBaseTrainer_5epochs", 5, 250), ("SwinTATrainer_5epochs", 5, 250), ("SwinACTTrainer_5epochs", 5, 250),
-    ("SwinScratchTrainer_5epochs", 5, 250), ("SwinACTTrainer_smoke", 3, 2), ("SwinScratchTrainer_smoke", 3, 2),
+    ("SwinBaseTrainer_5epochs", 5, 2), ("SwinTATrainer_5epochs", 5, 2), ("SwinACTTrainer_5epochs", 5, 2),
+    ("SwinScratchTrainer_5epochs", 5, 2), ("SwinACTTrainer_smoke", 3, 2), ("SwinScratchTrainer_smoke", 3, 2),
     ("SwinACTTrainer_demo", 30, 25)])
 def test_short_variants_only_shorten_the_schedule(trainer_factory, stand_in_network, name, epochs, iterations):
     cls = getattr(trainers, name)
     parent = cls.__mro__[1]
     t = trainer_factory(cls, configuration="3d_cubic" if parent.intended_kind == "cubic" else "3d_fullres")
+    t.set_epoch_length()  # the paper's epoch of this fold: 4 training cases at batch 2 = 2 iterations
     assert (t.num_epochs, t.num_iterations_per_epoch) == (epochs, iterations)
     assert 1 <= t.warmup_epochs < t.num_epochs
-    assert (t.load_pretrained, t.tumor_aware, t.intended_kind) == (parent.load_pretrained, parent.tumor_aware,
-                                                                  parent.intended_kind)
-    assert (t.initial_lr, t.weight_decay) == (3e-4, 1e-5)
+
+
+def test_epoch_length_paper_or_nnunet_and_the_step_count_is_printed(trainer_factory, stand_in_network, capsys):
+    t = trainer_factory(SwinACTTrainer)
+    t.set_epoch_length()
+    assert (t.num_iterations_per_epoch, t.num_val_iterations_per_epoch) == (2, 1)  # 4 train / 1 val case, batch 2
+    assert "500 epochs = 1000 optimiser steps, of which 100 warmup steps" in capsys.readouterr().out
+
+    class NnunetEpochs(SwinACTTrainer):
+        epoch_length = "nnunet"
+
+    t = trainer_factory(NnunetEpochs)
+    t.set_epoch_length()
+    assert (t.num_iterations_per_epoch, t.num_val_iterations_per_epoch) == (250, 50)
+
+    class Wrong(SwinACTTrainer):
+        epoch_length = "long"
+
+    with pytest.raises(UserError, match="epoch_length"):
+        trainer_factory(Wrong)
+
+
+def test_weight_decay_spares_norms_biases_and_position_tables():
+    from nnunet_swin.networks import SwinSegmentationNetwork
+    from nnunet_swin.networks.presets import get_preset
+    from nnunet_swin.trainers.optimization import parameter_groups
+
+    net = SwinSegmentationNetwork(1, 2, **get_preset("smit_tiny"))
+    decay, no_decay = parameter_groups(net, 1e-5)
+    names = {id(p): n for n, p in net.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    spared = {names[id(p)] for p in no_decay["params"]}
+    assert decay["weight_decay"] == 1e-5 and no_decay["weight_decay"] == 0.0
+    assert decayed.isdisjoint(spared) and decayed | spared == set(names.values())
+    assert any("relative_position_bias_table" in n for n in spared)
+    assert all(not n.endswith(".bias") and "norm" not in n.split(".")[-2] for n in decayed)
+    assert any(n.endswith("qkv.weight") for n in decayed) and any(n.endswith("conv1.conv.weight") or
+                                                                  n.endswith(".weight") and "decoder" in n
+                                                                  for n in decayed)
+
+
+def test_stock_pretrained_weights_are_honoured_not_overwritten(trainer_factory, stand_in_network, fake_loader,
+                                                                capsys):
+    t = trainer_factory(SwinACTTrainer_smoke)
+    t.initialize()
+    with torch.no_grad():  # what nnUNetv2_train -pretrained_weights does between initialize() and training
+        next(t.network.parameters()).add_(1.0)
+    t.on_train_start()
+    assert fake_loader.calls == [] and "-pretrained_weights" in capsys.readouterr().out
