@@ -236,8 +236,6 @@ class Pretrainer:
     # ------------------------------------------------------------------------------------------------- setup
     def setup(self) -> None:
         cfg = self.config
-        preset = get_preset(cfg.backbone)
-        self.preset = preset
         min_side = cfg.mask_block
         error = None
         if self.world.main:
@@ -253,6 +251,17 @@ class Pretrainer:
         if not self.world.main:
             self.entries = build_cache(self.images, self.out / "cache", tuple(cfg.spacing), cfg.intensity(),
                                        min_side, progress=False)
+        self.build_models()
+        if self.resume:
+            self.load(self.out / LATEST)
+        self.dataset = TwoViewCrops(self.entries, cfg.crop, cfg.iterations_per_epoch * self.global_batch, cfg.seed,
+                                    cfg.region_scale)
+
+    def build_models(self) -> None:
+        """Student, teacher, centres, optimiser, scaler and the schedules' constants (no data needed)."""
+        cfg = self.config
+        self.preset = get_preset(cfg.backbone)
+        preset = self.preset
         torch.manual_seed(cfg.seed)  # same initial weights for the same seed (every rank; rank 0's are broadcast)
         self.student, self.teacher = build_pair(preset, cfg.method, out_dim=cfg.out_dim, head_hidden=cfg.head_hidden,
                                                 head_bottleneck=cfg.head_bottleneck,
@@ -272,13 +281,8 @@ class Pretrainer:
         self.global_batch = cfg.batch_size * self.world.size
         self.peak_lr = cfg.lr_per_sample * self.global_batch
         self.total_steps = cfg.epochs * cfg.iterations_per_epoch
-        if self.resume:
-            self.load(self.out / LATEST)
-        else:
-            D.broadcast_module(self.student, self.world)
-            self.teacher.load_state_dict(self.student.state_dict(), strict=False)
-        self.dataset = TwoViewCrops(self.entries, cfg.crop, cfg.iterations_per_epoch * self.global_batch, cfg.seed,
-                                    cfg.region_scale)
+        D.broadcast_module(self.student, self.world)
+        self.teacher.load_state_dict(self.student.state_dict(), strict=False)
 
     # ------------------------------------------------------------------------------------------------ one step
     def _generator(self, step: int, stream: int) -> torch.Generator:
