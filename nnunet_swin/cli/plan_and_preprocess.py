@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-fpe", default="DatasetFingerprintExtractor", help="fingerprint extractor class (stock)")
     p.add_argument("-npfp", type=int, default=8, help="processes for fingerprint extraction (default 8)")
     p.add_argument("--verify_dataset_integrity", action="store_true", help="check the dataset first (recommended once)")
+    p.add_argument("--no_dataset_check", action="store_true",
+                   help="skip our check of every raw file before fingerprinting (it names each bad file; on by "
+                        "default)")
     p.add_argument("--no_pp", action="store_true", help="only fingerprint and plan, no preprocessing")
     p.add_argument("--clean", action="store_true", help="re-extract an existing fingerprint")
     p.add_argument("-pl", default="SMITPlanner",
@@ -68,7 +71,7 @@ def main(argv: list[str]) -> int:
                       no_pp=a.no_pp, clean=a.clean, gpu_memory_target=a.gpu_memory_target,
                       preprocessor_name=a.preprocessor_name, overwrite_target_spacing=a.overwrite_target_spacing,
                       overwrite_plans_name=a.overwrite_plans_name, configurations=a.c, num_processes=a.np,
-                      verbose=a.verbose, progress=not a.no_pbar)
+                      verbose=a.verbose, progress=not a.no_pbar, check_dataset=not a.no_dataset_check)
     identifier = plan_and_preprocess(req)
     print(f"done: plans identifier {identifier} (train with -p {identifier})")
     return 0

@@ -2,8 +2,12 @@
 written."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_swin.errors import UserError
@@ -60,3 +64,358 @@ def load_dataset_json(dataset_folder: Path) -> dict:
     if not isinstance(data.get("file_ending"), str) or not data["file_ending"].startswith("."):
         raise UserError(f"invalid dataset.json at {path}: 'file_ending' must be a string such as \".nii.gz\"")
     return data
+
+
+# ------------------------------------------------------------------------------------------ the whole dataset
+MIN_CASES_FOR_FIVE_FOLDS = 5
+SHOWN_PROBLEMS = 4
+_CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")  # nnU-Net raw image names: {case}_{XXXX}
+_IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".gipl", ".png", ".bmp", ".tif", ".tiff")
+_SPACING_RTOL = 1e-3
+
+
+class DatasetProblems:
+    """Problems found in a raw dataset, each naming its file; raised as one UserError with a one-line summary."""
+
+    def __init__(self, dataset_name: str):
+        self.dataset_name = dataset_name
+        self.items: list[str] = []
+
+    def add(self, where: str, what: str) -> None:
+        self.items.append(f"{where}: {what}")
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def message(self) -> str:
+        shown = "; ".join(self.items[:SHOWN_PROBLEMS])
+        more = f"; and {len(self.items) - SHOWN_PROBLEMS} more" if len(self.items) > SHOWN_PROBLEMS else ""
+        n = len(self.items)
+        return (f"{n} problem{'s' if n > 1 else ''} in {self.dataset_name}: {shown}{more} "
+                f"(fix the files, then plan again)")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise UserError(self.message())
+
+
+def declared_label_values(dataset: dict) -> tuple[set[int], list[str]]:
+    """Label values dataset.json allows in label files (regions expanded, ignore label included), and problems with
+    the declaration itself (non-integer, negative, duplicate, not consecutive 0, 1, 2, ... as nnU-Net requires)."""
+    values, problems = [], []
+    for name, value in dataset["labels"].items():
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, bool) or not isinstance(v, int):
+                problems.append(f"label {name!r} has value {v!r}; label values are integers")
+            elif v < 0:
+                problems.append(f"label {name!r} has the negative value {v}; label values are 0, 1, 2, ...")
+            else:
+                values.append(v)
+    ids = sorted(set(values))
+    if not problems and ids != list(range(len(ids))):
+        problems.append(f"declared label values {ids} are not consecutive; nnU-Net needs 0, 1, 2, ... "
+                        f"(renumber the labels in dataset.json and in the label files)")
+    return set(ids), problems
+
+
+def nifti_file_problem(path: Path) -> str | None:
+    """For a ``.nii.gz`` / ``.nii`` (NIfTI-1): a truncated file, or NaN/Inf voxels; None when intact (or not NIfTI-1).
+
+    SimpleITK fills a truncated file's missing voxels with zeros and reads NaN as 0, both without a word, so the file
+    is decompressed here in full: its length is compared with what the header announces, and float voxels are
+    checked for NaN/Inf."""
+    import gzip
+    import struct
+    import zlib
+
+    import numpy as np
+
+    name = path.name
+    opener = gzip.open if name.endswith(".nii.gz") else open if name.endswith(".nii") else None
+    if opener is None:
+        return None
+    chunks = []
+    try:
+        with opener(path, "rb") as f:
+            header = f.read(348)
+            while True:
+                chunk = f.read(1 << 22)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except EOFError:
+        return "truncated (the compressed stream ends early); copy or download the file again"
+    except (OSError, zlib.error) as e:
+        return f"not a readable gzip/NIfTI file ({e}); copy or download it again"
+    if len(header) < 348:
+        return f"truncated ({len(header)} bytes, shorter than a NIfTI header); copy or download it again"
+    for order in "<>":
+        if struct.unpack(order + "i", header[:4])[0] == 348:
+            break
+    else:
+        return None  # NIfTI-2 or not NIfTI: the reader decides
+    dim = struct.unpack(order + "8h", header[40:56])
+    datatype, bitpix = struct.unpack(order + "2h", header[70:74])
+    vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
+    n_dim = dim[0] if 1 <= dim[0] <= 7 else 0
+    voxels = 1
+    for d in dim[1:1 + n_dim]:
+        voxels *= max(int(d), 1)
+    total = len(header) + sum(len(c) for c in chunks)
+    expected = vox_offset + voxels * max(int(bitpix), 8) // 8
+    if total < expected:
+        return f"truncated ({total} of {expected} bytes the header announces); copy or download the file again"
+    dtype = {16: "f4", 64: "f8"}.get(int(datatype))
+    if dtype is not None and vox_offset >= 348:
+        data = b"".join(chunks)[vox_offset - 348: expected - 348]
+        values = np.frombuffer(data, dtype=order + dtype)
+        n_bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if n_bad:
+            return (f"has {n_bad} NaN/Inf voxel(s) (nnU-Net's reader turns NaN into 0 without a word); replace them "
+                    f"(e.g. by 0 or the background value) before planning")
+    return None
+
+
+def _read(reader_writer, path: Path, seg: bool):
+    """(array (C, Z, Y, X), spacing (Z, Y, X)) through nnU-Net's reader, or (None, problem text)."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            arr, props = reader_writer().read_seg(str(path)) if seg else reader_writer().read_images([str(path)])
+        return arr, tuple(float(s) for s in props["spacing"])
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
+        text = str(e).strip().splitlines()
+        detail = text[-1] if text else type(e).__name__
+        return None, f"cannot be read by {reader_writer.__name__} ({detail[:160]}); replace the file"
+
+
+def _header_dimension(path: Path) -> int | None:
+    """Number of image axes from the file header (SimpleITK), None when SimpleITK cannot tell."""
+    try:
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        return int(reader.GetDimension())
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _list_training_files(folder: Path, dataset: dict, problems: DatasetProblems):
+    """case id -> ({channel: image path}, label path or None), from dataset.json's ``dataset`` list or the folders."""
+    ending = dataset["file_ending"]
+    n_channels = len(dataset.get("channel_names", dataset.get("modality")))
+    cases: dict[str, tuple[dict[int, Path], Path | None]] = {}
+    if "dataset" in dataset:  # explicit file lists (nnU-Net's alternative to imagesTr/labelsTr)
+        for case, entry in dataset["dataset"].items():
+            images = [Path(os.path.expandvars(p)) for p in entry.get("images", [])]
+            images = [p if p.is_absolute() else folder / p for p in images]
+            label = Path(os.path.expandvars(entry.get("label", "")))
+            label = label if label.is_absolute() else folder / label
+            for p in images + [label]:
+                if not p.is_file():
+                    problems.add(case, f"{p} (listed in dataset.json's 'dataset') does not exist")
+            cases[case] = ({i: p for i, p in enumerate(images)}, label if label.is_file() else None)
+        return cases
+    images_dir, labels_dir = folder / "imagesTr", folder / "labelsTr"
+    if not images_dir.is_dir():
+        problems.add("imagesTr", f"folder missing in {folder}; put the training images there")
+        return cases
+    files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        problems.add("imagesTr", "is empty; put the training images there ({case}_0000" + ending + ")")
+        return cases
+    for p in files:
+        if not p.name.endswith(ending):
+            if p.name.endswith(_IMAGE_ENDINGS):
+                problems.add(p.name, f"file ending differs from dataset.json's file_ending {ending!r}; convert the "
+                                     f"file or fix file_ending")
+            continue
+        m = _CHANNEL_NAME.match(p.name[: -len(ending)])
+        if not m:
+            problems.add(p.name, f"lacks the channel suffix; name it {{case}}_0000{ending} (nnU-Net raw naming)")
+            continue
+        channel = int(m["channel"])
+        if channel >= n_channels:
+            problems.add(p.name, f"channel {channel:04d}, but dataset.json declares {n_channels} channel(s) "
+                                 f"(_0000.._{n_channels - 1:04d}); rename it or add the channel to channel_names")
+            continue
+        cases.setdefault(m["case"], ({}, None))[0][channel] = p
+    labels = {}
+    if not labels_dir.is_dir():
+        problems.add("labelsTr", f"folder missing in {folder}; put one label file per case there")
+    else:
+        labels = {p.name[: -len(ending)]: p for p in sorted(labels_dir.iterdir())
+                  if p.is_file() and p.name.endswith(ending) and not p.name.startswith(".")}
+        for p in sorted(labels_dir.iterdir()):
+            if p.is_file() and not p.name.endswith(ending) and p.name.endswith(_IMAGE_ENDINGS):
+                problems.add(f"labelsTr/{p.name}", f"file ending differs from dataset.json's file_ending {ending!r}")
+    for case in sorted(set(labels) - set(cases)):
+        problems.add(f"labelsTr/{labels[case].name}", "has no image in imagesTr (nnU-Net would drop it without a "
+                                                       "word); add the image or remove the label")
+    out = {}
+    for case, (chans, _) in sorted(cases.items()):
+        missing = [c for c in range(n_channels) if c not in chans]
+        if missing:
+            problems.add(case, f"lacks channel(s) {', '.join(f'{case}_{c:04d}{ending}' for c in missing)}")
+        if case not in labels and labels_dir.is_dir():
+            problems.add(case, f"has no label file labelsTr/{case}{ending}; add it or remove the case's images")
+        out[case] = (chans, labels.get(case))
+    return out
+
+
+@dataclass
+class _CaseReport:
+    problems: list[tuple[str, str]]
+    slices: int | None = None          # z extent (None: unreadable)
+    grid_problems: list[tuple[str, str]] = field(default_factory=list)  # label/channel off the image grid
+    foreground: bool = False
+
+
+def _check_case(case: str, chans: dict[int, Path], label: Path | None, reader_writer, declared: set[int]) -> _CaseReport:
+    import numpy as np
+
+    report = _CaseReport([])
+    ref_shape = ref_spacing = None
+    ref_name = None
+    for channel in sorted(chans):
+        path = chans[channel]
+        broken = nifti_file_problem(path)
+        if broken:
+            report.problems.append((path.name, broken))
+            if not broken.startswith("has "):
+                continue
+        if _header_dimension(path) == 4:
+            report.problems.append((path.name, "is a 4D image; give one 3D volume per channel file "
+                                               "({case}_0000, {case}_0001, ...)"))
+            continue
+        arr, spacing = _read(reader_writer, path, seg=False)
+        if arr is None:
+            report.problems.append((path.name, spacing))
+            continue
+        if arr.shape[0] != 1:
+            report.problems.append((path.name, f"holds {arr.shape[0]} volumes (4D); give one 3D volume per channel "
+                                               f"file"))
+            continue
+        if not broken and not np.isfinite(arr).all():  # other formats than NIfTI
+            n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            report.problems.append((path.name, f"has {n_bad} NaN/Inf voxel(s); replace them (e.g. by 0) before "
+                                               f"planning"))
+        if ref_shape is None:
+            ref_shape, ref_spacing, ref_name = arr.shape[1:], spacing, path.name
+            report.slices = int(arr.shape[1])
+        elif arr.shape[1:] != ref_shape or not np.allclose(spacing, ref_spacing, rtol=_SPACING_RTOL):
+            report.grid_problems.append((path.name, f"shape {arr.shape[1:]} / spacing {_fmt(spacing)} differ from "
+                                               f"{ref_name} ({ref_shape} / {_fmt(ref_spacing)}); resample the "
+                                               f"channels onto one grid"))
+        del arr
+    if label is None:
+        return report
+    where = f"labelsTr/{label.name}" if label.parent.name == "labelsTr" else label.name
+    broken = nifti_file_problem(label)
+    if broken:
+        report.problems.append((where, broken.replace("voxel(s)", "value(s)")))
+        return report
+    if _header_dimension(label) == 4:
+        report.problems.append((where, "is a 4D label file; a label file is one 3D volume of label values"))
+        return report
+    seg, spacing = _read(reader_writer, label, seg=True)
+    if seg is None:
+        report.problems.append((where, spacing))
+        return report
+    if ref_shape is not None:
+        if seg.shape[1:] != ref_shape:
+            report.grid_problems.append((where, f"shape {seg.shape[1:]} differs from the image's {ref_shape}; the label "
+                                           f"must lie on the image grid"))
+        elif not np.allclose(spacing, ref_spacing, rtol=_SPACING_RTOL):
+            report.grid_problems.append((where, f"spacing {_fmt(spacing)} differs from the image's {_fmt(ref_spacing)}; "
+                                           f"the label must lie on the image grid"))
+    if not np.isfinite(seg).all():
+        report.problems.append((where, "has NaN/Inf values; label values are integers 0, 1, 2, ..."))
+        return report
+    values = np.unique(seg)
+    fractional = values[values != np.round(values)]
+    if fractional.size:
+        report.problems.append((where, f"holds non-integer values (e.g. {float(fractional[0]):g}); label files hold "
+                                       f"integers (resampled with linear interpolation? use nearest neighbour)"))
+        return report
+    ints = {int(v) for v in values}
+    negative = sorted(v for v in ints if v < 0)
+    undeclared = sorted(v for v in ints if v >= 0 and v not in declared)
+    if negative:
+        report.problems.append((where, f"holds negative values {negative[:5]}; label values are 0, 1, 2, ..."))
+    if undeclared:
+        report.problems.append((where, f"holds values {undeclared[:5]} not declared in dataset.json's labels "
+                                       f"{sorted(declared)}; declare them or fix the file"))
+    report.foreground = any(v > 0 for v in ints)
+    return report
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
+
+
+def check_raw_dataset(dataset_folder: str | os.PathLike, num_threads: int = 4, warn=print) -> dict:
+    """Check a raw nnU-Net dataset in one pass before nnU-Net reads it: every problem names its file.
+
+    Checks dataset.json (labels integer and consecutive), the file layout (imagesTr not empty, channel suffixes
+    ``_0000..``, file ending, one label per case and no label without images, numTraining) and every file, read with
+    nnU-Net's own reader: truncated ``.nii.gz``, unreadable, 4D, NaN/Inf voxels, a 2D or one-slice image in a 3D
+    dataset, channels or label off the image grid (shape, spacing), label values non-integer, negative or not
+    declared; and that some label holds foreground. Raises one UserError listing the problems (a one-line summary
+    of the first few). Fewer than 5 cases is a warning (``warn``), not an error: planning works, and
+    ``nnUNetv2_train ... all`` trains on every case; folds 0-4 need at least 5.
+    Returns ``{"cases": n, "warnings": [...]}``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = Path(dataset_folder)
+    dataset = load_dataset_json(folder)
+    problems = DatasetProblems(folder.name)
+    declared, label_problems = declared_label_values(dataset)
+    for text in label_problems:
+        problems.add("dataset.json", text)
+    cases = _list_training_files(folder, dataset, problems)
+    if cases and dataset["numTraining"] != len(cases):
+        problems.add("dataset.json", f"numTraining is {dataset['numTraining']} but imagesTr holds {len(cases)} "
+                                     f"case(s); set numTraining to {len(cases)}")
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+
+    reader_writer = None
+    first = next((p for chans, _ in cases.values() for p in chans.values()), None)
+    if first is not None:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                reader_writer = determine_reader_writer_from_dataset_json(dataset, str(first), verbose=False)
+        except Exception:  # noqa: BLE001
+            problems.add(first.name, f"nnU-Net has no reader for file ending {dataset['file_ending']!r}")
+    reports: dict[str, _CaseReport] = {}
+    if reader_writer is not None:
+        with ThreadPoolExecutor(max(1, int(num_threads))) as pool:
+            futures = {case: pool.submit(_check_case, case, chans, label, reader_writer, declared)
+                       for case, (chans, label) in cases.items()}
+            reports = {case: f.result() for case, f in futures.items()}
+    slices = {case: r.slices for case, r in reports.items() if r.slices is not None}
+    three_d = bool(slices) and max(slices.values()) > 1
+    for case, report in reports.items():
+        for where, what in report.problems:
+            problems.add(where, what)
+        if three_d and slices.get(case) == 1:
+            # a one-slice image does not belong in a 3D dataset; its label's grid then differs too (not repeated)
+            problems.add(case, "is 2D or has a single slice in a 3D dataset; give the full 3D volume or remove "
+                               "the case")
+        else:
+            for where, what in report.grid_problems:
+                problems.add(where, what)
+    if reports and not problems and not any(r.foreground for r in reports.values()):
+        problems.add("labelsTr", "no label file holds any foreground voxel; check that the labels were written "
+                                 "(nnU-Net needs foreground to plan and sample patches)")
+    problems.raise_if_any()
+    warnings_out = []
+    if len(cases) < MIN_CASES_FOR_FIVE_FOLDS:
+        text = (f"warning: {folder.name} has {len(cases)} training case(s); nnU-Net's 5-fold split needs at least "
+                f"{MIN_CASES_FOR_FIVE_FOLDS}, so folds 0-4 will fail at training. Train on every case with fold "
+                f"`all` (nnUNetv2_train ... all), or add cases")
+        warnings_out.append(text)
+        warn(text)
+    return {"cases": len(cases), "warnings": warnings_out}

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.planners.dataset_checks import find_raw_dataset, load_dataset_json
+from nnunet_swin.planners.dataset_checks import check_raw_dataset, find_raw_dataset, load_dataset_json
 
 STOCK_DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
 
@@ -30,6 +30,19 @@ class SwinPlanOptions:
 
     def as_kwargs(self) -> dict:
         return {k: v for k, v in vars(self).items() if v is not None}
+
+    def validate(self) -> None:
+        """Refuse values the planner would silently replace (0 -> default) or crash on (negative sizes)."""
+        if self.cubic_size is not None and self.cubic_size < 1:
+            raise UserError(f"-cubic_size must be a positive number of voxels (e.g. 96 or 128), got {self.cubic_size}; "
+                            "omit it for the backbone's pretraining size")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UserError(f"-batch_size must be at least 1, got {self.batch_size}")
+        if self.inplane_patch is not None and min(self.inplane_patch) < 1:
+            raise UserError(f"-inplane_patch takes two positive sides in voxels (e.g. 128 128), got "
+                            f"{list(self.inplane_patch)}")
+        if self.pf_threshold is not None and not 0 <= self.pf_threshold < 1:
+            raise UserError(f"-pf_threshold is a padding fraction in [0, 1), got {self.pf_threshold}")
 
 
 def resolve_planner(name: str, options: SwinPlanOptions = SwinPlanOptions()):
@@ -70,13 +83,36 @@ class PlanRequest:
     num_processes: list[int] | None = None
     verbose: bool = False
     progress: bool = True
+    check_dataset: bool = True
+
+
+def _check_preprocessor(name: str) -> None:
+    """The preprocessor class must exist in nnunetv2.preprocessing (stock preprocessing looks it up there)."""
+    import nnunetv2
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+    if recursive_find_python_class(os.path.join(nnunetv2.__path__[0], "preprocessing"), name,
+                                   current_module="nnunetv2.preprocessing") is None:
+        raise UserError(f"unknown preprocessor {name!r} (-preprocessor_name); nnU-Net finds only classes in "
+                        f"nnunetv2.preprocessing, e.g. DefaultPreprocessor (the default)")
 
 
 def plan_and_preprocess(req: PlanRequest) -> str:
-    """Run the whole chain for every dataset; returns the plans identifier. Validates all inputs first."""
+    """Run the whole chain for every dataset; returns the plans identifier. Validates all inputs first, including
+    every raw file (:func:`check_raw_dataset`) unless ``check_dataset`` is off."""
+    req.options.validate()
     planner_cls, ours = resolve_planner(req.planner, req.options)
-    for d in req.dataset_ids:  # fail before anything is written
-        load_dataset_json(find_raw_dataset(d))
+    if req.num_processes_fingerprint < 1:
+        raise UserError(f"-npfp must be at least 1 process, got {req.num_processes_fingerprint}")
+    if req.num_processes is not None and min(req.num_processes) < 1:
+        raise UserError(f"-np takes process counts of at least 1, got {list(req.num_processes)}")
+    _check_preprocessor(req.preprocessor_name)
+    raw_folders = [find_raw_dataset(d) for d in req.dataset_ids]
+    for folder in raw_folders:  # fail before anything is written
+        load_dataset_json(folder)
+    if req.check_dataset:
+        for folder in raw_folders:
+            check_raw_dataset(folder, num_threads=req.num_processes_fingerprint)
     if not os.environ.get("nnUNet_preprocessed"):
         raise UserError("nnUNet_preprocessed is not set; export nnUNet_preprocessed=/path/to/nnUNet_preprocessed")
     if req.overwrite_target_spacing is not None:
@@ -122,6 +158,10 @@ def plan_and_preprocess(req: PlanRequest) -> str:
 
             pm = PlansManager(os.path.join(str(nnUNet_preprocessed), convert_id_to_dataset_name(d),
                                            plans_identifier + ".json"))
+            unknown = [c for c in configurations if c not in pm.available_configurations]
+            if unknown and req.configurations is not None:
+                raise UserError(f"unknown configuration(s) {', '.join(unknown)} (-c); the plans "
+                                f"{plans_identifier} have {', '.join(pm.available_configurations)}")
             seen, todo, todo_np = set(), [], []
             for c, n in zip(configurations, num_processes):
                 key = pm.get_configuration(c).data_identifier if c in pm.available_configurations else c
