@@ -14,7 +14,13 @@ paper's clip) over its non-padding voxels, per channel,
 
 Hence ``alpha`` scales tumour contrast around the sample's darkest intensity exactly as in the paper, and ``beta``
 is a shift of 0.2 of the sample's intensity spread at most. The sample is the crop the data loader produced (its
-statistics stand for the paper's per-volume ones).
+statistics stand for the paper's per-volume ones). When the plans already scale images to [0, 1]
+(``-normalization rescale01``), ``reference_percentiles=None`` applies eq. 1 verbatim (lo = 0, hi = 1); the trainers
+choose this from the plans' ``swin`` block.
+
+Several channels (e.g. T2 + DWI): the paper has one. Here ``alpha`` and ``beta`` are drawn independently per
+channel by default (``per_channel=True``), since a tumour's contrast differs between sequences; ``per_channel=False``
+uses one draw for all channels.
 
 Never touched: voxels labelled -1 (padding added by the spatial transforms) and background (label 0), also
 excluded from the ``lo``/``hi`` statistics when they are padding. A sample with no tumour voxel passes through
@@ -44,22 +50,29 @@ def tumor_mask(segmentation: torch.Tensor, tumor_labels: Sequence[int] | None = 
 
 
 def perturb_tumor_intensity(image: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, alpha: float, beta: float,
-                            reference_percentiles: tuple[float, float] = (0.0, 99.0)) -> torch.Tensor:
+                            reference_percentiles: tuple[float, float] | None = (0.0, 99.0)) -> torch.Tensor:
     """Eq. (1) on a copy of ``image`` (C, *spatial): tumour voxels get ``alpha * (I - lo) + lo + beta * (hi - lo)``.
 
     ``mask`` (tumour) and ``valid`` (non-padding) are boolean tensors of the spatial shape; ``lo``/``hi`` are the
-    channel's ``reference_percentiles`` over ``valid`` voxels. Returns a new tensor of the same dtype and shape.
+    channel's ``reference_percentiles`` over ``valid`` voxels, or 0 and 1 when ``reference_percentiles`` is None
+    (images already scaled to [0, 1] by the plans' normalisation: eq. 1 verbatim). ``alpha``/``beta`` are scalars
+    or one value per channel. Returns a new tensor of the same dtype and shape.
     """
     out = image.clone()
     if not bool(mask.any()):
         return out
     mask_np = mask.cpu().numpy()
     valid_np = valid.cpu().numpy() | mask_np
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (image.shape[0],))
+    betas = np.broadcast_to(np.asarray(beta, dtype=np.float64), (image.shape[0],))
     for c in range(image.shape[0]):
         channel = image[c].detach().cpu().numpy().astype(np.float64, copy=False)
-        lo, hi = np.percentile(channel[valid_np], reference_percentiles)
+        if reference_percentiles is None:
+            lo, hi = 0.0, 1.0
+        else:
+            lo, hi = np.percentile(channel[valid_np], reference_percentiles)
         spread = max(float(hi - lo), 0.0)
-        new = alpha * (channel[mask_np] - lo) + lo + beta * spread
+        new = alphas[c] * (channel[mask_np] - lo) + lo + betas[c] * spread
         out[c][mask] = torch.as_tensor(new, dtype=image.dtype, device=image.device)
     return out
 
@@ -77,33 +90,39 @@ class TumorAwareIntensityTransform(BasicTransform):
         p_per_sample: probability that a sample is perturbed at all (0.3 in the paper).
         tumor_labels: labels that count as tumour; ``None`` = all foreground labels.
         reference_percentiles: percentiles defining the sample's [0, 1] frame (default: min and the 99th, the
-            paper's clip).
+            paper's clip); None for images already in [0, 1].
         seg_channel: segmentation channel holding the labels.
+        per_channel: draw alpha and beta per image channel (default) or once for all channels.
     """
 
     def __init__(self, alpha_range: tuple[float, float] = (0.5, 1.5), beta_range: tuple[float, float] = (-0.2, 0.2),
                  p_per_sample: float = 0.3, tumor_labels: Sequence[int] | None = None,
-                 reference_percentiles: tuple[float, float] = (0.0, 99.0), seg_channel: int = 0):
+                 reference_percentiles: tuple[float, float] | None = (0.0, 99.0), seg_channel: int = 0,
+                 per_channel: bool = True):
         super().__init__()
         if not (alpha_range[0] <= alpha_range[1] and beta_range[0] <= beta_range[1]):
             raise ValueError(f"ranges must be (low, high); got alpha {alpha_range}, beta {beta_range}")
         if not 0.0 <= p_per_sample <= 1.0:
             raise ValueError(f"p_per_sample must be in [0, 1], got {p_per_sample}")
-        if not 0.0 <= reference_percentiles[0] < reference_percentiles[1] <= 100.0:
+        if reference_percentiles is not None and not 0.0 <= reference_percentiles[0] < reference_percentiles[1] <= 100:
             raise ValueError(f"reference_percentiles must be increasing within [0, 100], got {reference_percentiles}")
         self.alpha_range = tuple(float(a) for a in alpha_range)
         self.beta_range = tuple(float(b) for b in beta_range)
         self.p_per_sample = float(p_per_sample)
         self.tumor_labels = None if tumor_labels is None else tuple(int(lab) for lab in tumor_labels)
-        self.reference_percentiles = tuple(float(p) for p in reference_percentiles)
+        self.reference_percentiles = (None if reference_percentiles is None
+                                      else tuple(float(p) for p in reference_percentiles))
         self.seg_channel = int(seg_channel)
+        self.per_channel = bool(per_channel)
 
     def get_parameters(self, **data_dict) -> dict:
         if torch.rand(1).item() >= self.p_per_sample:
             return {"apply": False}
-        u = torch.rand(2)
-        alpha = self.alpha_range[0] + float(u[0]) * (self.alpha_range[1] - self.alpha_range[0])
-        beta = self.beta_range[0] + float(u[1]) * (self.beta_range[1] - self.beta_range[0])
+        image = data_dict.get("image")
+        draws = image.shape[0] if (self.per_channel and image is not None) else 1
+        u = torch.rand(2, draws).double().numpy()
+        alpha = self.alpha_range[0] + u[0] * (self.alpha_range[1] - self.alpha_range[0])
+        beta = self.beta_range[0] + u[1] * (self.beta_range[1] - self.beta_range[0])
         return {"apply": True, "alpha": alpha, "beta": beta}
 
     def apply(self, data_dict: dict, **params) -> dict:

@@ -22,6 +22,7 @@ schedule ``recipe_epochs``, ``recipe_warmup_epochs``, ``recipe_iterations_per_ep
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from typing import List, Tuple, Union
@@ -121,6 +122,14 @@ class SwinBaseTrainer(nnUNetTrainer):
         self.warmup_epochs = self.recipe_warmup_epochs
         self.enable_deep_supervision = False
 
+        swin = self.configuration_manager.configuration.get("swin", {})
+        self.plans_tumor_labels = swin.get("tumor_labels")
+        self.unit_frame = swin.get("normalization", {}).get("input_range") == "[0, 1]"
+        # nnU-Net calls self.get_training_transforms(...) with its own arguments: bind the plans' choices
+        self.get_training_transforms = functools.partial(type(self).get_training_transforms,
+                                                         tumor_labels=self.plans_tumor_labels,
+                                                         unit_frame=self.unit_frame)
+
         mismatch = geometry_mismatch(self.configuration_manager.configuration, self.intended_kind,
                                      type(self).__name__, configuration)
         if mismatch is not None:
@@ -203,15 +212,22 @@ class SwinBaseTrainer(nnUNetTrainer):
             foreground_labels: Union[Tuple[int, ...], List[int]] = None,
             regions: List[Union[List[int], Tuple[int, ...], int]] = None,
             ignore_label: int = None,
+            tumor_labels=None,
+            unit_frame: bool = False,
     ) -> BasicTransform:
-        """nnU-Net's pipeline, plus the tumour-aware transform after the spatial block when ``cls.tumor_aware``."""
+        """nnU-Net's pipeline, plus the tumour-aware transform after the spatial block when ``cls.tumor_aware``.
+
+        Tumour labels: ``cls.tumor_labels``, else ``tumor_labels`` (the plans' ``-tumor_labels``), else every
+        foreground label. ``unit_frame``: images are already in [0, 1] (plans normalised with rescale01), so eq. 1
+        applies verbatim. An instance passes both from its plans (see ``__init__``)."""
         pipeline = nnUNetTrainer.get_training_transforms(
             patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
             use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
             regions=regions, ignore_label=ignore_label)
         if cls.tumor_aware:
-            labels = cls.tumor_labels if cls.tumor_labels is not None else foreground_labels
-            insert_tumor_aware_transform(pipeline, TumorAwareIntensityTransform(tumor_labels=labels))
+            labels = next(lab for lab in (cls.tumor_labels, tumor_labels, foreground_labels) if lab is not None)
+            insert_tumor_aware_transform(pipeline, TumorAwareIntensityTransform(
+                tumor_labels=labels, reference_percentiles=None if unit_frame else (0.0, 99.0)))
         return pipeline
 
     # ---------------------------------------------------------------------------------------- pretrained init

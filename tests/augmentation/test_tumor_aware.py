@@ -143,3 +143,14 @@ def test_transform_is_picklable_for_data_augmentation_workers():
 def test_bad_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):
         TumorAwareIntensityTransform(**kwargs)
+
+
+def test_alpha_and_beta_are_drawn_per_channel_unless_switched_off():
+    torch.manual_seed(0)
+    image = torch.stack([torch.linspace(0, 1, 64).reshape(4, 4, 4)] * 2)  # two identical [0, 1] channels
+    seg = torch.zeros(1, 4, 4, 4, dtype=torch.int16)
+    seg[0, 1:3, 1:3, 1:3] = 1
+    per_channel = _always(reference_percentiles=None)(image=image.clone(), segmentation=seg.clone())["image"]
+    assert not torch.equal(per_channel[0], per_channel[1])
+    shared = _always(reference_percentiles=None, per_channel=False)(image=image.clone(), segmentation=seg.clone())
+    assert torch.equal(shared["image"][0], shared["image"][1]) and not torch.equal(shared["image"], image)

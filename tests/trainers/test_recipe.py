@@ -248,3 +248,18 @@ def test_stock_pretrained_weights_are_honoured_not_overwritten(trainer_factory, 
         next(t.network.parameters()).add_(1.0)
     t.on_train_start()
     assert fake_loader.calls == [] and "-pretrained_weights" in capsys.readouterr().out
+
+
+def test_plans_tumour_labels_and_unit_frame_reach_the_augmentation(trainer_factory, plans_factory, stand_in_network):
+    plans = plans_factory()
+    plans["configurations"]["3d_fullres"]["swin"].update(
+        {"tumor_labels": [1], "normalization": {"mode": "rescale01", "input_range": "[0, 1]"}})
+    t = trainer_factory(SwinACTTrainer, plans=plans)
+    pipeline = t.get_training_transforms((32, 64, 64), (-0.5, 0.5), None, (2,), False, use_mask_for_norm=[False],
+                                         foreground_labels=[1, 2])
+    ta = next(x for x in pipeline.transforms if isinstance(x, TumorAwareIntensityTransform))
+    assert ta.tumor_labels == (1,) and ta.reference_percentiles is None
+    default = trainer_factory(SwinACTTrainer).get_training_transforms(
+        (32, 64, 64), (-0.5, 0.5), None, (2,), False, use_mask_for_norm=[False], foreground_labels=[1, 2])
+    ta = next(x for x in default.transforms if isinstance(x, TumorAwareIntensityTransform))
+    assert ta.tumor_labels == (1, 2) and ta.reference_percentiles == (0.0, 99.0)
