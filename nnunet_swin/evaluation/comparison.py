@@ -4,8 +4,9 @@ Per label, over the cases with a non-empty reference:
 - detection rate of each model over all those cases, with a Wilson 95% CI;
 - continuous metrics (sDSC, VR, Dice) as median [IQR] after bounded penalties for a model's missed cases
   (sDSC = 0.1, VR = 10 by default) and leaving out the cases that every model missed;
-- Wilcoxon signed-rank tests between every pair of models, Bonferroni-corrected within each metric; detection
-  differences in percentage points with exact McNemar tests.
+- Wilcoxon signed-rank tests between every pair of models; detection differences in percentage points with exact
+  McNemar tests. One p-value convention everywhere: Bonferroni over the model pairs within a metric
+  (``p_bonferroni``; ``p`` is kept, unadjusted, in the tables).
 Everything is repeated per appearance subtype when the per-case tables carry a ``subtype`` column.
 """
 from __future__ import annotations
@@ -128,7 +129,7 @@ def comparison_markdown(table, pairwise, excluded, metrics, penalties) -> str:
         header = ["Comparison"]
         for m in metrics:
             header += [f"\u0394{names[m]} (median)", "p (Bonferroni)"]
-        header += ["\u0394Det. (pp)", "p (McNemar)"]
+        header += ["\u0394Det. (pp)", "p (McNemar, Bonferroni)"]
         body = []
         for (a, b), pair in tests.groupby(["model_a", "model_b"], sort=False):
             cells = [f"{b} vs {a}"]
@@ -137,15 +138,17 @@ def comparison_markdown(table, pairwise, excluded, metrics, penalties) -> str:
                 cells += [f"{t['median_difference']:+.3f}" if np.isfinite(t["median_difference"]) else "n/a",
                           format_p(t["p_bonferroni"])]
             t = pair[pair["metric"] == "detected"].iloc[0]
-            cells += [f"{t['difference_pp']:+.1f}" if np.isfinite(t["difference_pp"]) else "n/a", format_p(t["p"])]
+            cells += [f"{t['difference_pp']:+.1f}" if np.isfinite(t["difference_pp"]) else "n/a",
+                      format_p(t["p_bonferroni"])]
             body.append(cells)
         parts += [markdown_table(header, body), ""]
         if group == ALL_CASES:
             missed = excluded.get(str(label), [])
             parts += [f"Cases missed by every model (left out of the continuous metrics): "
                       f"{', '.join(missed) if missed else 'none'}", ""]
-    parts += ["Wilcoxon signed-rank (two-sided, zero differences dropped), Bonferroni over all pairs within a metric; "
-              "McNemar exact test on discordant detections (p unadjusted; adjusted values in the CSV).", ""]
+    parts += ["Wilcoxon signed-rank (two-sided, zero differences dropped) for the continuous metrics, McNemar's exact "
+              "test on discordant detections. Every p-value shown is Bonferroni-adjusted over the model pairs within "
+              "its metric (column `p_bonferroni` of the CSV and JSON; the unadjusted value is column `p`).", ""]
     return "\n".join(parts)
 
 

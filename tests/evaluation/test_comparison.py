@@ -78,6 +78,21 @@ def test_pairwise_tests_bonferroni_and_mcnemar(three_models):
     assert "Base" in result.markdown and "c00" in result.markdown and "pp" in result.markdown
 
 
+def test_one_p_value_convention_in_every_output(three_models):
+    """Markdown shows the Bonferroni-adjusted p for Wilcoxon and McNemar alike; the CSV names both columns."""
+    from nnunet_swin.evaluation.reports import format_p
+
+    result = compare_tables(three_models)
+    pw = result.pairwise[(result.pairwise["group"] == "all") & (result.pairwise["model_a"] == "Base")
+                         & (result.pairwise["model_b"] == "ACT")]
+    line = next(x for x in result.markdown.splitlines() if x.startswith("| ACT vs Base"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    det = pw[pw["metric"] == "detected"].iloc[0]
+    sdsc = pw[pw["metric"] == "surface_dice"].iloc[0]
+    assert cells[-1] == format_p(det["p_bonferroni"]) and cells[2] == format_p(sdsc["p_bonferroni"])
+    assert "p (McNemar, Bonferroni)" in result.markdown and "p (McNemar)" not in result.markdown
+
+
 def test_subtype_groups(three_models):
     result = compare_tables(three_models)
     groups = set(result.table["group"])
