@@ -20,6 +20,12 @@ Pooling, exactly:
 The pad attention mass (sum over pad keys of a_ij, the mean over real queries) is pooled the same way; it is
 reported next to the ADI because a concentrated pad "sink" takes much mass but little entropy.
 
+Two readings of the paper. Eq. (7) pools the entropy sums over all real queries of a scan before dividing (step 1
+above: ``adi``, the default everywhere). The text says ADI is "averaged across heads, windows, blocks and scans",
+which reads as one ratio per window, then a mean. Both are reported: ``adi_window_mean`` takes, per (scan, stage,
+block, head), the mean over windows (with a real query and non-zero entropy) of that window's
+H_RP / (H_RR + H_RP), then averages like step 2. Windows with few real queries weigh as much as full ones in it.
+
 ``xlogy(a, a)`` (``torch.special.xlogy``) makes exact zeros of the softmax contribute 0 instead of NaN.
 """
 from __future__ import annotations
@@ -32,8 +38,8 @@ import torch
 
 from nnunet_swin.networks.token_kinds import TOKEN_REAL
 
-# per-cell float64 sums, in this order
-_FIELDS = ("h_real", "h_input", "h_window", "mass_input", "mass_window", "n_queries")
+# per-cell float64 sums, in this order (the last two: sum over windows of the per-window ADI, and their number)
+_FIELDS = ("h_real", "h_input", "h_window", "mass_input", "mass_window", "n_queries", "adi_windows", "n_windows")
 
 
 def attention_dilution_sums(attn: torch.Tensor, token_kind: torch.Tensor, scans: int = 1) -> torch.Tensor:
@@ -42,8 +48,9 @@ def attention_dilution_sums(attn: torch.Tensor, token_kind: torch.Tensor, scans:
     attn: (scans*nW, heads, N, N) post-softmax weights, windows scan-major (Swin's ``window_partition`` order).
     token_kind: (scans*nW, N) int, 0 real / 1 input padding / 2 window padding (``networks.token_kinds``; the same
     for queries and keys).
-    Returns float64 (scans, heads, 6): sum H_RR, sum H_RP(input), sum H_RP(window), sum mass(input),
-    sum mass(window), number of real queries; sums over all real queries of the scan's windows.
+    Returns float64 (scans, heads, 8): sum H_RR, sum H_RP(input), sum H_RP(window), sum mass(input),
+    sum mass(window), number of real queries (sums over all real queries of the scan's windows), then the sum over
+    windows of the per-window ADI and the number of windows it sums (windows with non-zero entropy).
     """
     if attn.dim() != 4 or attn.shape[-1] != attn.shape[-2]:
         raise ValueError(f"attn must be (windows, heads, N, N), got {tuple(attn.shape)}")
@@ -64,9 +71,13 @@ def attention_dilution_sums(attn: torch.Tensor, token_kind: torch.Tensor, scans:
     # column sums over real queries (float32 over <= 343 rows), then float64 for everything after
     h_cols = -torch.matmul(real_q, torch.special.xlogy(a, a)).squeeze(2).double()   # (W', heads, N)
     m_cols = torch.matmul(real_q, a).squeeze(2).double()
-    per_window = torch.cat([torch.einsum("whn,wnk->whk", h_cols, onehot),
-                            torch.einsum("whn,wnk->whk", m_cols, onehot)[..., 1:],
-                            is_real.double().sum(dim=1)[:, None, None].expand(-1, heads, 1)], dim=-1)
+    entropy = torch.einsum("whn,wnk->whk", h_cols, onehot)                      # (W', heads, 3)
+    total = entropy.sum(dim=-1, keepdim=True)
+    counted = (total > 0).double()
+    window_adi = (entropy[..., 1:].sum(dim=-1, keepdim=True) / total.clamp_min(1e-300)) * counted
+    per_window = torch.cat([entropy, torch.einsum("whn,wnk->whk", m_cols, onehot)[..., 1:],
+                            is_real.double().sum(dim=1)[:, None, None].expand(-1, heads, 1),
+                            window_adi, counted], dim=-1)
     out = torch.zeros(scans, heads, len(_FIELDS), dtype=torch.float64, device=a.device)
     return out.index_add_(0, scan_of, per_window)
 
@@ -81,6 +92,7 @@ class StageDilution:
     mass_input: float
     mass_window: float
     real_queries: int
+    adi_window_mean: float = float("nan")   # the mean-over-windows reading (module docstring)
 
     @property
     def mass(self) -> float:
@@ -93,7 +105,7 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 def reduce_cells(cells: np.ndarray) -> StageDilution:
-    """cells: (blocks*heads, 6) float64 sums of one scan and stage -> the stage's ADI and masses.
+    """cells: (blocks*heads, 8) float64 sums of one scan and stage -> the stage's ADI and masses.
 
     Per cell ADI = H_RP / (H_RR + H_RP) (NaN when the total is 0), then the NaN-free mean over cells.
     """
@@ -107,9 +119,11 @@ def reduce_cells(cells: np.ndarray) -> StageDilution:
         has_q = nq > 0
         m_in = np.where(has_q, cells[:, 3] / np.where(has_q, nq, 1.0), np.nan)
         m_win = np.where(has_q, cells[:, 4] / np.where(has_q, nq, 1.0), np.nan)
+        has_w = cells[:, 7] > 0
+        per_window = np.where(has_w, cells[:, 6] / np.where(has_w, cells[:, 7], 1.0), np.nan)
     return StageDilution(adi=_nanmean(adi_in + adi_win), adi_input=_nanmean(adi_in), adi_window=_nanmean(adi_win),
                          mass_input=_nanmean(m_in), mass_window=_nanmean(m_win),
-                         real_queries=int(nq.max()) if nq.size else 0)
+                         real_queries=int(nq.max()) if nq.size else 0, adi_window_mean=_nanmean(per_window))
 
 
 class AttentionDilutionMeter:

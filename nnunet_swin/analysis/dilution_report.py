@@ -45,7 +45,7 @@ def measure_dilution(network: torch.nn.Module, items: Iterable[tuple[str, CropPl
                      device: str | torch.device = "cpu", progress: bool = False) -> pd.DataFrame:
     """ADI of every scan. items: (case id, placed crop) pairs, crops of one size. One row per scan with
     ``case_id, pf, pf_voxels, z_extent`` and per stage k ``adi_s{k}, adi_input_s{k}, adi_window_s{k}, mass_s{k},
-    mass_input_s{k}, mass_window_s{k}``."""
+    mass_input_s{k}, mass_window_s{k}`` (eq. 7, pooled) and ``adi_window_mean_s{k}`` (mean over windows)."""
     items = list(items)
     meter = AttentionDilutionMeter()
     network = network.to(device).eval()
@@ -63,7 +63,8 @@ def measure_dilution(network: torch.nn.Module, items: Iterable[tuple[str, CropPl
         for stage, r in res[case].items():
             row.update({f"adi_s{stage}": r.adi, f"adi_input_s{stage}": r.adi_input,
                         f"adi_window_s{stage}": r.adi_window, f"mass_s{stage}": r.mass,
-                        f"mass_input_s{stage}": r.mass_input, f"mass_window_s{stage}": r.mass_window})
+                        f"mass_input_s{stage}": r.mass_input, f"mass_window_s{stage}": r.mass_window,
+                        f"adi_window_mean_s{stage}": r.adi_window_mean})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -75,7 +76,7 @@ def summarise_dilution(table: pd.DataFrame) -> dict:
                  "padded_scans": int((table.pf > 0).sum()), "stages": {}}
     for s in stages:
         entry = {}
-        for name in ("adi", "adi_input", "adi_window", "mass", "mass_input", "mass_window"):
+        for name in ("adi", "adi_input", "adi_window", "mass", "mass_input", "mass_window", "adi_window_mean"):
             col = table[f"{name}_s{s}"].dropna()
             entry[name] = {"mean": float(col.mean()) if len(col) else float("nan"),
                            "sd": float(col.std()) if len(col) > 1 else float("nan"),

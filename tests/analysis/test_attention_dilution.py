@@ -146,3 +146,14 @@ def test_fully_padded_windows_are_skipped_without_changing_any_scan():
         assert torch.allclose(sums[scan], alone, rtol=1e-6, atol=1e-9)
     only_real = attention_dilution_sums(attn[0:1], kinds[0:1])[0]
     assert torch.allclose(sums[0], only_real, rtol=1e-6, atol=1e-9)   # the padded window adds nothing
+
+
+def test_pooled_eq7_and_mean_over_windows_are_both_reported():
+    """Uniform attention over 4 keys in two windows: an all-real window (ADI 0) and a window of one real and three
+    padding tokens (ADI 3/4). Eq. 7 pools the 5 real queries: 0.75 / (4 + 0.25 + 0.75) = 0.15; the
+    mean-over-windows reading gives (0 + 0.75) / 2 = 0.375."""
+    attn = torch.full((2, 1, 4, 4), 0.25)
+    kinds = torch.tensor([[0, 0, 0, 0], [0, 1, 1, 1]])
+    r = reduce_cells(attention_dilution_sums(attn, kinds)[0].numpy())
+    assert r.adi == pytest.approx(0.15, abs=1e-6)
+    assert r.adi_window_mean == pytest.approx(0.375, abs=1e-6)
