@@ -18,6 +18,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--num_test", type=int, default=6, help="test cases in imagesTs/labelsTs (default 6)")
     p.add_argument("--fov_mm", type=float, default=96.0, help="in-plane field of view in mm (default 96)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--channels", nargs="+", default=["T2"], choices=("T2", "DWI"),
+                   help="image channels: T2 (default), or T2 DWI for a second, diffusion-weighted-like channel")
+    p.add_argument("--labels", default="tumour", choices=("tumour", "tumour+wall+nodes"),
+                   help="tumour (default) or tumour+wall+nodes (1 tumour, 2 rectal wall, 3 lymph nodes)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
     a = p.parse_args(argv)
     out = a.output or os.environ.get("nnUNet_raw")
@@ -27,7 +31,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--fov_mm must be at least 40 mm to hold the anatomy, got {a.fov_mm}")
     from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
 
-    spec = SyntheticSpec(num_train=a.num_train, num_test=a.num_test, fov_mm=a.fov_mm, seed=a.seed)
+    spec = SyntheticSpec(num_train=a.num_train, num_test=a.num_test, fov_mm=a.fov_mm, seed=a.seed,
+                         channels=tuple(a.channels), labels=a.labels)
     path = make_demo_dataset(out, a.dataset_id, a.name, spec, overwrite=a.overwrite)
     print(f"wrote {path}")
     return 0

@@ -43,6 +43,13 @@ class SyntheticSpec:
     slice_thickness_mm: tuple[float, float] = (3.0, 4.0)
     bright_share: float = 0.5
     seed: int = 0
+    channels: tuple[str, ...] = ("T2",)  # add "DWI" for a second, diffusion-weighted-like channel (_0001)
+    labels: str = "tumour"                # "tumour+wall+nodes": 1 tumour, 2 rectal wall, 3 lymph nodes
+
+
+LABEL_SETS = {"tumour": {"background": 0, "tumour": 1},
+              "tumour+wall+nodes": {"background": 0, "tumour": 1, "rectal_wall": 2, "lymph_node": 3}}
+CHANNELS = ("T2", "DWI")
 
 
 def _draw_z_extent(rng: np.random.Generator, spec: SyntheticSpec) -> float:
@@ -117,13 +124,37 @@ def synthesize_case(rng: np.random.Generator, spec: SyntheticSpec, subtype: str)
     noise_sd = 18.0
     img = np.sqrt((img + rng.normal(0, noise_sd, img.shape)) ** 2 + rng.normal(0, noise_sd, img.shape) ** 2)
     voxel_mm3 = sp_xy * sp_xy * sp_z
-    return {
+    out = {
         "image": img.astype(np.float32),
         "label": label,
         "spacing": spacing,
         "z_extent_mm": nz * sp_z,
         "tumour_volume_mm3": float(label.sum() * voxel_mm3),
+        "channels": {"T2": img.astype(np.float32)},
     }
+    # extras draw from the generator only after everything above, so the default dataset stays byte-identical
+    if spec.labels == "tumour+wall+nodes" or "DWI" in spec.channels:
+        wall = (r_rect < wall_r) & (r_rect >= wall_r - 3.0)
+        nodes = np.zeros(X.shape, bool)
+        for _ in range(int(rng.integers(1, 4))):                     # 1-3 mesorectal lymph nodes, 3-6 mm radius
+            a = rng.uniform(0, 2 * np.pi)
+            nx_, ny_ = cx[0, 0, nz // 2] + (wall_r + 9.0) * np.cos(a), cy + (wall_r + 9.0) * np.sin(a)
+            nodes |= ((X - nx_) ** 2 + (Y - ny_) ** 2 + (Z - rng.uniform(-0.3, 0.3) * nz * sp_z) ** 2
+                      < rng.uniform(3.0, 6.0) ** 2)
+        if spec.labels == "tumour+wall+nodes":
+            full = np.zeros(X.shape, np.uint8)
+            full[wall], full[nodes & ~wall] = 2, 3
+            full[label > 0] = 1
+            out["label"] = full
+        if "DWI" in spec.channels:  # high b-value DWI: tumour and nodes bright, fat and fluid dark, coarser, noisier
+            dwi = np.full(X.shape, 20.0, np.float32)
+            dwi[r_body < 0.86] = 60.0
+            dwi[wall] = 110.0
+            dwi[nodes] = 260.0
+            dwi = dwi * (1 - weight) + 330.0 * weight
+            dwi = ndimage.gaussian_filter(dwi, (1.5 / sp_xy, 1.5 / sp_xy, 0.5))
+            out["channels"]["DWI"] = np.abs(dwi + rng.normal(0, 25.0, dwi.shape)).astype(np.float32)
+    return out
 
 
 def _write_nifti(array_xyz: np.ndarray, spacing: tuple[float, float, float], path: Path) -> None:
@@ -142,6 +173,10 @@ def make_demo_dataset(nnunet_raw: str | os.PathLike, dataset_id: int = 501, name
     """
     if not 1 <= dataset_id <= 999:
         raise UserError(f"dataset id must be between 1 and 999, got {dataset_id}")
+    if spec.labels not in LABEL_SETS or not spec.channels or set(spec.channels) - set(CHANNELS) \
+            or spec.channels[0] != "T2":
+        raise UserError(f"synthetic data has label sets {list(LABEL_SETS)} and channels T2 (first) and DWI; got "
+                        f"labels {spec.labels!r}, channels {list(spec.channels)}")
     if spec.num_train < 2 or spec.num_test < 0:
         raise UserError(f"need at least 2 training cases and a non-negative test count, got "
                         f"num_train={spec.num_train}, num_test={spec.num_test}")
@@ -168,14 +203,16 @@ def make_demo_dataset(nnunet_raw: str | os.PathLike, dataset_id: int = 501, name
             split = "Tr" if i < spec.num_train else "Ts"
             case_id = f"{name.lower()}_{i:03d}"
             case = synthesize_case(np.random.default_rng([spec.seed, i]), spec, str(subtypes[i]))
-            _write_nifti(case["image"], case["spacing"], tmp / f"images{split}" / f"{case_id}_0000.nii.gz")
+            for c, channel in enumerate(spec.channels):
+                _write_nifti(case["channels"][channel], case["spacing"],
+                             tmp / f"images{split}" / f"{case_id}_{c:04d}.nii.gz")
             _write_nifti(case["label"], case["spacing"], tmp / f"labels{split}" / f"{case_id}.nii.gz")
             rows.append({"case_id": case_id, "subtype": str(subtypes[i]), "split": "train" if split == "Tr" else "test",
                          "z_extent_mm": round(case["z_extent_mm"], 2),
                          "tumour_volume_mm3": round(case["tumour_volume_mm3"], 1)})
         dataset_json = {
-            "channel_names": {"0": "T2"},
-            "labels": {"background": 0, "tumour": 1},
+            "channel_names": {str(c): name for c, name in enumerate(spec.channels)},
+            "labels": LABEL_SETS[spec.labels],
             "numTraining": spec.num_train,
             "file_ending": ".nii.gz",
             "name": name,

@@ -7,8 +7,9 @@
   ``epoch_length = "nnunet"`` keeps nnU-Net's 250 iterations). Batch size from the plans.
 - ``nnUNetv2_train -pretrained_weights`` is honoured: when the network's weights changed between ``initialize()``
   and the start of training, the ``nnUNet_swin_pretrained`` encoder load is skipped, and the log says so.
-- Kept from nnU-Net: AMP on CUDA, gradient clipping, validation, checkpoints (best by the EMA pseudo-Dice), logging,
-  DDP (``-num_gpus``), sliding-window inference with 50% overlap.
+- Kept from nnU-Net: AMP on CUDA, gradient clipping, validation, checkpoints (best by the EMA pseudo-Dice unless
+  ``nnUNet_swin_val_every=K`` asks for the paper's full-volume rule, ``validation.py``), logging, DDP
+  (``-num_gpus``), sliding-window inference with 50% overlap.
 - Flips (training augmentation and test-time mirroring) only along the left-right axis (``mirroring.py``).
 - CT-pretrained encoder: loaded when a training starts at epoch 0 (not when resuming with ``--c`` nor for
   ``--val``), from ``$nnUNet_swin_pretrained`` (``pretrained.py``) through the backbone's checkpoint adapter. No
@@ -51,6 +52,7 @@ from nnunet_swin.trainers.optimization import parameter_groups
 from nnunet_swin.trainers.pretrained import resolve_pretrained_checkpoint
 from nnunet_swin.trainers.progress import progress_line
 from nnunet_swin.trainers.schedule import WarmupCosineLRScheduler
+from nnunet_swin.trainers.validation import LOG_KEY, full_volume_dice, validation_every
 
 PRETRAINED_REPORT_FILE = "pretrained_encoder_report.txt"
 
@@ -96,6 +98,9 @@ class SwinBaseTrainer(nnUNetTrainer):
     epoch_length: str = "paper"
     recipe_iterations_per_epoch: int | None = None
     recipe_val_iterations_per_epoch: int | None = None
+    # K > 0: checkpoint_best.pth by the best mean Dice on full validation volumes every K epochs (the paper's rule,
+    # validation.py); 0: nnU-Net's EMA pseudo-Dice on patches. $nnUNet_swin_val_every overrides it.
+    full_volume_validation_every: int = 0
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -254,6 +259,11 @@ class SwinBaseTrainer(nnUNetTrainer):
 
     def on_epoch_end(self):
         epoch = self.current_epoch
+        every = validation_every(self.full_volume_validation_every)
+        if every:
+            self._best_ema = float("inf")  # nnU-Net's EMA rule never saves checkpoint_best.pth; ours does
+            if (epoch + 1) % every == 0 or epoch == self.num_epochs - 1:
+                self.validate_full_volumes(epoch)  # before nnU-Net's epoch end moves current_epoch on
         super().on_epoch_end()
         value = self.logger.get_value
         self.report_progress("epoch", epoch=epoch, num_epochs=self.num_epochs,
@@ -261,6 +271,18 @@ class SwinBaseTrainer(nnUNetTrainer):
                              val_loss=float(value("val_losses", step=-1)),
                              pseudo_dice=float(value("mean_fg_dice", step=-1)),
                              ema_pseudo_dice=float(value("ema_fg_dice", step=-1)))
+
+    def validate_full_volumes(self, epoch: int) -> float:
+        """Mean Dice on the fold's full validation volumes; saves ``checkpoint_best.pth`` on a new best."""
+        history = self.logger.local_logger.my_fantastic_logging.setdefault(LOG_KEY, [])  # saved in checkpoints
+        value = full_volume_dice(self)
+        best = max((v for _, v in history if v == v), default=float("-inf"))
+        history.append([int(epoch), value])
+        self.print_to_log_file(f"full-volume validation Dice {value:.4f} (best so far {max(best, value):.4f})")
+        if value == value and value > best:
+            self.print_to_log_file(f"new best full-volume validation Dice: {value:.4f}; saving checkpoint_best.pth")
+            self.save_checkpoint(os.path.join(self.output_folder, "checkpoint_best.pth"))
+        return value
 
     def report_progress(self, event: str, **fields) -> None:
         """One machine-readable progress line on stdout (rank 0), see ``progress.py``."""

@@ -52,3 +52,25 @@ def test_dataset_is_deterministic_and_in_nnunet_layout(tmp_path):
     with pytest.raises(UserError, match="already exists"):
         make_demo_dataset(tmp_path / "a", 601, spec=spec, progress=False)
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]
+
+
+def test_two_channels_and_three_labels(tmp_path):
+    spec = SyntheticSpec(num_train=2, num_test=1, fov_mm=48, seed=1, channels=("T2", "DWI"), labels="tumour+wall+nodes")
+    folder = make_demo_dataset(tmp_path, 602, spec=spec, progress=False)
+    import json
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    assert dataset_json["channel_names"] == {"0": "T2", "1": "DWI"}
+    assert dataset_json["labels"] == {"background": 0, "tumour": 1, "rectal_wall": 2, "lymph_node": 3}
+    assert sorted(p.name for p in (folder / "imagesTs").iterdir()) == ["syntheticrectum_002_0000.nii.gz",
+                                                                      "syntheticrectum_002_0001.nii.gz"]
+    t2 = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "imagesTr" / "syntheticrectum_000_0000.nii.gz")))
+    dwi = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "imagesTr" / "syntheticrectum_000_0001.nii.gz")))
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / "syntheticrectum_000.nii.gz")))
+    assert t2.shape == dwi.shape == label.shape and set(np.unique(label)) == {0, 1, 2, 3}
+    assert dwi[label == 1].mean() > 2 * dwi[label == 0].mean()      # restricted diffusion: tumour bright on DWI
+    # the default dataset is unchanged by the extras (same seed, same T2 and tumour)
+    plain = synthesize_case(np.random.default_rng([5, 0]), SyntheticSpec(), "dark")
+    extra = synthesize_case(np.random.default_rng([5, 0]), SyntheticSpec(labels="tumour+wall+nodes"), "dark")
+    assert np.array_equal(plain["image"], extra["image"]) and np.array_equal(plain["label"], extra["label"] == 1)
+    with pytest.raises(UserError, match="label sets"):
+        make_demo_dataset(tmp_path, 603, spec=SyntheticSpec(channels=("DWI",)), progress=False)
