@@ -2,14 +2,50 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+
+def checkpoints_to_inspect(path: str, backbone: str | None) -> list[Path]:
+    """A file as given; a folder resolved as the trainers resolve ``nnUNet_swin_pretrained``: ``<backbone>.pt`` or
+    ``<backbone>.pth`` in it (with ``--backbone``), else every such file it holds."""
+    from nnunet_swin.errors import UserError
+    from nnunet_swin.trainers.pretrained import CHECKPOINT_SUFFIXES
+
+    p = Path(path).expanduser()
+    if p.is_file():
+        return [p]
+    if not p.exists():
+        raise UserError(f"{path} does not exist; give a checkpoint file (.pt / .pth) or a folder holding "
+                        f"<backbone>.pt / .pth files")
+    if not p.is_dir():
+        raise UserError(f"{path} is neither a file nor a folder")
+    present = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in CHECKPOINT_SUFFIXES)
+    if backbone is not None:
+        for suffix in CHECKPOINT_SUFFIXES:
+            if (p / f"{backbone}{suffix}").is_file():
+                return [p / f"{backbone}{suffix}"]
+        raise UserError(f"folder {path} has no {backbone}.pt or {backbone}.pth (the file the trainers take for "
+                        f"backbone {backbone}); it holds {', '.join(f.name for f in present) or 'no .pt/.pth file'}")
+    if not present:
+        raise UserError(f"folder {path} holds no .pt/.pth file; the trainers look for <backbone>.pt or .pth there "
+                        f"(e.g. smit.pth, swin_unetr.pt)")
+    return present
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="nnunet-swin weights", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     inspect = sub.add_parser("inspect", help="describe a pretrained checkpoint (no dataset needed)")
-    inspect.add_argument("path", help="checkpoint file (.pt / .pth)")
+    inspect.add_argument("path", help="checkpoint file (.pt / .pth), or a folder as nnUNet_swin_pretrained may name "
+                                      "(one <backbone>.pt / .pth per backbone)")
+    inspect.add_argument("--backbone", default=None,
+                         help="with a folder: inspect only the file the trainers take for this backbone (e.g. smit)")
     args = parser.parse_args(argv)
     from nnunet_swin.networks.checkpoints import inspect_checkpoint
-    print(inspect_checkpoint(args.path))
+
+    files = checkpoints_to_inspect(args.path, args.backbone)
+    for i, path in enumerate(files):
+        if len(files) > 1:
+            print(("\n" if i else "") + f"== {path.name} (used for backbone {path.stem!r})")
+        print(inspect_checkpoint(path))
     return 0

@@ -85,12 +85,52 @@ class LoadReport:
 _TRUSTED_PICKLE = ("argparse.Namespace",)
 
 
+def _not_a_checkpoint(path: str) -> str | None:
+    """Why the file cannot be a ``torch.save`` checkpoint (empty, truncated archive, not a pickle), else None."""
+    import zipfile
+
+    size = os.path.getsize(path)
+    if size == 0:
+        return f"checkpoint {path!r} is empty (0 bytes); the download or copy failed, fetch the file again"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path):
+            return (f"checkpoint {path!r} is an incomplete torch.save archive ({size} bytes, its end is missing); "
+                    "the download or copy was cut short, fetch the file again")
+        return None
+    if head[:1] == b"\x80":  # a pickle: torch's legacy format starts with its magic number, a plain pickle does not
+        import pickle
+
+        class _NoGlobals(pickle.Unpickler):
+            def find_class(self, module, name):
+                raise pickle.UnpicklingError(f"{module}.{name}")
+
+        try:
+            with open(path, "rb") as f:
+                first = _NoGlobals(f).load()
+        except Exception:  # noqa: BLE001 - anything but the magic number
+            first = None
+        if isinstance(first, int) and first == torch.serialization.MAGIC_NUMBER:
+            return None
+        return (f"{path!r} is a Python pickle but not a PyTorch checkpoint (torch.save); give the .pt/.pth file of "
+                "the pretrained weights")
+    return (f"{path!r} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle); give the .pt/.pth "
+            "file of the pretrained weights")
+
+
 def read_checkpoint(path: str | os.PathLike) -> object:
     """``torch.load`` on CPU with ``weights_only=True``; plain numpy / argparse objects some trainers store are
     allowed, anything else is refused. Unreadable files raise ``UserError``."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UserError(f"checkpoint {path!r} is a folder; give the checkpoint file in it (a folder of "
+                        "<backbone>.pt / .pth files is what nnUNet_swin_pretrained may name)")
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path!r} does not exist")
+    problem = _not_a_checkpoint(path)
+    if problem:
+        raise UserError(problem)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:  # noqa: BLE001 - reported below
@@ -99,20 +139,22 @@ def read_checkpoint(path: str | os.PathLike) -> object:
         except Exception:  # noqa: BLE001
             names = None
         if names is None:
-            raise UserError(f"cannot read checkpoint {path!r} ({type(first).__name__}: {str(first).splitlines()[0]}); "
-                            "the file is truncated or not a PyTorch checkpoint, download it again") from None
+            raise UserError(f"cannot read checkpoint {path!r} ({type(first).__name__}); the file is corrupt, "
+                            "fetch it again") from None
         refused = [n for n in names if not (n.startswith("numpy.") or n in _TRUSTED_PICKLE)]
         if refused:
-            raise UserError(f"checkpoint {path!r} holds arbitrary Python objects ({', '.join(refused[:3])}); if you "
-                            "trust it, load it with torch.load(weights_only=False) and pass the dict instead")
+            raise UserError(f"checkpoint {path!r} holds arbitrary Python objects ({', '.join(refused[:3])}), which "
+                            "are not loaded for safety; if you trust the file, re-save only its tensors "
+                            "(torch.save(state_dict, 'weights.pth') after torch.load(path, weights_only=False)) and "
+                            "use that file") from None
         import pydoc
         allowed = [pydoc.locate(n) for n in names]
         try:
             with torch.serialization.safe_globals([a for a in allowed if a is not None] + [argparse.Namespace]):
                 return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as second:  # noqa: BLE001
-            raise UserError(f"cannot read checkpoint {path!r} ({type(second).__name__}: "
-                            f"{str(second).splitlines()[0]}); the file is truncated or corrupt") from None
+            raise UserError(f"cannot read checkpoint {path!r} ({type(second).__name__}); the file is truncated or "
+                            "corrupt, fetch it again") from None
 
 
 # ------------------------------------------------------------------------------------------ layout detection
