@@ -27,6 +27,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="crop size along z in slices: adds each case's padding fraction (paper eq. 4)")
     parser.add_argument("--crop-spacing-z", type=float, default=None,
                         help="z spacing (mm) the crop depth refers to (default: the image's own slices)")
+    parser.add_argument("--tumor-labels", nargs="+", type=int, default=None,
+                        help="labels whose detection (Dice >= threshold) is scored and used for Table 2; others get "
+                             "none (default: every evaluated label)")
     parser.add_argument("--subtypes", default=None, help="CSV with columns case_id,subtype to split the summaries")
     parser.add_argument("--hd95", action="store_true", help="also compute the 95th-percentile Hausdorff distance")
     parser.add_argument("-np", "--num-processes", type=int, default=DEFAULT_NUM_PROCESSES,
@@ -38,7 +41,8 @@ def common_kwargs(args) -> dict:
     return dict(labels=args.labels, file_ending=args.file_ending, dataset_json=args.dataset_json,
                 tolerance_mm=args.tolerance_mm, detection_threshold=args.detection_threshold,
                 num_processes=args.num_processes, crop_depth=args.crop_depth, crop_spacing_z=args.crop_spacing_z,
-                subtypes_csv=args.subtypes, hd95=args.hd95, progress=not args.no_progress)
+                subtypes_csv=args.subtypes, hd95=args.hd95, progress=not args.no_progress,
+                tumor_labels=args.tumor_labels)
 
 
 def main(argv: list[str]) -> int:

@@ -2,11 +2,13 @@
 
 Outputs (never nnU-Net's own ``summary.json``, which stays untouched next to them):
 ``metrics_per_case.csv``, ``summary_extended.md`` and ``summary_extended.json`` (written last: its presence marks
-a complete run). Nothing is written until every case has been evaluated.
+a complete run). Nothing is written until every case has been evaluated; then an earlier run's set is removed
+(marker first, see :mod:`nnunet_swin.evaluation.result_sets`) before the new one is written.
 """
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.evaluation import folders
 from nnunet_swin.evaluation.case_metrics import measure_case
 from nnunet_swin.evaluation.summary import summarize_per_case, summary_markdown
+from nnunet_swin.evaluation.result_sets import check_output_folder, clear_result_set, writing_into
 from nnunet_swin.io import write_csv, write_json, write_text
 
 # nnU-Net's default worker count (environment variable nnUNet_def_n_proc, else 8); a torch-free import
@@ -46,9 +49,12 @@ class _CaseTask:
     options: dict
 
 
-def _evaluate_case(task: _CaseTask) -> list[dict]:
-    """Worker (module level, so spawn pools can pickle it): all labels of one case."""
+def _evaluate_case(task: _CaseTask) -> tuple[list[dict], list[int]]:
+    """Worker (module level, so spawn pools can pickle it): all labels of one case, and the prediction's values that
+    are no evaluated label (they count as background)."""
     ref, pred, spacing = folders.read_pair(task.pair, task.reader_writer)
+    folders.check_label_values(ref, task.pair.case_id, "the reference")
+    folders.check_label_values(pred, task.pair.case_id, "the prediction")
     if task.labels is None:
         folders.check_binary(ref, task.pair.case_id, "the reference")
         folders.check_binary(pred, task.pair.case_id, "the prediction")
@@ -61,24 +67,34 @@ def _evaluate_case(task: _CaseTask) -> list[dict]:
         rows.append({"case_id": task.pair.case_id, "label": folders.label_key(label), **metrics,
                      "spacing": "x".join(f"{s:g}" for s in spacing),
                      "reference_file": task.pair.reference_file, "prediction_file": task.pair.prediction_file})
-    return rows
+    return rows, folders.unevaluated_values(pred, task.labels, task.ignore_label)
 
 
 def run_cases(tasks: list, worker, num_processes: int, progress: bool, description: str) -> list:
     """Apply ``worker`` to every task, in order, in a spawn pool when more than one process is asked for."""
     n = max(1, min(int(num_processes), len(tasks)))
     bar = dict(total=len(tasks), desc=description, disable=not progress, unit="case")
-    if n == 1:
-        return [worker(t) for t in tqdm(tasks, **bar)]
-    with multiprocessing.get_context("spawn").Pool(n) as pool:
-        return list(tqdm(pool.imap(worker, tasks), **bar))
+    with tqdm(**bar) as progress_bar:  # closed (its line ended) also when a case raises
+        if n == 1:
+            results = []
+            for t in tasks:
+                results.append(worker(t))
+                progress_bar.update()
+            return results
+        with multiprocessing.get_context("spawn").Pool(n) as pool:
+            results = []
+            for result in pool.imap(worker, tasks):
+                results.append(result)
+                progress_bar.update()
+            return results
 
 
 def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_ending=None, dataset_json=None,
                    tolerance_mm: float = 2.0, detection_threshold: float = 0.1,
                    num_processes: int = DEFAULT_NUM_PROCESSES, crop_depth: int | None = None,
                    crop_spacing_z: float | None = None, transpose_forward=(0, 1, 2), subtypes_csv=None,
-                   hd95: bool = False, progress: bool = True) -> tuple[pd.DataFrame, folders.DatasetSetup]:
+                   hd95: bool = False, progress: bool = True,
+                   tumor_labels=None) -> tuple[pd.DataFrame, folders.DatasetSetup]:
     """The per-case table of one folder (no files written); see :func:`evaluate_folder` for the arguments."""
     if not tolerance_mm >= 0:
         raise UserError(f"tolerance must be >= 0 mm, got {tolerance_mm}")
@@ -92,6 +108,7 @@ def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_end
         raise UserError(f"transpose_forward must be a permutation of 0 1 2, got {list(transpose_forward)}")
     setup = folders.resolve_setup(reference_folder, prediction_folder, labels=labels, file_ending=file_ending,
                                   dataset_json=dataset_json)
+    tumour_keys = tumour_label_keys(setup.labels, tumor_labels)
     pairs = folders.pair_cases(reference_folder, prediction_folder, setup.file_ending)
     subtypes = (folders.load_subtypes(subtypes_csv, [p.case_id for p in pairs], setup.file_ending)
                 if subtypes_csv is not None else None)
@@ -100,12 +117,49 @@ def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_end
                    transpose_forward=tuple(int(a) for a in transpose_forward))
     tasks = [_CaseTask(p, setup.reader_writer, setup.labels, setup.ignore_label, options) for p in pairs]
     results = run_cases(tasks, _evaluate_case, num_processes, progress, f"evaluate {Path(prediction_folder).name}")
-    per_case = pd.DataFrame([row for rows in results for row in rows])
+    per_case = pd.DataFrame([row for rows, _ in results for row in rows])
+    if setup.labels is not None and labels is None:  # labels from dataset.json: other values are undeclared
+        warn_undeclared(results, pairs)
+    per_case.loc[~per_case["label"].isin(tumour_keys), "detected"] = float("nan")
     if setup.label_names:
         per_case.insert(2, "label_name", per_case["label"].map(setup.label_names))
     if subtypes is not None:
         per_case.insert(1, "subtype", per_case["case_id"].map(subtypes))
     return per_case, setup
+
+
+def tumour_label_keys(labels, tumor_labels) -> set:
+    """``label`` column values whose detection is scored: every evaluated label when ``tumor_labels`` is None, else
+    the labels (and regions made only of labels) in ``tumor_labels``. Detection is a tumour notion (Dice >= 0.1 of
+    a lesion); for other structures (rectal wall, organs) ``detected`` is NaN and Table 2 reports no rate."""
+    labels = list(labels) if labels is not None else [1]
+    if tumor_labels is None:
+        return {folders.label_key(label) for label in labels}
+    wanted = {int(t) for t in tumor_labels}
+    members = {int(m) for label in labels for m in (label if isinstance(label, tuple) else (label,))}
+    if not wanted <= members:
+        raise UserError(f"tumour labels {sorted(wanted - members)} are not among the evaluated labels "
+                        f"{sorted(members)}; check --tumor-labels against dataset.json")
+    return {folders.label_key(label) for label in labels
+            if set(label if isinstance(label, tuple) else (label,)) <= wanted}
+
+
+def warn_undeclared(results, pairs) -> None:
+    """One warning naming the cases whose predictions hold label values dataset.json does not declare."""
+    odd = {pair.case_id: values for pair, (_, values) in zip(pairs, results) if values}
+    if not odd:
+        return
+    values = sorted({v for vs in odd.values() for v in vs})
+    cases = ", ".join(list(odd)[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+    warnings.warn(f"predictions of {len(odd)} case(s) ({cases}) hold label value(s) {values} that dataset.json does "
+                  f"not declare; those voxels count as background. Check that the model was trained on this "
+                  f"dataset's labels", stacklevel=2)
+
+
+def labels_not_scored(per_case: pd.DataFrame) -> list[str]:
+    """Labels that no reference and no prediction holds in any case: every metric is undefined (NaN)."""
+    empty = per_case["ref_empty"].astype(bool) & per_case["pred_empty"].astype(bool)
+    return [label for label, rows in empty.groupby(per_case["label"], sort=False) if rows.all()]
 
 
 def summary_metrics(per_case: pd.DataFrame) -> list[str]:
@@ -119,7 +173,7 @@ def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, 
                     dataset_json=None, tolerance_mm: float = 2.0, detection_threshold: float = 0.1,
                     num_processes: int = DEFAULT_NUM_PROCESSES, crop_depth: int | None = None, subtypes_csv=None,
                     crop_spacing_z: float | None = None, transpose_forward=(0, 1, 2), hd95: bool = False,
-                    progress: bool = True) -> EvaluationResult:
+                    progress: bool = True, tumor_labels=None) -> EvaluationResult:
     """Surface Dice, Dice, volume ratio and detection (optionally HD95 and padding fraction) of every case.
 
     reference_folder / prediction_folder: nnU-Net segmentation folders with the same file names (``case.nii.gz``).
@@ -128,15 +182,21 @@ def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, 
     ``dataset.json`` (given, or found in the prediction folder or beside the reference folder), else binary 0/1
     masks. tolerance_mm: surface-Dice tolerance. detection_threshold: Dice at or above which a case is detected.
     crop_depth: crop size along z in slices (at ``crop_spacing_z`` mm, native slices if None) for the padding
-    fraction pf (paper eq. 4); z is raw axis ``transpose_forward[0]``, as in the plans. subtypes_csv: table with ``case_id,subtype`` to split the summaries.
+    fraction pf (paper eq. 4); z is raw axis ``transpose_forward[0]``, as in the plans. tumor_labels: the labels
+    whose detection is scored (default all; see :func:`tumour_label_keys`). subtypes_csv: table with ``case_id,subtype`` to split the summaries.
     """
+    out = Path(prediction_folder) if output_folder is None else check_output_folder(output_folder)
     per_case, setup = evaluate_cases(reference_folder, prediction_folder, labels=labels, file_ending=file_ending,
                                      dataset_json=dataset_json, tolerance_mm=tolerance_mm,
                                      detection_threshold=detection_threshold, num_processes=num_processes,
                                      crop_depth=crop_depth, crop_spacing_z=crop_spacing_z,
                                      transpose_forward=transpose_forward, subtypes_csv=subtypes_csv, hd95=hd95,
-                                     progress=progress)
+                                     progress=progress, tumor_labels=tumor_labels)
     metrics = summary_metrics(per_case)
+    absent = labels_not_scored(per_case)
+    if absent:
+        warnings.warn(f"label(s) {', '.join(absent)} occur in no reference and no prediction; they are not scored "
+                      f"(left out of the summary, NaN in the per-case table)", stacklevel=2)
     summary = {
         "settings": {
             "reference_folder": str(reference_folder), "prediction_folder": str(prediction_folder),
@@ -145,18 +205,24 @@ def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, 
             "tolerance_mm": tolerance_mm, "detection_threshold": detection_threshold,
             "crop_depth": crop_depth, "crop_spacing_z": crop_spacing_z,
             "transpose_forward": list(transpose_forward),
+            "tumor_labels": None if tumor_labels is None else sorted(int(t) for t in tumor_labels),
+            "detection": "scored for the tumour labels only (all evaluated labels when tumor_labels is null)",
             "subtypes_csv": None if subtypes_csv is None else str(subtypes_csv), "n_cases": int(
                 per_case["case_id"].nunique()),
             "policy": "both masks empty -> NaN (left out); missed case -> sDSC 0, Dice 0, VR 0; detection over "
                       "cases with a non-empty reference; HD95 of a one-sided empty case -> 373.13 mm",
         },
-        "labels": summarize_per_case(per_case, metrics),
+        "labels": summarize_per_case(per_case[~per_case["label"].isin(absent)], metrics),
+        "labels_not_scored": absent,
     }
     markdown = summary_markdown(summary["labels"], metrics, f"Evaluation of {prediction_folder}")
-    out = Path(prediction_folder if output_folder is None else output_folder)
-    files = {
-        "per_case_csv": write_csv(out / PER_CASE_CSV, per_case),
-        "summary_md": write_text(out / SUMMARY_MD, markdown + "\n"),
-        "summary_json": write_json(out / SUMMARY_JSON, summary),
-    }
+    if absent:
+        markdown += (f"\nNot scored: label(s) {', '.join(absent)} occur in no reference and no prediction.\n")
+    with writing_into(out):  # the old set goes first; the marker (summary JSON) comes last
+        clear_result_set(out, SUMMARY_JSON, (PER_CASE_CSV, SUMMARY_MD))
+        files = {
+            "per_case_csv": write_csv(out / PER_CASE_CSV, per_case),
+            "summary_md": write_text(out / SUMMARY_MD, markdown + "\n"),
+            "summary_json": write_json(out / SUMMARY_JSON, summary),
+        }
     return EvaluationResult(per_case, summary, markdown, files)
