@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-cubic_size", type=int, default=None,
                    help="side of 3d_cubic (default: the pretraining size, SMIT 128, Swin UNETR 96)")
     g.add_argument("-batch_size", type=int, default=None, help="batch size of both configurations (default 2)")
-    g.add_argument("-resampling", choices=("paper", "nnunet"), default=None,
-                   help="paper (default): images and labels interpolated linearly in 3D, also along z; nnunet: "
-                        "nnU-Net's separate z (cubic in-plane, nearest neighbour along z for thick slices)")
+    g.add_argument("-resampling", choices=("paper", "linear", "nnunet"), default=None,
+                   help="paper (default): images linear in 3D (z included), labels nearest neighbour; linear: labels "
+                        "linear too; nnunet: nnU-Net's separate z (nearest neighbour along z repeats thick slices)")
     g.add_argument("-normalization", choices=("zscore", "rescale01"), default=None,
                    help="zscore (default, nnU-Net's): per-image z-score; rescale01: nnU-Net's RescaleTo01 (per-image "
                         "min-max to [0, 1], the range the CT encoder saw; the paper also clips at the 99th "

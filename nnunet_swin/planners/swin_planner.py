@@ -35,15 +35,20 @@ from nnunet_swin.planners.padding import choose_inplane_crop, choose_z_crop, pad
 
 SPACING_LIMITS_MM = (0.05, 20.0)
 
-# Resampling kwargs of nnU-Net's stock ``resample_data_or_seg_to_shape`` (the function name stays stock).
-# paper: images, labels and exported probabilities interpolated linearly in 3D, z included (the paper resampled
-# bilinearly); labels are resampled as nnU-Net does with order 1 (one-hot, linear, then argmax-like thresholding).
-# nnunet: nnU-Net's defaults (separate z for anisotropic data: cubic / linear in-plane, nearest neighbour along z,
-# which repeats thick slices).
+# Resampling kwargs of nnU-Net's stock ``resample_data_or_seg_to_shape`` (the function name stays stock, so stock
+# nnUNetv2_preprocess / nnUNetv2_predict follow them). All but "nnunet" resample in 3D at once (force_separate_z
+# False), so thick slices are interpolated along z, never copied.
+# - paper (default): images linear ("bilinear" in the paper), labels nearest neighbour (the paper's words), exported
+#   probabilities linear;
+# - linear: as paper, but labels linear too (nnU-Net's one-hot linear resize, smoother label surfaces along z);
+# - nnunet: nnU-Net's defaults (separate z for anisotropic data: cubic in-plane, nearest neighbour along z, which
+#   repeats each thick slice).
+_LINEAR = {"is_seg": False, "order": 1, "order_z": 1, "force_separate_z": False}
 RESAMPLING = {
-    "paper": {"data": {"is_seg": False, "order": 1, "order_z": 1, "force_separate_z": False},
-              "seg": {"is_seg": True, "order": 1, "order_z": 1, "force_separate_z": False},
-              "probabilities": {"is_seg": False, "order": 1, "order_z": 1, "force_separate_z": False}},
+    "paper": {"data": _LINEAR, "seg": {"is_seg": True, "order": 0, "order_z": 0, "force_separate_z": False},
+              "probabilities": _LINEAR},
+    "linear": {"data": _LINEAR, "seg": {"is_seg": True, "order": 1, "order_z": 1, "force_separate_z": False},
+               "probabilities": _LINEAR},
     "nnunet": None,
 }
 # Stock normalisation scheme names. rescale01 = nnU-Net's RescaleTo01Normalization: per image, (I - min) / (max - min)

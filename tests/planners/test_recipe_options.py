@@ -21,7 +21,8 @@ def test_default_resampling_is_linear_in_3d_and_recorded(cohort_dataset):
         assert cfg["resampling_fn_data"] == cfg["resampling_fn_seg"] == "resample_data_or_seg_to_shape"  # stock
         assert cfg["resampling_fn_data_kwargs"] == {"is_seg": False, "order": 1, "order_z": 1,
                                                     "force_separate_z": False}
-        assert cfg["resampling_fn_seg_kwargs"]["force_separate_z"] is False
+        assert cfg["resampling_fn_seg_kwargs"] == {"is_seg": True, "order": 0, "order_z": 0,
+                                                   "force_separate_z": False}  # the paper: nearest neighbour
         assert cfg["resampling_fn_probabilities_kwargs"]["force_separate_z"] is False
         assert cfg["swin"]["resampling"] == "paper"
         assert cfg["normalization_schemes"] == ["ZScoreNormalization"]
@@ -29,6 +30,8 @@ def test_default_resampling_is_linear_in_3d_and_recorded(cohort_dataset):
 
 
 def test_nnunet_resampling_and_rescale01_are_options(cohort_dataset):
+    linear = _plans(cohort_dataset, resampling="linear")["configurations"]["3d_fullres"]
+    assert linear["resampling_fn_seg_kwargs"]["order"] == 1 and linear["swin"]["resampling"] == "linear"
     plans = _plans(cohort_dataset, resampling="nnunet", normalization="rescale01", tumor_labels=[1])
     cfg = plans["configurations"]["3d_fullres"]
     assert cfg["resampling_fn_data_kwargs"] == {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None}
