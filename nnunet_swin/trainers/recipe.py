@@ -101,6 +101,10 @@ class SwinBaseTrainer(nnUNetTrainer):
     # K > 0: checkpoint_best.pth by the best mean Dice on full validation volumes every K epochs (the paper's rule,
     # validation.py); 0: nnU-Net's EMA pseudo-Dice on patches. $nnUNet_swin_val_every overrides it.
     full_volume_validation_every: int = 0
+    # nnU-Net's Dice term leaves the background out; MONAI's DiceCELoss (the paper's library) includes it
+    dice_include_background: bool = False
+    # warmup starts at lr/warmup in the first epoch (ours); True: at 0 (MONAI's WarmupCosineSchedule)
+    recipe_warmup_from_zero: bool = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -172,11 +176,21 @@ class SwinBaseTrainer(nnUNetTrainer):
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(parameter_groups(self.network, self.weight_decay), lr=self.initial_lr,
                                       weight_decay=self.weight_decay)
-        lr_scheduler = WarmupCosineLRScheduler(optimizer, self.warmup_epochs, self.num_epochs)
+        lr_scheduler = WarmupCosineLRScheduler(optimizer, self.warmup_epochs, self.num_epochs,
+                                               from_zero=self.recipe_warmup_from_zero)
         self.print_to_log_file(f"AdamW lr {self.initial_lr} weight decay {self.weight_decay} (not on norms, biases "
                                f"and relative-position tables); linear warmup {self.warmup_epochs} epochs then "
                                f"cosine annealing to epoch {self.num_epochs}")
         return optimizer, lr_scheduler
+
+    def _build_loss(self):
+        """nnU-Net's Dice + CE (equal weights); ``dice_include_background`` puts the background class into the Dice
+        term as MONAI's DiceCELoss does (region-based plans already include every region)."""
+        loss = super()._build_loss()
+        if self.dice_include_background and not self.label_manager.has_regions:
+            dice_term = loss.dc._orig_mod if isinstance(loss.dc, OptimizedModule) else loss.dc
+            dice_term.do_bg = True
+        return loss
 
     def set_epoch_length(self) -> None:
         """Iterations per epoch from ``epoch_length`` (needs the fold's split), then print the optimiser steps."""

@@ -11,11 +11,13 @@ import math
 from torch.optim.lr_scheduler import LRScheduler
 
 
-def warmup_cosine_factor(epoch: int, warmup_epochs: int, total_epochs: int, final_factor: float = 0.0) -> float:
+def warmup_cosine_factor(epoch: int, warmup_epochs: int, total_epochs: int, final_factor: float = 0.0,
+                         from_zero: bool = False) -> float:
     """Multiplier of the peak learning rate at ``epoch`` (0-based).
 
     Warmup: ``(epoch + 1) / warmup_epochs`` for ``epoch < warmup_epochs`` (the first epoch already trains), reaching
-    1 at the last warmup epoch. Then ``final + (1 - final) * (1 + cos(pi * t)) / 2`` with
+    1 at the last warmup epoch; with ``from_zero`` it is ``epoch / warmup_epochs`` (MONAI's WarmupCosineSchedule:
+    the first epoch runs at lr 0). Then ``final + (1 - final) * (1 + cos(pi * t)) / 2`` with
     ``t = (epoch - warmup_epochs) / (total_epochs - warmup_epochs)``, so the first epoch after warmup is at the peak
     and the curve approaches ``final_factor`` at ``total_epochs``. Epochs past the end stay at ``final_factor``.
     """
@@ -25,7 +27,7 @@ def warmup_cosine_factor(epoch: int, warmup_epochs: int, total_epochs: int, fina
     if epoch < 0:
         raise ValueError(f"epoch must be >= 0, got {epoch}")
     if epoch < warmup_epochs:
-        return (epoch + 1) / warmup_epochs
+        return (epoch + (0 if from_zero else 1)) / warmup_epochs
     if total_epochs == warmup_epochs:
         return 1.0
     t = min(1.0, (epoch - warmup_epochs) / (total_epochs - warmup_epochs))
@@ -39,16 +41,18 @@ class WarmupCosineLRScheduler(LRScheduler):
     kept (a group created with a lower lr stays proportionally lower).
     """
 
-    def __init__(self, optimizer, warmup_epochs: int, total_epochs: int, final_factor: float = 0.0):
+    def __init__(self, optimizer, warmup_epochs: int, total_epochs: int, final_factor: float = 0.0,
+                 from_zero: bool = False):
         self.warmup_epochs = int(warmup_epochs)
         self.total_epochs = int(total_epochs)
         self.final_factor = float(final_factor)
+        self.from_zero = bool(from_zero)
         warmup_cosine_factor(0, self.warmup_epochs, self.total_epochs)  # validate the arguments early
         super().__init__(optimizer, last_epoch=-1)
 
     def get_lr(self) -> list[float]:
         factor = warmup_cosine_factor(max(self.last_epoch, 0), self.warmup_epochs, self.total_epochs,
-                                      self.final_factor)
+                                      self.final_factor, self.from_zero)
         return [base * factor for base in self.base_lrs]
 
     def step(self, epoch: int | None = None) -> None:  # noqa: D102 - closed form in the epoch

@@ -263,3 +263,11 @@ def test_plans_tumour_labels_and_unit_frame_reach_the_augmentation(trainer_facto
         (32, 64, 64), (-0.5, 0.5), None, (2,), False, use_mask_for_norm=[False], foreground_labels=[1, 2])
     ta = next(x for x in default.transforms if isinstance(x, TumorAwareIntensityTransform))
     assert ta.tumor_labels == (1, 2) and ta.reference_percentiles == (0.0, 99.0)
+
+
+def test_dice_background_switch(trainer_factory, stand_in_network):
+    class WithBackground(SwinACTTrainer):
+        dice_include_background = True
+
+    assert trainer_factory(SwinACTTrainer)._build_loss().dc.do_bg is False  # nnU-Net's default
+    assert trainer_factory(WithBackground)._build_loss().dc.do_bg is True   # MONAI's DiceCELoss

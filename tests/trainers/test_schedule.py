@@ -48,3 +48,11 @@ def test_scheduler_sets_every_group_from_its_own_base_lr_and_resumes_exactly():
     sched2.step(11)
     assert [g["lr"] for g in opt2.param_groups] == pytest.approx([3e-4 * f, 3e-5 * f])
     assert sched2.get_last_lr() == pytest.approx([3e-4 * f, 3e-5 * f])
+
+
+def test_warmup_from_zero_is_monais_convention():
+    from nnunet_swin.trainers.schedule import warmup_cosine_factor
+    assert warmup_cosine_factor(0, 50, 500, from_zero=True) == 0.0
+    assert warmup_cosine_factor(25, 50, 500, from_zero=True) == 0.5
+    assert warmup_cosine_factor(0, 50, 500) == 1 / 50
+    assert warmup_cosine_factor(50, 50, 500, from_zero=True) == warmup_cosine_factor(50, 50, 500) == 1.0
