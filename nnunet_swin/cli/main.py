@@ -5,6 +5,7 @@ only when their command runs, so ``nnunet-swin --help`` stays fast and does not 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -36,6 +37,29 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str):
+    """Our own warnings (raised inside nnunet_swin) as one line ``nnunet-swin <command>: warning: ...``; others as
+    Python shows them."""
+    import os
+    import warnings
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if os.path.abspath(filename).startswith(package + os.sep) and issubclass(category, UserWarning):
+            print(f"nnunet-swin {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -51,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"nnunet_swin.cli.{COMMANDS[name][0]}")
     try:
-        code = module.main(rest)
+        with _one_line_warnings(name):
+            code = module.main(rest)
     except UserError as e:
-        print(f"nnunet-swin {name}: error: {e}", file=sys.stderr)
+        # on a fresh line: a progress bar on a terminal may have left the cursor mid-line
+        fresh = "\n" if getattr(sys.stderr, "isatty", lambda: False)() else ""
+        print(f"{fresh}nnunet-swin {name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nnunet-swin {name}: interrupted", file=sys.stderr)

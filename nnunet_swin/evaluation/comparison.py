@@ -11,6 +11,8 @@ Everything is repeated per appearance subtype when the per-case tables carry a `
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from nnunet_swin.evaluation.folder_evaluation import evaluate_cases
 from nnunet_swin.evaluation.paired_statistics import bonferroni, mcnemar_paired, model_pairs, wilcoxon_paired
 from nnunet_swin.evaluation.reports import format_median_iqr, format_p, format_rate, markdown_table
 from nnunet_swin.evaluation.summary import ALL_CASES, METRIC_NAMES, groups, median_iqr
+from nnunet_swin.evaluation.result_sets import check_output_folder, clear_result_set, writing_into
 from nnunet_swin.io import save_figure, write_csv, write_json, write_text
 
 DEFAULT_PENALTIES = {"surface_dice": 0.1, "volume_ratio": 10.0}
@@ -53,12 +56,25 @@ def _check_same_cases(per_case: dict[str, pd.DataFrame]) -> None:
                             f"(e.g. {diff}); compare folders predicted for the same reference cases")
 
 
+def _check_penalties(penalties: dict) -> None:
+    """Finite penalties inside the metric's range (a NaN penalty would turn every missed case into n/a)."""
+    for metric, value in penalties.items():
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+        if metric == "surface_dice":
+            ok = ok and value <= 1
+        if not ok:
+            flag = "--missed-" + metric.replace("_", "-")
+            raise UserError(f"penalty for a missed case's {metric} must be a finite number"
+                            f"{' in [0, 1]' if metric == 'surface_dice' else ' >= 0'}, got {value} ({flag})")
+
+
 def compare_tables(per_case: dict[str, pd.DataFrame], *, penalties: dict | None = None,
                    metrics=DEFAULT_METRICS) -> ComparisonResult:
     """Table 2 statistics from per-case tables of several models (as :func:`evaluate_cases` returns them)."""
     if len(per_case) < 2:
         raise UserError("comparing needs at least two prediction folders")
     penalties = dict(DEFAULT_PENALTIES if penalties is None else penalties)
+    _check_penalties(penalties)
     _check_same_cases(per_case)
     models = list(per_case)
     combined = pd.concat([df.assign(model=name) for name, df in per_case.items()], ignore_index=True)
@@ -67,9 +83,12 @@ def compare_tables(per_case: dict[str, pd.DataFrame], *, penalties: dict | None 
         if metric in combined.columns:
             combined[f"{metric}_penalised"] = combined[metric].where(combined["detected"] != 0, value)
     combined["excluded"] = False
-    table_rows, pair_rows, excluded = [], [], {}
+    table_rows, pair_rows, excluded, no_reference = [], [], {}, []
     for label, rows in combined.groupby("label", sort=False):
         positives = rows[~rows["ref_empty"].astype(bool)]
+        if positives.empty:  # no case has this label in its reference: nothing to compare
+            no_reference.append(str(label))
+            continue
         for group, cases in groups(positives):
             detected = cases.pivot(index="case_id", columns="model", values="detected")[models]
             missed_all = detected.index[(detected == 0).all(axis=1)]
@@ -100,6 +119,12 @@ def compare_tables(per_case: dict[str, pd.DataFrame], *, penalties: dict | None 
             for (a, b), test, p_adj in zip(pairs, tests, bonferroni([t["p"] for t in tests])):
                 pair_rows.append({"label": label, "group": group, "metric": "detected", "model_a": a, "model_b": b,
                                   "test": "mcnemar_exact", **test, "p_bonferroni": p_adj})
+    if no_reference and not table_rows:
+        raise UserError(f"no reference case holds foreground of label(s) {', '.join(no_reference)}; the Table 2 "
+                        "statistics need cases with a reference. Check the reference folder and --labels")
+    if no_reference:
+        warnings.warn(f"label(s) {', '.join(no_reference)} occur in no reference case and are left out of the "
+                      "comparison", stacklevel=2)
     table, pairwise = pd.DataFrame(table_rows), pd.DataFrame(pair_rows)
     markdown = comparison_markdown(table, pairwise, excluded, metrics, penalties)
     return ComparisonResult(combined, table, pairwise, excluded, markdown)
@@ -204,12 +229,32 @@ def compare_folders(reference_folder, prediction_folders, output_folder, *, name
         named = dict(zip(names, folders_list))
     if len(named) < 2:
         raise UserError("comparing needs at least two prediction folders")
+    _check_penalties(dict(DEFAULT_PENALTIES if penalties is None else penalties))
+    out = check_output_folder(output_folder)
     per_case = {}
     for name, folder in named.items():
         per_case[name], _ = evaluate_cases(reference_folder, folder, **evaluation_options)
     metrics = list(DEFAULT_METRICS) + (["hd95"] if evaluation_options.get("hd95") else [])
     result = compare_tables(per_case, penalties=penalties, metrics=metrics)
-    out = Path(output_folder)
+    with writing_into(out):  # the old comparison goes first; the marker (comparison.json) comes last
+        _write_comparison(out, result, figures, metrics, {
+            "settings": {"reference_folder": str(reference_folder),
+                         "prediction_folders": {k: str(v) for k, v in named.items()},
+                         "evaluation_options": evaluation_options,
+                         "penalties": dict(DEFAULT_PENALTIES if penalties is None else penalties)},
+            "excluded_cases": result.excluded,
+            "table": result.table.to_dict(orient="records"),
+            "pairwise": result.pairwise.to_dict(orient="records"),
+        })
+    return result
+
+
+COMPARISON_MARKER = "comparison.json"
+COMPARISON_FILES = ("comparison_*.csv", "comparison_*.png", "comparison.md")
+
+
+def _write_comparison(out: Path, result: ComparisonResult, figures: bool, metrics, marker: dict) -> None:
+    clear_result_set(out, COMPARISON_MARKER, COMPARISON_FILES)
     files = {
         "per_case_csv": write_csv(out / "comparison_per_case.csv", result.per_case),
         "table_csv": write_csv(out / "comparison_table.csv", result.table),
@@ -219,14 +264,5 @@ def compare_folders(reference_folder, prediction_folders, output_folder, *, name
         for filename, fig in comparison_figures(result, [m for m in metrics if m in result.per_case]).items():
             files[filename] = save_figure(out / filename, fig)
     files["markdown"] = write_text(out / "comparison.md", result.markdown)
-    files["json"] = write_json(out / "comparison.json", {
-        "settings": {"reference_folder": str(reference_folder),
-                     "prediction_folders": {k: str(v) for k, v in named.items()},
-                     "evaluation_options": evaluation_options,
-                     "penalties": dict(DEFAULT_PENALTIES if penalties is None else penalties)},
-        "excluded_cases": result.excluded,
-        "table": result.table.to_dict(orient="records"),
-        "pairwise": result.pairwise.to_dict(orient="records"),
-    })
+    files["json"] = write_json(out / COMPARISON_MARKER, marker)
     result.files = files
-    return result

@@ -163,9 +163,13 @@ def _fmt(values) -> str:
 
 def read_pair(pair: CasePair, reader_writer: type) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """(reference, prediction, spacing): (Z, Y, X) label arrays and spacing in mm, after checking the geometry."""
-    rw = reader_writer()
-    ref, ref_props = rw.read_seg(pair.reference_file)
-    pred, pred_props = rw.read_seg(pair.prediction_file)
+    ref, ref_props = _read_seg(reader_writer, pair.reference_file, pair.case_id, "reference")
+    pred, pred_props = _read_seg(reader_writer, pair.prediction_file, pair.case_id, "prediction")
+    for what, seg, props in (("reference", ref, ref_props), ("prediction", pred, pred_props)):
+        if seg.shape[0] == 1 and float(props["spacing"][0]) >= DUMMY_2D_SPACING:
+            raise UserError(f"case {pair.case_id}: the {what} {Path(getattr(pair, what + '_file')).name} is a 2D "
+                            f"image (nnU-Net gives it a dummy {float(props['spacing'][0]):g} mm slice spacing, which "
+                            "would be scored as real); evaluate 3D volumes only, or remove the case")
     ref, pred = ref[0], pred[0]
     problems = []
     if ref.shape != pred.shape:
@@ -183,6 +187,44 @@ def read_pair(pair: CasePair, reader_writer: type) -> tuple[np.ndarray, np.ndarr
     if ref.ndim != 3:
         raise UserError(f"case {pair.case_id}: segmentation is {ref.ndim}D; only 3D volumes are evaluated")
     return ref, pred, tuple(float(s) for s in ref_spacing)
+
+
+DUMMY_2D_SPACING = 999.0  # nnU-Net's readers give 2D images this slice spacing (or a multiple of it)
+
+
+def _read_seg(reader_writer: type, path: str, case_id: str, what: str):
+    """nnU-Net's ``read_seg``, with an unreadable file turned into one line naming it."""
+    try:
+        return reader_writer().read_seg(path)
+    except Exception as e:  # noqa: BLE001 - any reader failure means a bad file
+        lines = str(e).strip().splitlines()
+        detail = lines[-1][:160] if lines else type(e).__name__
+        fix = "predict the case again" if what == "prediction" else "replace the file"
+        raise UserError(f"case {case_id}: cannot read the {what} {path} ({detail}); {fix}") from None
+
+
+def check_label_values(seg: np.ndarray, case_id: str, what: str) -> None:
+    """Refuse non-integer or non-finite values (probabilities, a resampled float label): they would count as
+    background."""
+    if seg.dtype.kind in "iub":
+        return
+    finite = np.isfinite(seg)
+    if not finite.all():
+        raise UserError(f"case {case_id}: {what} holds NaN/Inf values; segmentations hold integer labels")
+    fractional = seg[seg != np.round(seg)]
+    if fractional.size:
+        raise UserError(f"case {case_id}: {what} holds non-integer values (e.g. {float(fractional.flat[0]):g}); "
+                        "segmentations are integer label maps (nnUNetv2_predict writes them), not probabilities")
+
+
+def unevaluated_values(pred: np.ndarray, labels, ignore_label: int | None) -> list[int]:
+    """Non-zero prediction values that belong to no evaluated label (or region) and are not the ignore label."""
+    if labels is None:
+        return []
+    members = {int(m) for label in labels for m in (label if isinstance(label, tuple) else (label,))}
+    if ignore_label is not None:
+        members.add(int(ignore_label))
+    return [int(v) for v in np.unique(pred) if v != 0 and int(v) not in members]
 
 
 def check_binary(seg: np.ndarray, case_id: str, what: str) -> None:
