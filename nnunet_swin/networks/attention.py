@@ -3,14 +3,14 @@
 Tokens arrive already partitioned into windows, ``(B * nW, N, C)`` with ``N = w0 * w1 * w2`` (window-raster order,
 first window axis slowest). Two numerically equivalent paths compute softmax(q k^T * scale + bias + mask) v:
 
-- fused (default; CUDA training and inference, CPU inference): ``torch.nn.functional.scaled_dot_product_attention``
+- fused (default; CUDA, CPU inference, CPU kernels off): ``torch.nn.functional.scaled_dot_product_attention``
   with the relative-position bias, Swin's shift mask (-100 between tokens of different shifted regions) and,
   optionally, padding-key exclusion folded into one additive mask;
 - explicit: the same sum through a plain softmax. It serves the probe (``SwinEncoder.attention_probe``), where a
   callback sees the post-softmax weights ``(B * nW, heads, N, N)`` of every window and reduces them on the fly;
 - CPU training: the explicit arithmetic as one autograd function with a hand-written backward
-  (``_ExplicitAttention``). SDPA cannot use its fused CPU kernel for a mask that needs a gradient (the learned bias)
-  and falls back to an unfused kernel that is slower than this path.
+  (``cpu_kernels.window_attention``, behind the CPU-kernel switch). SDPA cannot use its fused CPU kernel for a mask
+  that needs a gradient (the learned bias) and falls back to an unfused kernel that is slower than this path.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_swin.networks import cpu_kernels
+from nnunet_swin.networks.cpu_kernels import use_cpu_kernels
 from nnunet_swin.networks.windows import PADDING_KEY_PENALTY, add_masks_
 
 
@@ -123,15 +125,16 @@ class WindowAttention(nn.Module):
         keys to exclude, or None. ``probe``: called with the post-softmax weights; selects the explicit path.
 
         Path choice: the explicit softmax runs when probing; CPU autograd (with a trainable bias table) runs
-        ``_ExplicitAttention``, where PyTorch's SDPA could only use its unfused "math" kernel (a mask that needs a
-        gradient rules out the CPU flash kernel). Everywhere else (CUDA, CPU inference) SDPA runs.
+        ``cpu_kernels.window_attention``, where PyTorch's SDPA could only use its unfused "math" kernel (a mask that
+        needs a gradient rules out the CPU flash kernel). Everywhere else (CUDA, CPU inference, the CPU kernels
+        switched off) SDPA runs, with bias, shift mask and padding penalty as its additive ``attn_mask``.
         """
         bw, n, c = x.shape
         h = self.num_heads
         bias = self.position_bias(window)  # (h, N, N)
-        if probe is None and x.device.type == "cpu" and torch.is_grad_enabled() \
-                and self.relative_position_bias_table.requires_grad:
-            return self.proj(_ExplicitAttention.apply(self.qkv(x), bias, shift_mask, key_padding, h, self.scale))
+        if probe is None and torch.is_grad_enabled() and self.relative_position_bias_table.requires_grad \
+                and use_cpu_kernels(x):
+            return self.proj(cpu_kernels.window_attention(self.qkv(x), bias, shift_mask, key_padding, h, self.scale))
         qkv = self.qkv(x).reshape(bw, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B * nW, h, N, d)
         if probe is not None:
@@ -179,54 +182,3 @@ class WindowAttention(nn.Module):
         attn = attn.softmax(dim=-1)
         probe(attn.view(bw, h, n, n))
         return (attn @ v).view(bw, h, n, d)
-
-
-class _ExplicitAttention(torch.autograd.Function):
-    """The CPU training path: ``qkv (B * nW, N, 3C)`` (the qkv projection's output) -> ``(B * nW, N, C)``, the heads'
-    softmax(q k^T * scale + bias + masks) v side by side, with the backward written out.
-
-    Plain autograd spends two extra ``(B * nW * h, N, N)`` buffers per block (the softmax output and its gradient;
-    the largest tensors of a stage-0 step) and three zero-filled qkv-sized buffers (the backward of taking q, k and
-    v out of one tensor). Here the forward's scores become the softmax weights in place (the weights are what the
-    backward needs), the backward's dL/dP becomes dL/dS in place, and the q, k, v gradients are written into one
-    qkv-shaped gradient. The kernels are those of the plain form (``WindowAttention._explicit``): the forward is
-    bitwise the same, the gradients agree to rounding.
-
-    ``bias`` ``(h, N, N)`` may need a gradient (the relative-position table's); ``shift_mask`` ``(nW, N, N)`` and
-    ``key_padding`` ``(B * nW, N)`` are constants. Windows of one sample are consecutive."""
-
-    @staticmethod
-    def forward(ctx, qkv, bias, shift_mask, key_padding, heads, scale):
-        bw, n, c3 = qkv.shape
-        nw = shift_mask.shape[0] if shift_mask is not None else 1
-        h, d = heads, c3 // (3 * heads)
-        parts = qkv.view(bw, n, 3, h, d)
-        q3 = torch.mul(parts[:, :, 0].transpose(1, 2), scale, out=qkv.new_empty(bw, h, n, d)).view(bw * h, n, d)
-        k3 = parts[:, :, 1].transpose(1, 2).reshape(bw * h, n, d)
-        v3 = parts[:, :, 2].transpose(1, 2).reshape(bw * h, n, d)
-        attn = torch.bmm(q3, k3.transpose(1, 2))
-        add_masks_(attn.view(bw // nw, nw, h, n, n), bias, shift_mask, key_padding)
-        torch.softmax(attn, -1, out=attn)
-        ctx.save_for_backward(q3, k3, v3, attn)
-        ctx.scale, ctx.shape, ctx.bias_dtype = scale, (bw, h, n, d), bias.dtype
-        return torch.bmm(attn, v3).view(bw, h, n, d).transpose(1, 2).reshape(bw, n, h * d)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        q3, k3, v3, attn = ctx.saved_tensors
-        bw, h, n, d = ctx.shape
-        g3 = grad_out.reshape(bw, n, h, d).transpose(1, 2).reshape(bw * h, n, d)
-        grad_qkv = grad_out.new_empty(bw, n, 3, h, d)
-
-        def put(i, grad, scale=None):  # (B * nW * h, N, d) into the qkv layout
-            dst = grad_qkv[:, :, i].transpose(1, 2)
-            src = grad.view(bw, h, n, d)
-            torch.mul(src, scale, out=dst) if scale is not None else dst.copy_(src)
-
-        put(2, torch.bmm(attn.transpose(1, 2), g3))
-        grad = torch.bmm(g3, v3.transpose(1, 2))  # dL/dP
-        torch._softmax_backward_data(grad, attn, -1, attn.dtype, grad_input=grad)  # in place: dL/dS
-        put(0, torch.bmm(grad, k3), ctx.scale)
-        put(1, torch.bmm(grad.transpose(1, 2), q3))
-        grad_bias = grad.view(-1, h, n, n).sum(0).to(ctx.bias_dtype) if ctx.needs_input_grad[1] else None
-        return grad_qkv.view(bw, n, 3 * h * d), grad_bias, None, None, None, None

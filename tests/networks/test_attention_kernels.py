@@ -1,9 +1,16 @@
-"""The CPU training path of window attention (a hand-written backward with in-place softmax buffers) computes what
-plain autograd through ``softmax(q k^T * scale + bias + masks) v`` computes: outputs and every gradient."""
+"""The CPU training path of window attention (``cpu_kernels.window_attention``: a hand-written backward with in-place
+softmax buffers) computes what plain autograd through ``softmax(q k^T * scale + bias + masks) v`` computes: outputs
+and every gradient."""
 import pytest
 import torch
 
+from nnunet_swin.networks import cpu_kernels
 from nnunet_swin.networks.attention import WindowAttention
+
+
+@pytest.fixture(autouse=True)
+def kernels_on(monkeypatch):
+    monkeypatch.setattr(cpu_kernels, "enabled", True)  # whatever nnUNet_swin_cpu_kernels says
 
 
 def _run(attn, x, shift_mask, key_padding, weight, explicit):
