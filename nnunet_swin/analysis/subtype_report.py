@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from nnunet_swin.analysis import figures
 from nnunet_swin.analysis.model_loading import read_image_and_label
-from nnunet_swin.analysis.subtypes import SubtypeModel, assign_subtypes, fit_subtypes, tumour_features
+from nnunet_swin.analysis.subtypes import SubtypeModel, assign_subtypes, check_k, fit_subtypes, tumour_features
 from nnunet_swin.errors import UserError
 from nnunet_swin.evaluation.folders import list_cases
 from nnunet_swin.io import write_csv, write_json
@@ -84,11 +84,16 @@ def run_subtypes(out_dir: str | Path, train: tuple[str, str] | None = None, test
                  truth: str | Path | None = None, progress: bool = True) -> dict:
     """Fit on ``train`` (images, labels) and/or apply to ``test`` with a fitted or stored model."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if train is None and model_path is None:
         raise UserError("give training images/labels to fit, or --model subtype_model.json to apply")
     if train is None and test is None:
         raise UserError("nothing to do: give training and/or test images with labels")
+    if train is not None:
+        check_k(k_range, k)  # before reading any image
+    elif model_path is not None and not Path(model_path).is_file():
+        raise UserError(f"subtype model {model_path} does not exist; give the subtype_model.json a fitting run "
+                        f"wrote (`nnunet-swin subtypes --train-images ... --train-labels ... -o OUT`)")
+    out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"features": "see nnunet_swin.analysis.subtypes", "file_ending": file_ending, "channel": channel}
     tables: dict[str, pd.DataFrame] = {}
     if train is not None:

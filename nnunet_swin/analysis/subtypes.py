@@ -109,7 +109,10 @@ class SubtypeModel:
         try:
             return cls(**json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError, TypeError) as e:
-            raise UserError(f"cannot read the subtype model {path}: {e}; write one with `nnunet-swin subtypes fit`")
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+            raise UserError(f"cannot read the subtype model {path} ({reason}); give the subtype_model.json a "
+                            f"fitting run wrote (`nnunet-swin subtypes --train-images ... --train-labels ... -o OUT` "
+                            f"writes OUT/subtype_model.json)") from None
 
 
 def _matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -137,6 +140,19 @@ def choose_k(validity: pd.DataFrame) -> int:
     return votes[0] if votes[0] in winners or len(winners) > 1 else winners[0]
 
 
+def check_k(k_range: tuple[int, int] = (2, 5), k: int | None = None) -> None:
+    """The number of subtypes asked for: ``k`` (forced) or the range ``k_range`` searched, each at least 2."""
+    if k is not None:
+        if k < 2:
+            raise UserError(f"--k must be at least 2 (subtypes split the cases into two or more clusters), got {k}")
+        return
+    k_lo, k_hi = k_range
+    if k_lo < 2:
+        raise UserError(f"--k-min must be at least 2 (subtypes split the cases into two or more clusters), got {k_lo}")
+    if k_hi < k_lo:
+        raise UserError(f"--k-min {k_lo} is above --k-max {k_hi}; give --k-min <= --k-max")
+
+
 def fit_subtypes(features: pd.DataFrame, k_range: tuple[int, int] = (2, 5), seed: int = 0,
                  k: int | None = None) -> SubtypeModel:
     """Fit the scaler and k-means on a training feature table (rows = cases, columns include FEATURES)."""
@@ -144,15 +160,16 @@ def fit_subtypes(features: pd.DataFrame, k_range: tuple[int, int] = (2, 5), seed
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
     from sklearn.preprocessing import StandardScaler
 
+    check_k(k_range, k)
     names = list(FEATURES)
     x = _matrix(features, names)
     n = x.shape[0]
     k_lo, k_hi = k_range
     if k is not None:
         k_lo = k_hi = k
-    if k_lo < 2 or n < k_lo + 1:
-        raise UserError(f"{n} cases are too few for k-means with k >= {max(k_lo, 2)} "
-                        f"(cluster validity needs at least k + 1 cases); add training cases")
+    if n < k_lo + 1:
+        raise UserError(f"{n} cases are too few for k-means with k >= {k_lo} "
+                        f"(cluster validity needs at least k + 1 cases); add training cases or lower --k-min / --k")
     k_hi = min(k_hi, n - 1)
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
