@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SMART: noisy teacher by Gaussian weight noise (default), feature dropout, or none")
     g.add_argument("--teacher-noise-std", type=float, default=None,
                    help="SMART: relative weight-noise std, or the dropout probability (0.01)")
+    g.add_argument("--class-attention-heads", type=int, default=None,
+                   help="SMART: heads of the class attention (default: the last stage's)")
     g.add_argument("--seed", type=int, default=None, help="random seed (0)")
     return p
 
@@ -79,7 +81,8 @@ _FIELDS = {"method": "method", "backbone": "backbone", "modality": "modality", "
            "mask_block": "mask_block", "w_mip": "w_mip", "w_mpd": "w_mpd", "w_itd": "w_itd", "w_ctd": "w_ctd",
            "lr_per_sample": "lr_per_sample", "warmup_epochs": "warmup_epochs", "out_dim": "out_dim", "head_hidden": "head_hidden", "head_bottleneck": "head_bottleneck",
            "drop_path": "drop_path", "random_share": "random_share", "guided_masking": "guided_masking",
-           "teacher_noise": "teacher_noise", "teacher_noise_std": "teacher_noise_std", "seed": "seed"}
+           "teacher_noise": "teacher_noise", "teacher_noise_std": "teacher_noise_std", "seed": "seed",
+           "class_attention_heads": "class_attention_heads"}
 
 
 def _given(args) -> dict:
