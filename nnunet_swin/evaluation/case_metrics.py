@@ -18,6 +18,7 @@ import numpy as np
 
 from nnunet_swin.evaluation.detection import is_detected
 from nnunet_swin.evaluation.hausdorff import MISSED_HAUSDORFF_MM, hausdorff_distance
+from nnunet_swin.evaluation.multiclass import dice_from_counts, overlap_counts
 from nnunet_swin.evaluation.surface_dice import surface_dice
 from nnunet_swin.planners.padding import case_padding_fraction
 
@@ -27,10 +28,7 @@ METRIC_COLUMNS = ("dice", "surface_dice", "volume_ratio", "detected", "hd95", "p
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """2|P n R| / (|P| + |R|) of two boolean masks; NaN when both are empty."""
-    total = int(np.count_nonzero(pred)) + int(np.count_nonzero(ref))
-    if total == 0:
-        return float("nan")
-    return 2.0 * int(np.count_nonzero(pred & ref)) / total
+    return dice_from_counts(*overlap_counts(pred, ref))
 
 
 def volume_ratio(pred_voxels: int, ref_voxels: int) -> float:

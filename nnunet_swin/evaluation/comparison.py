@@ -22,6 +22,7 @@ import pandas as pd
 from nnunet_swin.errors import UserError
 from nnunet_swin.evaluation.detection import detection_rate
 from nnunet_swin.evaluation.folder_evaluation import evaluate_cases
+from nnunet_swin.evaluation.multiclass import MEAN_COLUMNS
 from nnunet_swin.evaluation.paired_statistics import bonferroni, mcnemar_paired, model_pairs, wilcoxon_paired
 from nnunet_swin.evaluation.reports import format_median_iqr, format_p, format_rate, markdown_table
 from nnunet_swin.evaluation.summary import ALL_CASES, METRIC_NAMES, groups, median_iqr
@@ -44,6 +45,7 @@ class ComparisonResult:
     excluded: dict[str, list[str]]
     markdown: str
     files: dict[str, Path] = field(default_factory=dict)
+    multiclass: pd.DataFrame | None = None   # mIoU / mDice / mAcc per group and model, then their paired tests
 
 
 def _check_same_cases(per_case: dict[str, pd.DataFrame]) -> None:
@@ -127,7 +129,48 @@ def compare_tables(per_case: dict[str, pd.DataFrame], *, penalties: dict | None 
                       "comparison", stacklevel=2)
     table, pairwise = pd.DataFrame(table_rows), pd.DataFrame(pair_rows)
     markdown = comparison_markdown(table, pairwise, excluded, metrics, penalties)
-    return ComparisonResult(combined, table, pairwise, excluded, markdown)
+    multiclass = compare_multiclass(combined, models) if set(MEAN_COLUMNS) <= set(combined.columns) else None
+    if multiclass is not None:
+        markdown += "\n" + multiclass_comparison_markdown(multiclass)
+    return ComparisonResult(combined, table, pairwise, excluded, markdown, multiclass=multiclass)
+
+
+def compare_multiclass(combined: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """Per group: each model's mIoU / mDice / mAcc (median [IQR] over cases, no penalties: a missed class scores 0
+    already), then Wilcoxon between every pair, Bonferroni within each score. One row per (group, score, model) with
+    ``kind = "summary"`` and per (group, score, pair) with ``kind = "test"``."""
+    rows = []
+    cases = combined.drop_duplicates(["model", "case_id"])
+    for group, group_cases in groups(cases):
+        for score in MEAN_COLUMNS:
+            wide = group_cases.pivot(index="case_id", columns="model", values=score)[models]
+            for model in models:
+                rows.append({"group": group, "score": score, "kind": "summary", "model": model,
+                             **median_iqr(wide[model])})
+            pairs = model_pairs(models)
+            tests = [wilcoxon_paired(wide[a], wide[b]) for a, b in pairs]
+            for (a, b), test, p_adj in zip(pairs, tests, bonferroni([t["p"] for t in tests])):
+                rows.append({"group": group, "score": score, "kind": "test", "model_a": a, "model_b": b, **test,
+                             "p_bonferroni": p_adj})
+    return pd.DataFrame(rows)
+
+
+def multiclass_comparison_markdown(multiclass: pd.DataFrame) -> str:
+    parts = ["## Multi-class scores (background excluded)", ""]
+    for group, rows in multiclass.groupby("group", sort=False):
+        summary = rows[rows["kind"] == "summary"]
+        models = list(dict.fromkeys(summary["model"]))
+        body = [[m] + [format_median_iqr(summary[(summary["model"] == m) & (summary["score"] == sc)].iloc[0])
+                       for sc in MEAN_COLUMNS] for m in models]
+        parts += [f"### {'all cases' if group == ALL_CASES else f'subtype {group}'}", "",
+                  markdown_table(["Model", *MEAN_COLUMNS], body), ""]
+        tests = rows[rows["kind"] == "test"]
+        body = [[f"{b} vs {a}"] + [format_p(tests[(tests["model_a"] == a) & (tests["model_b"] == b)
+                                                  & (tests["score"] == sc)].iloc[0]["p_bonferroni"])
+                                   for sc in MEAN_COLUMNS]
+                for (a, b) in dict.fromkeys(zip(tests["model_a"], tests["model_b"]))]
+        parts += [markdown_table(["Comparison", *(f"p {sc} (Bonferroni)" for sc in MEAN_COLUMNS)], body), ""]
+    return "\n".join(parts)
 
 
 def _stats_from_row(row, metric) -> dict:
@@ -260,6 +303,9 @@ def _write_comparison(out: Path, result: ComparisonResult, figures: bool, metric
         "table_csv": write_csv(out / "comparison_table.csv", result.table),
         "pairwise_csv": write_csv(out / "comparison_pairwise.csv", result.pairwise),
     }
+    if result.multiclass is not None:
+        files["multiclass_csv"] = write_csv(out / "comparison_multiclass.csv", result.multiclass)
+        marker["multiclass"] = result.multiclass.to_dict(orient="records")
     if figures:
         for filename, fig in comparison_figures(result, [m for m in metrics if m in result.per_case]).items():
             files[filename] = save_figure(out / filename, fig)

@@ -18,6 +18,8 @@ from tqdm import tqdm
 from nnunet_swin.errors import UserError
 from nnunet_swin.evaluation import folders
 from nnunet_swin.evaluation.case_metrics import measure_case
+from nnunet_swin.evaluation.multiclass import MEAN_COLUMNS, add_multiclass_columns
+from nnunet_swin.evaluation.summary import multiclass_markdown, multiclass_summary
 from nnunet_swin.evaluation.summary import summarize_per_case, summary_markdown
 from nnunet_swin.evaluation.result_sets import check_output_folder, clear_result_set, writing_into
 from nnunet_swin.io import write_csv, write_json, write_text
@@ -67,6 +69,7 @@ def _evaluate_case(task: _CaseTask) -> tuple[list[dict], list[int]]:
         rows.append({"case_id": task.pair.case_id, "label": folders.label_key(label), **metrics,
                      "spacing": "x".join(f"{s:g}" for s in spacing),
                      "reference_file": task.pair.reference_file, "prediction_file": task.pair.prediction_file})
+    add_multiclass_columns(rows, pred, ref, task.labels, task.ignore_label)
     return rows, folders.unevaluated_values(pred, task.labels, task.ignore_label)
 
 
@@ -165,7 +168,7 @@ def labels_not_scored(per_case: pd.DataFrame) -> list[str]:
 def summary_metrics(per_case: pd.DataFrame) -> list[str]:
     """Metrics worth summarising in this table (HD95 / padding fraction only when computed)."""
     metrics = ["surface_dice", "dice", "volume_ratio"]
-    metrics += [m for m in ("hd95", "padding_fraction") if m in per_case and per_case[m].notna().any()]
+    metrics += [m for m in ("iou", "accuracy", "hd95", "padding_fraction") if m in per_case and per_case[m].notna().any()]
     return metrics
 
 
@@ -215,7 +218,11 @@ def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, 
         "labels": summarize_per_case(per_case[~per_case["label"].isin(absent)], metrics),
         "labels_not_scored": absent,
     }
+    if set(MEAN_COLUMNS) <= set(per_case.columns):
+        summary["multiclass"] = multiclass_summary(per_case)
     markdown = summary_markdown(summary["labels"], metrics, f"Evaluation of {prediction_folder}")
+    if "multiclass" in summary:
+        markdown += "\n" + multiclass_markdown(summary["multiclass"])
     if absent:
         markdown += (f"\nNot scored: label(s) {', '.join(absent)} occur in no reference and no prediction.\n")
     with writing_into(out):  # the old set goes first; the marker (summary JSON) comes last

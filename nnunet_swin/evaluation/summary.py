@@ -13,7 +13,8 @@ from nnunet_swin.evaluation.reports import format_median_iqr, format_rate, markd
 
 # metric column -> label used in tables
 METRIC_NAMES = {"surface_dice": "sDSC", "dice": "Dice", "volume_ratio": "VR", "hd95": "HD95 (mm)",
-                "padding_fraction": "pf"}
+                "padding_fraction": "pf", "iou": "IoU", "accuracy": "Acc", "mIoU": "mIoU", "mDice": "mDice",
+                "mAcc": "mAcc"}
 ALL_CASES = "all"
 
 
@@ -75,3 +76,31 @@ def summary_markdown(summary: dict, metrics, title: str) -> str:
             parts += [f"False-positive cases (empty reference, non-empty prediction): "
                       f"{entry[ALL_CASES]['n_false_positive_cases']}", ""]
     return "\n".join(parts)
+
+
+def multiclass_summary(per_case: pd.DataFrame) -> dict:
+    """mIoU / mDice / mAcc over cases (each case once) and per class: mean, SD and median [IQR]; background and
+    undefined (NaN) classes left out (see :mod:`nnunet_swin.evaluation.multiclass`)."""
+    cases = per_case.drop_duplicates("case_id")
+
+    def stats(values) -> dict:
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v)]
+        return {**median_iqr(v), "sd": float(v.std(ddof=1)) if v.size > 1 else None}
+
+    return {"background": "excluded", "means_over_cases": {m: stats(cases[m]) for m in ("mIoU", "mDice", "mAcc")},
+            "per_class": {str(label): {"iou": stats(rows["iou"]), "dice": stats(rows["dice"]),
+                                       "accuracy": stats(rows["accuracy"])}
+                          for label, rows in per_case.groupby("label", sort=False)}}
+
+
+def multiclass_markdown(summary: dict) -> str:
+    """The mean-over-classes scores (mean +- SD over cases) and the per-class means, as Markdown."""
+    def cell(s):
+        return "n/a" if s["n"] == 0 else f"{s['mean']:.3f} +- {s['sd'] or 0:.3f}"
+    means = summary["means_over_cases"]
+    rows = [[name, cell(means[name])] for name in ("mIoU", "mDice", "mAcc")]
+    per_class = [[label, cell(s["iou"]), cell(s["dice"]), cell(s["accuracy"])] for label, s in summary["per_class"].items()]
+    return "\n".join(["## Multi-class scores (background excluded; mean +- SD over cases)", "",
+                      markdown_table(["Score", "Mean"], rows), "",
+                      markdown_table(["Class", "IoU", "Dice", "Acc"], per_class), ""])

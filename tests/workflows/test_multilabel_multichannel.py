@@ -1,6 +1,6 @@
 """A two-channel (T2 + DWI-like), three-label (tumour, rectal wall, nodes) dataset end to end with stock commands:
 plan (-tumor_labels 1) -> nnUNetv2_train (smoke, full-volume validation every epoch) -> nnUNetv2_predict (final and
-best checkpoints) -> evaluate (per label, detection for the tumour only) -> compare -> subtypes."""
+best checkpoints) -> evaluate (per label, detection for the tumour only, mIoU / mDice / mAcc) -> compare."""
 import json
 import os
 import sys
@@ -74,6 +74,10 @@ def test_evaluate_compare_per_label_with_tumour_detection(study):
     assert per_case.groupby("label")["surface_dice"].count().to_dict() == {1: 2, 2: 2, 3: 2}
     assert per_case.loc[per_case["label"] == 1, "detected"].notna().all()
     assert per_case.loc[per_case["label"] != 1, "detected"].isna().all()
+    assert {"iou", "accuracy", "mIoU", "mDice", "mAcc"} <= set(per_case.columns)
+    summary = json.loads((root / "eval" / "summary_extended.json").read_text())
+    assert summary["multiclass"]["background"] == "excluded"
+    assert set(summary["multiclass"]["per_class"]) == {"1", "2", "3"}
     run_cli("nnunet-swin", "compare", str(raw / "labelsTs"), str(root / "pred_final"), str(root / "pred_best"),
             "--names", "final", "best", "-o", str(root / "cmp"), "--tumor-labels", "1", "-np", "1", "--no-progress",
             "--no-figures", env=env)
@@ -81,3 +85,5 @@ def test_evaluate_compare_per_label_with_tumour_detection(study):
     assert set(table["label"]) == {1, 2, 3}
     assert table.loc[table["label"] == 1, "detection_n"].tolist() == [2, 2]
     assert table.loc[table["label"] != 1, "detection_n"].eq(0).all()
+    multiclass = pd.read_csv(root / "cmp" / "comparison_multiclass.csv")
+    assert set(multiclass["score"]) == {"mIoU", "mDice", "mAcc"}
