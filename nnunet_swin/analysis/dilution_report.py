@@ -112,7 +112,14 @@ def crops_for_model(model: LoadedModel, images: str | Path, progress: bool = Fal
 def read_evaluation(path: str | Path, metric: str | None) -> tuple[pd.DataFrame, str]:
     """Per-case evaluation CSV (needs ``case_id`` and the metric column; default: the first of sdsc / nsd /
     surface_dice / dice found)."""
-    df = pd.read_csv(path, dtype={"case_id": str})
+    if not Path(path).is_file():
+        raise UserError(f"evaluation table {path} does not exist; give the metrics_per_case.csv that "
+                        f"`nnunet-swin evaluate` wrote (--evaluation)")
+    try:
+        df = pd.read_csv(path, dtype={"case_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a readable CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                        f"give the metrics_per_case.csv that `nnunet-swin evaluate` wrote (--evaluation)") from None
     if "case_id" not in df.columns:
         raise UserError(f"{path} has no case_id column (columns: {', '.join(df.columns)})")
     if metric is None:
@@ -127,7 +134,18 @@ def read_evaluation(path: str | Path, metric: str | None) -> tuple[pd.DataFrame,
 def run_adi(models: list[ModelInput], images: str | Path, out_dir: str | Path, batch_size: int = 1,
             device: str = "cpu", evaluation: str | Path | None = None, metric: str | None = None,
             previous: dict[str, str | Path] | None = None, progress: bool = True) -> dict:
-    """The whole command: measure every model on the same raw images, write tables and figures."""
+    """The whole command: measure every model on the same raw images, write tables and figures. The inputs that need
+    no model (batch size, device, evaluation table) are checked before anything is measured."""
+    from nnunet_swin.environment import check_device
+
+    if int(batch_size) < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    check_device(device)
+    evaluation_table = read_evaluation(evaluation, metric) if evaluation is not None else None
+    for label, path in (previous or {}).items():
+        if not Path(path).is_file():
+            raise UserError(f"--add {label}={path}: the file does not exist; give an adi_per_scan.csv of an "
+                            f"earlier `nnunet-swin adi` run")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables: dict[str, pd.DataFrame] = {}
@@ -159,7 +177,7 @@ def run_adi(models: list[ModelInput], images: str | Path, out_dir: str | Path, b
     figures.plot_adi_per_stage(tables, out / "adi_per_stage.png")
     figures.plot_adi_vs_pf(tables, out / "adi_vs_pf.png", stage=last)
     if evaluation is not None:
-        ev, metric = read_evaluation(evaluation, metric)
+        ev, metric = evaluation_table
         first = next(iter(tables))
         merged = tables[first].merge(ev, on="case_id", how="inner")
         if merged.empty:

@@ -40,6 +40,14 @@ def main(argv: list[str]) -> int:
     from nnunet_swin.analysis.model_loading import load_model
     from nnunet_swin.errors import UserError
 
+    from nnunet_swin.analysis.dilution_report import read_evaluation
+    from nnunet_swin.environment import check_device
+
+    if args.batch_size < 1:  # checked before any model is loaded
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_device(args.device)
+    if args.evaluation is not None:
+        read_evaluation(args.evaluation, args.metric)
     backbone = bool(args.plans or args.dataset_json or args.pretrained)
     count = len(args.model) + int(backbone)
     if args.label and len(args.label) != count:
