@@ -419,3 +419,49 @@ def check_raw_dataset(dataset_folder: str | os.PathLike, num_threads: int = 4, w
         warnings_out.append(text)
         warn(text)
     return {"cases": len(cases), "warnings": warnings_out}
+
+
+def check_image_folder(images_folder: str | os.PathLike, dataset: dict, num_threads: int = 4) -> int:
+    """Check a folder of images to predict (``imagesTs`` naming ``{case}_{XXXX}``) before stock ``nnUNetv2_predict``
+    reads it: one bad file there kills the whole run and writes none of the good cases. The file checks of
+    :func:`check_raw_dataset`, one UserError naming every bad file; returns the number of cases."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+
+    folder = Path(images_folder)
+    ending = dataset["file_ending"]
+    n_channels = len(dataset.get("channel_names", dataset.get("modality")))
+    problems = DatasetProblems(folder.name)
+    if not folder.is_dir():
+        raise UserError(f"image folder {folder} does not exist")
+    cases: dict[str, dict[int, Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.name.startswith(".") or not p.name.endswith(ending):
+            continue
+        m = _CHANNEL_NAME.match(p.name[: -len(ending)])
+        if not m or int(m["channel"]) >= n_channels:
+            problems.add(p.name, f"is not named {{case}}_0000{ending} .. _{n_channels - 1:04d}{ending} "
+                                 f"({n_channels} channel(s)); rename it")
+            continue
+        cases.setdefault(m["case"], {})[int(m["channel"])] = p
+    if not cases and not problems:
+        raise UserError(f"no *{ending} images in {folder}; give the images to predict ({{case}}_0000{ending})")
+    for case, chans in cases.items():
+        missing = [c for c in range(n_channels) if c not in chans]
+        if missing:
+            problems.add(case, f"lacks channel(s) {', '.join(f'{case}_{c:04d}{ending}' for c in missing)}")
+    if cases:
+        first = next(iter(next(iter(cases.values())).values()))
+        with contextlib.redirect_stdout(io.StringIO()):
+            reader_writer = determine_reader_writer_from_dataset_json(dataset, str(first), verbose=False)
+        with ThreadPoolExecutor(max(1, int(num_threads))) as pool:
+            reports = list(pool.map(lambda item: _check_case(item[0], item[1], None, reader_writer, set()),
+                                    cases.items()))
+        for report in reports:
+            for where, what in report.problems + report.grid_problems:
+                problems.add(where, what)
+    if problems:
+        raise UserError(problems.message().replace("(fix the files, then plan again)",
+                                                   "(fix or remove them, then predict again)"))
+    return len(cases)

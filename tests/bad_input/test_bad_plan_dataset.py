@@ -143,3 +143,17 @@ def test_fewer_than_five_cases_warns_and_names_fold_all(tmp_path):
     result = check_raw_dataset(folder, warn=said.append)
     assert result["cases"] == 3 and len(said) == 1
     assert "5-fold split needs at least 5" in said[0] and "fold `all`" in said[0]
+
+
+def test_images_to_predict_are_checked_first(raw):
+    from nnunet_swin.planners.dataset_checks import check_image_folder, load_dataset_json
+
+    images = raw / "imagesTr"
+    assert check_image_folder(images, load_dataset_json(raw)) == 5
+    (images / "case_003_0000.nii.gz").write_bytes((images / "case_003_0000.nii.gz").read_bytes()[:200])
+    (images / "case_004_0003.nii.gz").write_bytes(b"")
+    with pytest.raises(UserError) as e:
+        check_image_folder(images, load_dataset_json(raw))
+    message = str(e.value)
+    assert message.startswith("2 problems in imagesTr: ") and "then predict again" in message
+    assert "case_003_0000.nii.gz: truncated" in message and "case_004_0003.nii.gz: is not named" in message
