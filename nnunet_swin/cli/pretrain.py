@@ -100,7 +100,7 @@ def _given(args) -> dict:
 def resolve(args) -> tuple:
     """(config, images, resume) after every check that needs no writing; ``UserError`` on bad input."""
     from nnunet_swin.pretraining.data import MODALITIES, discover_images
-    from nnunet_swin.pretraining.trainer import FINAL, IDENTITY, LATEST, PretrainConfig, read_run_config
+    from nnunet_swin.pretraining.trainer import FINAL, LATEST, PretrainConfig, read_run_config
 
     out = Path(args.output).expanduser()
     given = _given(args)
@@ -117,9 +117,10 @@ def resolve(args) -> tuple:
             raise UserError(f"--continue: {out} has no {LATEST} to continue from; run without --continue to start")
         saved = read_run_config(out / LATEST)
         for name, value in given.items():
-            if name in IDENTITY and value != getattr(saved, name):
+            if name not in ("save_every", "num_workers") and value != getattr(saved, name):
                 raise UserError(f"--continue: {out} holds a run with {name} {getattr(saved, name)!r}, not "
-                                f"{value!r}; use another output folder for a different {name}")
+                                f"{value!r}; drop the option to continue that run, or use another output folder "
+                                f"for a different {name}")
         kept = {f.name: getattr(saved, f.name) for f in fields(PretrainConfig)}
         kept.update({k: v for k, v in given.items() if k in ("save_every", "num_workers")})
         return PretrainConfig(**kept).validate(), images, True

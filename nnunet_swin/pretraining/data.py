@@ -222,18 +222,19 @@ def build_cache(files: list[Path], cache_dir: Path, spacing: tuple[float, float,
 
 
 # ------------------------------------------------------------------------------------------------ crops
-def _axis_windows(rng: np.random.Generator, size: int, crop: int, region: int) -> tuple[list[tuple], int]:
-    """For one axis: per view ``(src_start, src_stop, dst_start)`` of two views sharing one region."""
+def _axis_windows(rng: np.random.Generator, size: int, crop: int, region: int) -> list[tuple[int, int, int]]:
+    """For one axis: per view ``(src_start, src_stop, dst_start)`` of two views sharing one region of ``region``
+    voxels (an axis shorter than the crop is taken whole, at one random offset inside the padded crop)."""
     if size <= crop:
         dst = int(rng.integers(0, crop - size + 1))
-        return [(0, size, dst), (0, size, dst)], size
+        return [(0, size, dst), (0, size, dst)]
     length = min(size, region)
     start = int(rng.integers(0, size - length + 1))
     views = []
     for _ in range(2):
         s = start + int(rng.integers(0, length - crop + 1))
         views.append((s, s + crop, 0))
-    return views, crop
+    return views
 
 
 class TwoViewCrops(Dataset):
@@ -264,7 +265,7 @@ class TwoViewCrops(Dataset):
         s = self.crop
         views = np.zeros((2, 1, s, s, s), np.float32)
         valid = np.zeros((2, s, s, s), bool)
-        axes = [_axis_windows(rng, size, s, self.region)[0] for size in image.shape]
+        axes = [_axis_windows(rng, size, s, self.region) for size in image.shape]
         for j in range(2):
             (z0, z1, dz), (y0, y1, dy), (x0, x1, dx) = (axes[0][j], axes[1][j], axes[2][j])
             block = np.asarray(image[z0:z1, y0:y1, x0:x1], dtype=np.float32)
@@ -297,10 +298,6 @@ def collate(items):
     views = torch.stack([i[0] for i in items], dim=1)   # (2, B, 1, S, S, S)
     valid = torch.stack([i[1] for i in items], dim=1)   # (2, B, S, S, S)
     return views, valid, torch.tensor([i[2] for i in items]), torch.tensor([i[3] for i in items])
-
-
-def describe_settings(spacing, intensity: IntensityScheme) -> dict:
-    return {"spacing_zyx_mm": list(spacing), "intensity": intensity.describe()}
 
 
 __all__ = ["IntensityScheme", "discover_images", "preprocess_volume", "build_cache", "TwoViewCrops", "RankBatches",

@@ -59,9 +59,6 @@ from nnunet_swin.pretraining.teacher import NOISE_KINDS, ema_update, teacher_for
 LATEST, FINAL = "checkpoint_latest.pth", "checkpoint_final.pth"
 LOG_FILE, HISTORY_FILE, CURVE_FILE = "pretrain_log.txt", "losses.json", "loss_curve.png"
 LOSS_PARTS = ("mip", "mpd", "itd", "ctd")
-# settings a continued run must share with the run it continues
-IDENTITY = ("method", "backbone", "crop", "batch_size", "modality", "spacing", "epochs", "iterations_per_epoch",
-            "mask_block", "mask_ratio", "seed")
 
 
 @dataclass

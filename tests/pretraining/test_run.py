@@ -84,6 +84,9 @@ def test_cli_runs_then_refuses_a_finished_folder_and_a_foreign_continue(ct_folde
     assert "backbone 'smit_tiny', not 'swin_unetr_tiny'" in capsys.readouterr().err
     assert cli(["pretrain", "-i", str(ct_folder), "-o", str(out), "--modality", "CT"] + ARGS) == 2
     assert "pass --continue" in capsys.readouterr().err
+    longer = [a if a != "1" else "5" for a in ARGS[:2]] + ARGS[2:]                # --epochs 5
+    assert cli(["pretrain", "-i", str(ct_folder), "-o", str(out), "--continue"] + longer) == 2
+    assert "holds a run with epochs 1, not 5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [
