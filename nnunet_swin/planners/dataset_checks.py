@@ -178,9 +178,8 @@ def nifti_file_problem(path: Path) -> str | None:
 
 def _read(reader_writer, path: Path, seg: bool):
     """(array (C, Z, Y, X), spacing (Z, Y, X)) through nnU-Net's reader, or (None, problem text)."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            arr, props = reader_writer().read_seg(str(path)) if seg else reader_writer().read_images([str(path)])
+    try:  # one file at a time: nnU-Net's readers print only when several files disagree (no redirect: threads)
+        arr, props = reader_writer().read_seg(str(path)) if seg else reader_writer().read_images([str(path)])
         return arr, tuple(float(s) for s in props["spacing"])
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
         text = str(e).strip().splitlines()
