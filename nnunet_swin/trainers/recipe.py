@@ -103,6 +103,8 @@ class SwinBaseTrainer(nnUNetTrainer):
     full_volume_validation_every: int = 0
     # nnU-Net's Dice term leaves the background out; MONAI's DiceCELoss (the paper's library) includes it
     dice_include_background: bool = False
+    # loss = CE + dice_weight * Dice (the paper's equal weighting: 1; the spine paper's lambda)
+    dice_weight: float = 1.0
     # warmup starts at lr/warmup in the first epoch (ours); True: at 0 (MONAI's WarmupCosineSchedule)
     recipe_warmup_from_zero: bool = False
 
@@ -120,6 +122,10 @@ class SwinBaseTrainer(nnUNetTrainer):
         if self.tumor_labels is not None and not set(self.tumor_labels) <= set(foreground):
             raise UserError(f"{type(self).__name__}.tumor_labels {list(self.tumor_labels)} are not all foreground "
                             f"labels of dataset {plans_manager.dataset_name!r} ({list(foreground)})")
+
+        if not self.dice_weight >= 0:
+            raise UserError(f"{type(self).__name__}.dice_weight (lambda of CE + lambda * Dice) must be >= 0, got "
+                            f"{self.dice_weight}")
 
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 3e-4
@@ -184,9 +190,10 @@ class SwinBaseTrainer(nnUNetTrainer):
         return optimizer, lr_scheduler
 
     def _build_loss(self):
-        """nnU-Net's Dice + CE (equal weights); ``dice_include_background`` puts the background class into the Dice
-        term as MONAI's DiceCELoss does (region-based plans already include every region)."""
+        """nnU-Net's CE + ``dice_weight`` * Dice; ``dice_include_background`` puts the background class into the
+        Dice term as MONAI's DiceCELoss does (region-based plans already include every region)."""
         loss = super()._build_loss()
+        loss.weight_dice = float(self.dice_weight)
         if self.dice_include_background and not self.label_manager.has_regions:
             dice_term = loss.dc._orig_mod if isinstance(loss.dc, OptimizedModule) else loss.dc
             dice_term.do_bg = True

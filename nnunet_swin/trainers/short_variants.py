@@ -6,7 +6,7 @@ per epoch on CPU with a tiny backbone); ``_demo`` is what ``nnunet-swin demo`` t
 from __future__ import annotations
 
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
-from nnunet_swin.trainers.variants import SwinACTTrainer, SwinScratchTrainer, SwinTATrainer
+from nnunet_swin.trainers.variants import SwinACTTrainer, SwinScratchTrainer, SwinSpineTrainer, SwinTATrainer
 
 
 class SwinBaseTrainer_5epochs(SwinBaseTrainer):
@@ -44,3 +44,10 @@ class SwinACTTrainer_demo(SwinACTTrainer):
 
     recipe_epochs, recipe_warmup_epochs = 30, 3
     recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+
+
+class SwinSpineTrainer_smoke(SwinSpineTrainer):
+    """As ``SwinACTTrainer_smoke`` for the multi-class spine recipe."""
+
+    recipe_epochs, recipe_warmup_epochs = 3, 1
+    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1

@@ -271,3 +271,25 @@ def test_dice_background_switch(trainer_factory, stand_in_network):
 
     assert trainer_factory(SwinACTTrainer)._build_loss().dc.do_bg is False  # nnU-Net's default
     assert trainer_factory(WithBackground)._build_loss().dc.do_bg is True   # MONAI's DiceCELoss
+
+
+def test_spine_trainer_weights_dice_by_lambda_and_refuses_binary_data(trainer_factory, stand_in_network):
+    from nnunet_swin.trainers import SwinSpineTrainer
+
+    spine_json = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "vertebra": 1, "disc": 2},
+                  "numTraining": 4, "file_ending": ".nii.gz"}
+    t = trainer_factory(SwinSpineTrainer, dataset_json=spine_json)
+    assert t._build_loss().weight_dice == 1.0 and t.tumor_aware is False and t.intended_kind == "anisotropic"
+
+    class Lambda(SwinSpineTrainer):
+        dice_weight = 0.5
+
+    assert trainer_factory(Lambda, dataset_json=spine_json)._build_loss().weight_dice == 0.5
+    with pytest.raises(UserError, match="multi-class"):
+        trainer_factory(SwinSpineTrainer)                              # the binary tumour dataset
+
+    class Negative(SwinSpineTrainer):
+        dice_weight = -1.0
+
+    with pytest.raises(UserError, match="must be >= 0"):
+        trainer_factory(Negative, dataset_json=spine_json)
