@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from monai.networks import nets as monai_nets
 
 from nnunet_swin.cli import main as cli_main
 from nnunet_swin.errors import UserError
@@ -94,7 +95,6 @@ def test_nvidia_model_swinvit_every_key_lands():
 
 def test_nvidia_weights_compute_what_monai_load_from_computes():
     """Same file through MONAI's own ``load_from`` and through our adapter: identical encoder features."""
-    monai_nets = pytest.importorskip("monai.networks.nets")
     ckpt = {k: v * 0.1 for k, v in synthetic("model_swinvit_expected_keys.txt", seed=3).items()
             if not k.endswith("index")}
     ckpt.update({k: v for k, v in synthetic("model_swinvit_expected_keys.txt").items() if k.endswith("index")})

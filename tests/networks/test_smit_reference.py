@@ -17,6 +17,7 @@ from math import ceil
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.networks import nets as monai_nets
 
 from nnunet_swin.networks import SwinSegmentationNetwork, load_pretrained_encoder
 from nnunet_swin.networks.presets import get_preset
@@ -180,7 +181,6 @@ def test_smit_window_reverse_quirk_matters():
 
 def test_smit_network_uses_smit_taps_in_the_decoder():
     """Whole SMIT network = reference encoder + the MONAI decoder blocks wired as SMIT_3D_Seg wires them."""
-    monai_nets = pytest.importorskip("monai.networks.nets")
     state = smit_state(TINY["embed"], TINY["depths"], TINY["heads"], seed=2)
     net = smit_net(**TINY, classes=3)
     load_pretrained_encoder(net, state)
