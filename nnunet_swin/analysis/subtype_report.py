@@ -39,15 +39,16 @@ def pair_images_and_labels(images: str | Path, labels: str | Path, file_ending: 
     return out
 
 
-def feature_table(pairs: dict[str, tuple[list[Path], Path]], channel: int = 0, progress: bool = True) -> pd.DataFrame:
-    """One row per case (index ``case_id``) with the seven features."""
+def feature_table(pairs: dict[str, tuple[list[Path], Path]], channel: int = 0, progress: bool = True,
+                  tumor_labels=None) -> pd.DataFrame:
+    """One row per case (index ``case_id``) with the seven features of the tumour labels (default all foreground)."""
     rows = []
     for case, (files, label) in tqdm(pairs.items(), desc="features", disable=not progress):
         img, seg, spacing = read_image_and_label(files, label)
         if channel >= img.shape[0]:
             raise UserError(f"case {case} has {img.shape[0]} channel(s); --channel {channel} does not exist")
         try:
-            feats = tumour_features(img[channel], seg, spacing)
+            feats = tumour_features(img[channel], seg, spacing, tumor_labels=tumor_labels)
         except UserError as e:
             raise UserError(f"case {case}: {e}") from None
         rows.append({"case_id": case, **feats})
@@ -81,7 +82,7 @@ def read_truth(path: str | Path) -> pd.Series:
 def run_subtypes(out_dir: str | Path, train: tuple[str, str] | None = None, test: tuple[str, str] | None = None,
                  model_path: str | Path | None = None, file_ending: str = ".nii.gz", channel: int = 0,
                  k_range: tuple[int, int] = (2, 5), k: int | None = None, seed: int = 0,
-                 truth: str | Path | None = None, progress: bool = True) -> dict:
+                 truth: str | Path | None = None, progress: bool = True, tumor_labels=None) -> dict:
     """Fit on ``train`` (images, labels) and/or apply to ``test`` with a fitted or stored model."""
     out = Path(out_dir)
     if train is None and model_path is None:
@@ -94,10 +95,11 @@ def run_subtypes(out_dir: str | Path, train: tuple[str, str] | None = None, test
         raise UserError(f"subtype model {model_path} does not exist; give the subtype_model.json a fitting run "
                         f"wrote (`nnunet-swin subtypes --train-images ... --train-labels ... -o OUT`)")
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"features": "see nnunet_swin.analysis.subtypes", "file_ending": file_ending, "channel": channel}
+    summary: dict = {"features": "see nnunet_swin.analysis.subtypes", "file_ending": file_ending, "channel": channel,
+                     "tumor_labels": None if tumor_labels is None else sorted(int(t) for t in tumor_labels)}
     tables: dict[str, pd.DataFrame] = {}
     if train is not None:
-        feats = feature_table(pair_images_and_labels(*train, file_ending, channel), channel, progress)
+        feats = feature_table(pair_images_and_labels(*train, file_ending, channel), channel, progress, tumor_labels)
         model = fit_subtypes(feats, k_range=k_range, seed=seed, k=k)
         model.save(out / "subtype_model.json")
         figures.plot_cluster_validity(pd.DataFrame(model.validity), model.k, out / "cluster_validity.png")
@@ -105,7 +107,7 @@ def run_subtypes(out_dir: str | Path, train: tuple[str, str] | None = None, test
     else:
         model = SubtypeModel.load(model_path)
     if test is not None:
-        feats = feature_table(pair_images_and_labels(*test, file_ending, channel), channel, progress)
+        feats = feature_table(pair_images_and_labels(*test, file_ending, channel), channel, progress, tumor_labels)
         tables["test"] = assign_subtypes(model, feats)
     summary.update({"k": model.k, "names": model.names, "validity": model.validity,
                     "model": str(out / "subtype_model.json") if train is not None else str(model_path)})

@@ -61,11 +61,13 @@ def boundary_band(label: np.ndarray) -> np.ndarray:
 
 
 def tumour_features(image: np.ndarray, label: np.ndarray, spacing: tuple[float, float, float],
-                    normalise: bool = True) -> dict[str, float]:
-    """The seven features (module docstring) of one scan. image, label: (Z, Y, X); spacing (z, y, x) in mm."""
+                    normalise: bool = True, tumor_labels=None) -> dict[str, float]:
+    """The seven features (module docstring) of one scan. image, label: (Z, Y, X); spacing (z, y, x) in mm.
+    ``tumor_labels``: the label values that are tumour (default: every foreground label, ``label > 0``); the other
+    labels (e.g. rectal wall) count as background."""
     if image.shape != label.shape or image.ndim != 3:
         raise UserError(f"image and label must be 3-D arrays of one shape, got {image.shape} and {label.shape}")
-    tumour = np.asarray(label) > 0
+    tumour = np.asarray(label) > 0 if tumor_labels is None else np.isin(label, [int(t) for t in tumor_labels])
     if not tumour.any():
         raise UserError("the label has no tumour voxels; appearance features need a tumour")
     img = normalise_intensity(image) if normalise else np.asarray(image, dtype=np.float64)

@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a stored subtype_model.json to apply instead of fitting")
     p.add_argument("--file-ending", default=".nii.gz")
     p.add_argument("--channel", type=int, default=0, help="image channel the features use (default 0)")
+    p.add_argument("--tumor-labels", type=int, nargs="+", default=None,
+                   help="label values that are tumour (default: every foreground label); e.g. the plans' -tumor_labels")
     p.add_argument("--k-min", type=int, default=2)
     p.add_argument("--k-max", type=int, default=5)
     p.add_argument("--k", type=int, default=None, help="force this k instead of choosing by validity")
@@ -42,7 +44,8 @@ def main(argv: list[str]) -> int:
 
     summary = run_subtypes(args.output, train=_pair(args, "train"), test=_pair(args, "test"), model_path=args.model,
                            file_ending=args.file_ending, channel=args.channel, k_range=(args.k_min, args.k_max),
-                           k=args.k, seed=args.seed, truth=args.truth, progress=not args.quiet)
+                           k=args.k, seed=args.seed, truth=args.truth, progress=not args.quiet,
+                           tumor_labels=args.tumor_labels)
     short = {k: v for k, v in summary.items() if k in ("k", "names", "train", "test")}
     print(json.dumps(short, indent=2, default=str))
     print(f"wrote {args.output}")

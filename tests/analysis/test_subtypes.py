@@ -98,3 +98,17 @@ def test_choose_k_majority_with_silhouette_tie_break():
     v2 = pd.DataFrame({"k": [2, 3, 4], "silhouette": [0.5, 0.6, 0.1], "calinski_harabasz": [10, 5, 20],
                        "davies_bouldin": [0.9, 0.4, 1.0]})
     assert choose_k(v2) == 3
+
+
+def test_only_the_tumour_labels_count_as_tumour():
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 5, (8, 16, 16))
+    label = np.zeros(image.shape, np.uint8)
+    label[2:6, 4:8, 4:8] = 1            # tumour
+    label[2:6, 8:12, 8:12] = 2          # rectal wall, much brighter
+    image[label == 2] += 200
+    only_tumour = tumour_features(image, label, (1.0, 1.0, 1.0), normalise=False, tumor_labels=[1])
+    every_label = tumour_features(image, label, (1.0, 1.0, 1.0), normalise=False)
+    assert only_tumour["tumour_intensity"] == pytest.approx(image[label == 1].mean())
+    assert every_label["tumour_intensity"] > only_tumour["tumour_intensity"] + 50
+    assert only_tumour["tumour_volume"] == pytest.approx(64.0)

@@ -87,3 +87,14 @@ def test_evaluate_compare_per_label_with_tumour_detection(study):
     assert table.loc[table["label"] != 1, "detection_n"].eq(0).all()
     multiclass = pd.read_csv(root / "cmp" / "comparison_multiclass.csv")
     assert set(multiclass["score"]) == {"mIoU", "mDice", "mAcc"}
+
+
+def test_subtypes_on_the_tumour_label_of_a_multi_label_dataset(study):
+    root, raw, env = study["root"], study["raw"], study["env"]
+    run_cli("nnunet-swin", "subtypes", "--train-images", str(raw / "imagesTr"), "--train-labels",
+            str(raw / "labelsTr"), "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
+            "--tumor-labels", "1", "--k", "2", "-o", str(root / "subtypes"), "--quiet", env=env)
+    test = pd.read_csv(root / "subtypes" / "subtypes_test.csv")
+    assert len(test) == 2 and set(test["subtype"]) <= {"B", "D"} | set(test["subtype"])
+    summary = json.loads((root / "subtypes" / "subtypes_summary.json").read_text())
+    assert summary["tumor_labels"] == [1] and summary["k"] == 2
