@@ -58,7 +58,12 @@ def test_whole_demo_with_a_smoke_trainer(tmp_path):
                                    num_processes=1, progress=False))
     text = result.report.read_text()
     assert "stand-in" in text and "random weights" in text and "smit_tiny" in text
-    assert "76 matched" in text and "nnUNetv2_train" in text and "nnUNetv2_predict" in text
+    from nnunet_swin.networks import SwinSegmentationNetwork
+    from nnunet_swin.networks.presets import get_preset
+    encoder = SwinSegmentationNetwork(1, 2, **get_preset("smit_tiny")).encoder   # every encoder key is matched
+    n_keys = len([k for k in encoder.state_dict() if not k.endswith("relative_position_index")])
+    assert f"{n_keys} matched, 0 adapted, 0 missing" in text
+    assert "nnUNetv2_train" in text and "nnUNetv2_predict" in text
     for name in ("training_curve.png", "examples.png"):
         assert (result.report.parent / name).stat().st_size > 1000
     assert len(list((result.workspace / "predictions").glob("*.nii.gz"))) == 2
