@@ -193,13 +193,19 @@ DUMMY_2D_SPACING = 999.0  # nnU-Net's readers give 2D images this slice spacing 
 
 
 def _read_seg(reader_writer: type, path: str, case_id: str, what: str):
-    """nnU-Net's ``read_seg``, with an unreadable file turned into one line naming it."""
+    """nnU-Net's ``read_seg``, with an unreadable or truncated file (which SimpleITK would fill with zeros) turned into
+    one line naming it."""
+    from nnunet_swin.planners.dataset_checks import nifti_file_problem
+
+    fix = "predict the case again" if what == "prediction" else "replace the file"
+    broken = nifti_file_problem(Path(path))
+    if broken and not broken.startswith("has "):  # NaN/Inf values are refused with the other value checks
+        raise UserError(f"case {case_id}: the {what} {path} is {broken.split(';')[0]}; {fix}")
     try:
         return reader_writer().read_seg(path)
     except Exception as e:  # noqa: BLE001 - any reader failure means a bad file
         lines = str(e).strip().splitlines()
         detail = lines[-1][:160] if lines else type(e).__name__
-        fix = "predict the case again" if what == "prediction" else "replace the file"
         raise UserError(f"case {case_id}: cannot read the {what} {path} ({detail}); {fix}") from None
 
 

@@ -13,6 +13,8 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.planners.dataset_checks import check_raw_dataset, find_raw_dataset, load_dataset_json
 
 STOCK_DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
+# stock configurations a planner may leave out (nnU-Net skips them with a message): not an error when asked for
+STOCK_OPTIONAL_CONFIGURATIONS = ("2d", "3d_lowres", "3d_cascade_fullres")
 
 
 @dataclass
@@ -158,10 +160,15 @@ def plan_and_preprocess(req: PlanRequest) -> str:
 
             pm = PlansManager(os.path.join(str(nnUNet_preprocessed), convert_id_to_dataset_name(d),
                                            plans_identifier + ".json"))
-            unknown = [c for c in configurations if c not in pm.available_configurations]
+            absent = [c for c in configurations if c not in pm.available_configurations]
+            unknown = [c for c in absent if c not in STOCK_OPTIONAL_CONFIGURATIONS]
             if unknown and req.configurations is not None:
                 raise UserError(f"unknown configuration(s) {', '.join(unknown)} (-c); the plans "
                                 f"{plans_identifier} have {', '.join(pm.available_configurations)}")
+            for c in absent:
+                if c not in unknown:
+                    print(f"note: the plans {plans_identifier} have no {c} (nnU-Net plans it only when needed); "
+                          f"not preprocessed")
             seen, todo, todo_np = set(), [], []
             for c, n in zip(configurations, num_processes):
                 key = pm.get_configuration(c).data_identifier if c in pm.available_configurations else c

@@ -30,7 +30,8 @@ def test_corrupt_prediction_is_named(root, capsys):
     (root / "modelA" / "case_2.nii.gz").write_bytes(b"\x1f\x8bnot really gzip")
     assert _evaluate(root) == 2
     line = _error(capsys)
-    assert "case case_2: cannot read the prediction" in line and "case_2.nii.gz" in line and "predict" in line
+    assert "case case_2: the prediction" in line and "not a readable gzip" in line and "case_2.nii.gz" in line
+    assert "predict the case again" in line
     assert not (root / "modelA" / SUMMARY_JSON).exists()
 
 
@@ -119,3 +120,20 @@ def test_error_starts_on_its_own_line_after_the_progress_bar(root, capsys):
     assert cli(["evaluate", str(root / "ref"), str(root / "modelA"), "-np", "1"]) == 2
     last = capsys.readouterr().err.rstrip("\n").split("\n")[-1]
     assert last.startswith("nnunet-swin evaluate: error: case case_3"), repr(last)
+
+
+def test_truncated_prediction_is_not_read_as_zeros(root, capsys):
+    path = root / "modelA" / "case_1.nii.gz"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    assert _evaluate(root) == 2
+    line = _error(capsys)
+    assert "case case_1: the prediction" in line and "truncated" in line and "predict the case again" in line
+
+
+def test_unreadable_prediction_is_named(root, capsys):
+    import gzip
+    (root / "modelA" / "case_0.nii.gz").write_bytes(gzip.compress(b"no header here " * 64))
+    assert _evaluate(root) == 2
+    line = _error(capsys)
+    assert "case case_0: cannot read the prediction" in line and "predict the case again" in line
