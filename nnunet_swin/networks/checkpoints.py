@@ -144,9 +144,9 @@ def read_checkpoint(path: str | os.PathLike) -> object:
         refused = [n for n in names if not (n.startswith("numpy.") or n in _TRUSTED_PICKLE)]
         if refused:
             raise UserError(f"checkpoint {path!r} holds arbitrary Python objects ({', '.join(refused[:3])}), which "
-                            "are not loaded for safety; if you trust the file, re-save only its tensors "
-                            "(torch.save(state_dict, 'weights.pth') after torch.load(path, weights_only=False)) and "
-                            "use that file") from None
+                            "are not loaded for safety; if you trust the file, re-save only its tensors: load it "
+                            "once with torch.load(path, weights_only=False), save its state dict as a new .pth "
+                            "file and give that file") from None
         import pydoc
         allowed = [pydoc.locate(n) for n in names]
         try:
