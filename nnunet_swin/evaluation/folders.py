@@ -166,7 +166,10 @@ def read_pair(pair: CasePair, reader_writer: type) -> tuple[np.ndarray, np.ndarr
     ref, ref_props = _read_seg(reader_writer, pair.reference_file, pair.case_id, "reference")
     pred, pred_props = _read_seg(reader_writer, pair.prediction_file, pair.case_id, "prediction")
     for what, seg, props in (("reference", ref, ref_props), ("prediction", pred, pred_props)):
-        if seg.shape[0] == 1 and float(props["spacing"][0]) >= DUMMY_2D_SPACING:
+        if seg.shape[0] != 1:
+            raise UserError(f"case {pair.case_id}: the {what} {Path(getattr(pair, what + '_file')).name} holds "
+                            f"{seg.shape[0]} volumes (4D); a segmentation is one 3D label map")
+        if seg.shape[1] == 1 and float(props["spacing"][0]) >= DUMMY_2D_SPACING:
             raise UserError(f"case {pair.case_id}: the {what} {Path(getattr(pair, what + '_file')).name} is a 2D "
                             f"image (nnU-Net gives it a dummy {float(props['spacing'][0]):g} mm slice spacing, which "
                             "would be scored as real); evaluate 3D volumes only, or remove the case")

@@ -137,3 +137,10 @@ def test_unreadable_prediction_is_named(root, capsys):
     assert _evaluate(root) == 2
     line = _error(capsys)
     assert "case case_0: cannot read the prediction" in line and "predict the case again" in line
+
+
+def test_4d_prediction_is_refused(root, capsys):
+    write_seg(root / "modelA" / "case_2.nii.gz", np.stack([blob(), blob()]))
+    assert _evaluate(root) == 2
+    line = _error(capsys)
+    assert "case case_2: the prediction case_2.nii.gz" in line and "(4D)" in line
