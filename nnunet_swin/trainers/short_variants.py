@@ -9,34 +9,45 @@ from nnunet_swin.trainers.recipe import SwinBaseTrainer
 from nnunet_swin.trainers.variants import SwinACTTrainer, SwinScratchTrainer, SwinSpineTrainer, SwinTATrainer
 
 
-class SwinBaseTrainer_5epochs(SwinBaseTrainer):
+class _FiveEpochs:
+    """5 epochs of the paper's length, 1 warmup epoch."""
+
     recipe_epochs, recipe_warmup_epochs = 5, 1
 
 
-class SwinTATrainer_5epochs(SwinTATrainer):
-    recipe_epochs, recipe_warmup_epochs = 5, 1
-
-
-class SwinACTTrainer_5epochs(SwinACTTrainer):
-    recipe_epochs, recipe_warmup_epochs = 5, 1
-
-
-class SwinScratchTrainer_5epochs(SwinScratchTrainer):
-    recipe_epochs, recipe_warmup_epochs = 5, 1
-
-
-class SwinACTTrainer_smoke(SwinACTTrainer):
+class _Smoke:
     """3 epochs x 2 iterations, 1 validation iteration: exercises the whole loop in seconds (tests)."""
 
     recipe_epochs, recipe_warmup_epochs = 3, 1
     recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1
 
 
-class SwinScratchTrainer_smoke(SwinScratchTrainer):
+class SwinBaseTrainer_5epochs(_FiveEpochs, SwinBaseTrainer):
+    pass
+
+
+class SwinTATrainer_5epochs(_FiveEpochs, SwinTATrainer):
+    pass
+
+
+class SwinACTTrainer_5epochs(_FiveEpochs, SwinACTTrainer):
+    pass
+
+
+class SwinScratchTrainer_5epochs(_FiveEpochs, SwinScratchTrainer):
+    pass
+
+
+class SwinACTTrainer_smoke(_Smoke, SwinACTTrainer):
+    """The ACT recipe in seconds (tests)."""
+
+
+class SwinScratchTrainer_smoke(_Smoke, SwinScratchTrainer):
     """As ``SwinACTTrainer_smoke`` from random initialisation (no checkpoint needed)."""
 
-    recipe_epochs, recipe_warmup_epochs = 3, 1
-    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1
+
+class SwinSpineTrainer_smoke(_Smoke, SwinSpineTrainer):
+    """As ``SwinACTTrainer_smoke`` for the multi-class spine recipe."""
 
 
 class SwinACTTrainer_demo(SwinACTTrainer):
@@ -44,10 +55,3 @@ class SwinACTTrainer_demo(SwinACTTrainer):
 
     recipe_epochs, recipe_warmup_epochs = 30, 3
     recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
-
-
-class SwinSpineTrainer_smoke(SwinSpineTrainer):
-    """As ``SwinACTTrainer_smoke`` for the multi-class spine recipe."""
-
-    recipe_epochs, recipe_warmup_epochs = 3, 1
-    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1

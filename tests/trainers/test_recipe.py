@@ -194,8 +194,7 @@ def test_scratch_never_loads(trainer_factory, stand_in_network, fake_loader, cap
     ("SwinACTTrainer_demo", 30, 25)])
 def test_short_variants_only_shorten_the_schedule(trainer_factory, stand_in_network, name, epochs, iterations):
     cls = getattr(trainers, name)
-    parent = cls.__mro__[1]
-    t = trainer_factory(cls, configuration="3d_cubic" if parent.intended_kind == "cubic" else "3d_fullres")
+    t = trainer_factory(cls, configuration="3d_cubic" if cls.intended_kind == "cubic" else "3d_fullres")
     t.set_epoch_length()  # the paper's epoch of this fold: 4 training cases at batch 2 = 2 iterations
     assert (t.num_epochs, t.num_iterations_per_epoch) == (epochs, iterations)
     assert 1 <= t.warmup_epochs < t.num_epochs
