@@ -3,9 +3,19 @@ import pytest
 import torch
 
 from nnunet_swin.errors import UserError
+from nnunet_swin.networks import SwinEncoder
 from nnunet_swin.networks.presets import get_preset
+from nnunet_swin.networks.segmentation import ENCODER_KEYS
 from nnunet_swin.trainers import SwinACTTrainer
 from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
+
+
+def preset_encoder_keys(preset: str) -> set[str]:
+    """The encoder's own state-dict keys for a preset, minus derived buffers (relative-position indices)."""
+    kw = get_preset(preset)
+    with torch.device("meta"):
+        encoder = SwinEncoder(1, **{k: v for k, v in kw.items() if k in ENCODER_KEYS})
+    return {k for k in encoder.state_dict() if not k.endswith("relative_position_index")}
 
 
 @pytest.fixture
@@ -19,7 +29,7 @@ def test_a_fitting_checkpoint_is_loaded_into_the_encoder_and_reported(trainer, n
     path = write_standin_checkpoint(get_preset("smit_tiny"), nnunet_dirs / "weights" / "smit_tiny.pth", seed=7)
     monkeypatch.setenv("nnUNet_swin_pretrained", str(nnunet_dirs / "weights"))
     before = {k: v.clone() for k, v in trainer.network.state_dict().items()}
-    trainer.load_pretrained_encoder()
+    report = trainer.load_pretrained_encoder()
     after = trainer.network.state_dict()
     saved = torch.load(path, weights_only=True)
     assert torch.equal(after["encoder.patch_embed.proj.weight"], saved["patch_embed.proj.weight"])
@@ -27,7 +37,10 @@ def test_a_fitting_checkpoint_is_loaded_into_the_encoder_and_reported(trainer, n
     assert not torch.equal(before["encoder.patch_embed.proj.weight"], after["encoder.patch_embed.proj.weight"])
     decoder = [k for k in after if k.startswith("decoder.")]
     assert decoder and all(torch.equal(before[k], after[k]) for k in decoder)  # the decoder stays random
-    assert "76 matched" in capsys.readouterr().out
+    # every encoder key of the preset is matched as it is (derived index buffers are not state)
+    encoder_keys = preset_encoder_keys("smit_tiny")
+    assert set(report.matched) == encoder_keys and report.complete and not report.adapted
+    assert f"{len(encoder_keys)} matched, 0 adapted, 0 missing, 0 unexpected" in capsys.readouterr().out
     # the optimizer still holds the very parameter objects that were filled in place
     opt_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert id(trainer.network.encoder.patch_embed.proj.weight) in opt_params
@@ -43,7 +56,7 @@ def test_corrupt_checkpoint(trainer, nnunet_dirs, monkeypatch):
     bad = nnunet_dirs / "smit_tiny.pth"
     bad.write_bytes(b"this is not a torch checkpoint")
     monkeypatch.setenv("nnUNet_swin_pretrained", str(bad))
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="not a PyTorch checkpoint"):
         trainer.load_pretrained_encoder()
 
 
