@@ -412,9 +412,9 @@ def check_raw_dataset(dataset_folder: str | os.PathLike, num_threads: int = 4, w
     problems.raise_if_any()
     warnings_out = []
     if len(cases) < MIN_CASES_FOR_FIVE_FOLDS:
-        text = (f"warning: {folder.name} has {len(cases)} training case(s); nnU-Net's 5-fold split needs at least "
-                f"{MIN_CASES_FOR_FIVE_FOLDS}, so folds 0-4 will fail at training. Train on every case with fold "
-                f"`all` (nnUNetv2_train ... all), or add cases")
+        text = (f"warning: {folder.name} has {len(cases)} training case(s); nnU-Net's default 5-fold split needs at "
+                f"least {MIN_CASES_FOR_FIVE_FOLDS}, so folds 0-4 will fail at training (unless you write your own "
+                f"splits_final.json). Train on every case with fold `all` (nnUNetv2_train ... all), or add cases")
         warnings_out.append(text)
         warn(text)
     return {"cases": len(cases), "warnings": warnings_out}
