@@ -1,5 +1,13 @@
-"""Checks on an nnU-Net raw dataset that turn nnU-Net's deep tracebacks into one-line errors, before anything is
-written."""
+"""Checks on an nnU-Net raw dataset that turn nnU-Net's deep tracebacks (or its silence) into one-line errors, before
+anything is written.
+
+``check_raw_dataset`` runs at the start of ``nnunet-swin plan_and_preprocess`` (``--no_dataset_check`` skips it):
+one pass over dataset.json, the folder layout and every file, read with nnU-Net's own reader, then one UserError
+whose single line counts the problems and names the first few files (``3 problems in Dataset501_X: a.nii.gz: ...;
+...; and 1 more``). Fewer than 5 training cases is a printed warning, not an error: planning and fold ``all`` work,
+only nnU-Net's default 5-fold split fails later. ``check_image_folder`` applies the file checks to images about to
+go through stock ``nnUNetv2_predict``.
+"""
 from __future__ import annotations
 
 import contextlib

@@ -144,3 +144,12 @@ def test_4d_prediction_is_refused(root, capsys):
     assert _evaluate(root) == 2
     line = _error(capsys)
     assert "case case_2: the prediction case_2.nii.gz" in line and "(4D)" in line
+
+
+def test_on_a_terminal_the_error_line_starts_fresh(root, capsys, monkeypatch):
+    import sys
+    (root / "modelA" / "case_3.nii.gz").write_bytes(b"broken")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert _evaluate(root) == 2
+    err = capsys.readouterr().err
+    assert "\nnnunet-swin evaluate: error: case case_3" in err
