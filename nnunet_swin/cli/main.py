@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adi": ("adi", "attention dilution index per Swin stage"),
     "cka": ("cka", "linear CKA feature reuse between two models"),
     "subtypes": ("subtypes", "appearance subtypes by k-means on tumour features"),
+    "study": ("study", "the paper's whole study as one resumable command: every arm, Table 2, subtypes, ADI, CKA"),
 }
 
 

@@ -55,3 +55,38 @@ class SwinACTTrainer_demo(SwinACTTrainer):
 
     recipe_epochs, recipe_warmup_epochs = 30, 3
     recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+
+
+class SwinBaseTrainer_smoke(SwinBaseTrainer):
+    """The Base recipe in seconds, as ``SwinACTTrainer_smoke`` (the study's smoke preset)."""
+
+    recipe_epochs, recipe_warmup_epochs = 3, 1
+    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1
+
+
+class SwinTATrainer_smoke(SwinTATrainer):
+    """The TA recipe in seconds, as ``SwinACTTrainer_smoke``."""
+
+    recipe_epochs, recipe_warmup_epochs = 3, 1
+    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1
+
+
+class SwinBaseTrainer_demo(SwinBaseTrainer):
+    """As ``SwinACTTrainer_demo`` for Base: the study's demo preset trains every arm on the same schedule."""
+
+    recipe_epochs, recipe_warmup_epochs = 30, 3
+    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+
+
+class SwinTATrainer_demo(SwinTATrainer):
+    """As ``SwinACTTrainer_demo`` for TA."""
+
+    recipe_epochs, recipe_warmup_epochs = 30, 3
+    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+
+
+class SwinScratchTrainer_demo(SwinScratchTrainer):
+    """As ``SwinACTTrainer_demo`` from random initialisation, twice as long (the recipe's 1000 vs 500 epochs)."""
+
+    recipe_epochs, recipe_warmup_epochs = 60, 3
+    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5

@@ -1,0 +1,292 @@
+"""The study's report: ``report.md`` and a self-contained ``report.html`` from the files our commands wrote.
+
+Sources (each section says when its source is absent): ``study.json`` (arms, steps, test split),
+``comparison/comparison_table.csv`` + ``comparison.md`` (Table 2), ``subtypes/subtypes_summary.json`` and
+``comparison_by_subtype/`` (subtype table, comparison by subtype), ``adi/adi_summary.json`` + its PNGs (ADI per
+stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``. The HTML page inlines every
+figure as a base64 PNG data URI and links nothing outside itself.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nnunet_swin.io import write_text
+
+MARK = {"done": "done", "failed": "**FAILED**", "missing": "**MISSING**"}
+
+
+class _Page:
+    """Blocks rendered twice: Markdown (figures as relative links) and HTML (figures inlined)."""
+
+    def __init__(self, root: Path):
+        self.root, self.md, self.html = root, [], []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.md += ["#" * level + " " + text, ""]
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def text(self, text: str) -> None:
+        self.md += [text, ""]
+        self.html.append(f"<p>{_inline(text)}</p>")
+
+    def bullets(self, items: list[str]) -> None:
+        self.md += [f"- {i}" for i in items] + [""]
+        self.html.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+
+    def table(self, frame: pd.DataFrame, marks: dict[int, str] | None = None) -> None:
+        """A table; ``marks`` row index -> css class (``failed`` / ``missing``) for the HTML page."""
+        cols = [str(c) for c in frame.columns]
+        self.md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        rows = []
+        for i, row in enumerate(frame.itertuples(index=False)):
+            cells = [_cell(v) for v in row]
+            self.md.append("| " + " | ".join(cells) + " |")
+            css = f' class="{marks[i]}"' if marks and i in marks else ""
+            rows.append(f"<tr{css}>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
+        self.md.append("")
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+    def figure(self, path: Path, caption: str) -> bool:
+        if not path.is_file():
+            self.text(f"*({caption}: {path.name} was not written)*")
+            return False
+        rel = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+        self.md += [f"![{caption}]({rel.as_posix()})", ""]
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        self.html.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        return True
+
+    def preformatted(self, text: str) -> None:
+        self.md += ["```", text.rstrip(), "```", ""]
+        self.html.append(f"<pre>{html.escape(text.rstrip())}</pre>")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+    return str(value)
+
+
+def _inline(text: str) -> str:
+    """Markdown's ``**bold**`` and backticks to HTML, the rest escaped."""
+    out, bold, code = [], False, False
+    for part in _split_marks(html.escape(text, quote=False)):
+        if part == "**" and not code:
+            out.append("</strong>" if bold else "<strong>")
+            bold = not bold
+        elif part == "`":
+            out.append("</code>" if code else "<code>")
+            code = not code
+        else:
+            out.append(part)
+    return "".join(out) + ("</code>" if code else "") + ("</strong>" if bold else "")
+
+
+def _split_marks(text: str) -> list[str]:
+    parts, buf, i = [], "", 0
+    while i < len(text):
+        if text.startswith("**", i):
+            parts += [buf, "**"]
+            buf, i = "", i + 2
+        elif text[i] == "`":
+            parts += [buf, "`"]
+            buf, i = "", i + 1
+        else:
+            buf += text[i]
+            i += 1
+    return parts + [buf]
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _step_note(state: dict, name: str) -> str:
+    step = state.get("steps", {}).get(name)
+    if step is None:
+        return "not run"
+    if step["status"] == "failed":
+        return f"**FAILED** (log `{step.get('log')}`)"
+    if step["status"] == "skipped":
+        return f"skipped: {step.get('reason', '')}"
+    return step["status"]
+
+
+def arms_section(page: _Page, state: dict, order: list[str]) -> None:
+    page.heading("Arms")
+    rows, marks = [], {}
+    for i, name in enumerate(order):
+        arm = state.get("arms", {}).get(name, {})
+        status = arm.get("status", "missing")
+        note = arm.get("reason", "")
+        pred = arm.get("prediction", {})
+        if pred.get("status") == "failed":
+            note = (note + "; " if note else "") + f"prediction FAILED (log `{pred.get('log')}`)"
+        if status != "done":
+            marks[i] = status
+            note = note or ("not trained yet" if status == "missing" else "")
+        rows.append({"arm": name, "status": MARK.get(status, status), "trainer": arm.get("trainer", ""),
+                     "configuration": arm.get("configuration", ""),
+                     "folds": " ".join(map(str, arm.get("folds", []))), "log": f"`{arm.get('log', '')}`",
+                     "note": note})
+    page.table(pd.DataFrame(rows), marks)
+    failed = [n for n in order if state.get("arms", {}).get(n, {}).get("status") != "done"]
+    if failed:
+        page.text("**Arms not in the tables below: " + ", ".join(
+            f"{n} ({state.get('arms', {}).get(n, {}).get('status', 'missing')})" for n in failed) + ".**")
+    for name in order:
+        tail = state.get("arms", {}).get(name, {}).get("log_tail")
+        if tail:
+            page.text(f"Last lines of the {name} training log:")
+            page.preformatted(tail)
+
+
+def comparison_section(page: _Page, root: Path, state: dict) -> None:
+    page.heading("Table 2: comparison of the arms")
+    table = root / "comparison" / "comparison_table.csv"
+    if not table.is_file():
+        page.text(f"No comparison ({_step_note(state, 'compare')}).")
+        return
+    page.text(f"Evaluated on the {state.get('test_split', 'test split')}. Median [IQR] with the Table 2 protocol "
+              "(bounded penalties for missed cases, cases missed by every arm excluded, Wilcoxon / McNemar, "
+              "Bonferroni).")
+    page.table(compact_table(pd.read_csv(table)))
+    page.text("All columns: `comparison/comparison_table.csv`; the comparison's own Markdown: "
+              "`comparison/comparison.md`.")
+    pairwise = root / "comparison" / "comparison_pairwise.csv"
+    if pairwise.is_file():
+        page.text("Paired tests:")
+        page.table(pd.read_csv(pairwise))
+    for png in sorted((root / "comparison").glob("comparison_*.png")):
+        page.figure(png, png.stem.replace("comparison_", "").replace("_", " "))
+
+
+def subtype_section(page: _Page, root: Path, state: dict) -> None:
+    page.heading("Appearance subtypes")
+    summary = _read_json(root / "subtypes" / "subtypes_summary.json")
+    if summary is None:
+        page.text(f"No subtypes ({_step_note(state, 'subtypes')}).")
+    else:
+        rows = []
+        for split in ("train", "test"):
+            for name, n in (summary.get(split) or {}).get("counts", {}).items():
+                rows.append({"split": split, "subtype": name, "cases": n})
+        page.text(f"k = {summary.get('k')} clusters ({', '.join(summary.get('names', []))}), fitted on the training "
+                  "cases and applied to the test cases.")
+        page.table(pd.DataFrame(rows))
+        for custom, fold in state.get("custom_folds", {}).items():
+            page.text(f"Custom fold {fold['fold']} of `splits_final.json` for the {custom}-only arm: "
+                      f"{len(fold['train'])} training cases of subtype {custom}.")
+        page.figure(root / "subtypes" / "subtype_scatter.png", "subtype scatter")
+    page.heading("Comparison by subtype", 3)
+    table = root / "comparison_by_subtype" / "comparison_table.csv"
+    if not table.is_file():
+        page.text(f"No comparison by subtype ({_step_note(state, 'compare by subtype')}).")
+        return
+    page.table(compact_table(pd.read_csv(table)))
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def compact_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 2's layout from ``comparison_table.csv``: median [IQR] per metric, detection rate with its 95% CI."""
+    rows = []
+    for r in table.to_dict(orient="records"):
+        row = {k: r[k] for k in ("label", "group", "model", "n_cases") if k in r}
+        if "detection_rate" in r:
+            row["detection [95% CI]"] = (f"{_fmt(r['detection_rate'])} [{_fmt(r.get('detection_ci_low'))}, "
+                                         f"{_fmt(r.get('detection_ci_high'))}]")
+        for metric, title in (("surface_dice", "sDSC @2 mm"), ("dice", "Dice"), ("volume_ratio", "volume ratio"),
+                              ("hd95", "HD95")):
+            if f"{metric}_median" in r:
+                row[f"{title} median [IQR]"] = (f"{_fmt(r[f'{metric}_median'])} [{_fmt(r.get(f'{metric}_q1'))}, "
+                                                f"{_fmt(r.get(f'{metric}_q3'))}]")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def adi_section(page: _Page, root: Path, state: dict) -> None:
+    page.heading("Attention dilution (ADI) against padding fraction")
+    summary = _read_json(root / "adi" / "adi_summary.json")
+    if summary is None:
+        page.text(f"No ADI ({_step_note(state, 'adi')}).")
+        return
+    rows = []
+    for model, s in summary.get("models", {}).items():
+        row = {"model": model, "configuration": s.get("configuration", ""), "scans": s.get("n_scans")}
+        for stage, values in sorted(s.get("stages", {}).items()):
+            row[f"ADI {stage}"] = (values.get("adi") or {}).get("mean")
+        row["mean pf"] = s.get("pf_mean")
+        spearman = s.get("spearman_last_stage_adi_vs_pf") or {}
+        row["Spearman rho (last-stage ADI, pf)"] = spearman.get("rho", float("nan"))
+        row["p"] = spearman.get("p", float("nan"))
+        rows.append(row)
+    page.table(pd.DataFrame(rows))
+    evaluation = summary.get("evaluation")
+    if evaluation:
+        page.text(f"{evaluation['model']}: Spearman of {evaluation['metric']} against pf "
+                  f"{evaluation['spearman_metric_vs_pf']:.3f}, against the last stage's ADI "
+                  f"{evaluation['spearman_metric_vs_adi']:.3f} (n = {evaluation['n']}).")
+    page.figure(root / "adi" / "adi_vs_pf.png", "ADI of the last stage against padding fraction")
+    page.figure(root / "adi" / "adi_per_stage.png", "ADI per stage")
+    for png in sorted((root / "adi").glob("*_binned.png")):
+        page.figure(png, png.stem.replace("_", " "))
+
+
+def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
+    page.heading("CKA against the pretrained encoder")
+    folders = [root / "cka" / n for n in order if (root / "cka" / n / "cka_summary.json").is_file()]
+    if not folders:
+        page.text(f"No CKA ({_step_note(state, 'cka')}).")
+        return
+    rows = []
+    for folder in folders:
+        s = _read_json(folder / "cka_summary.json") or {}
+        rows.append({"arm": folder.name, "images used": s.get("images_used"),
+                     "mean diagonal CKA": s.get("mean_diagonal")})
+    page.table(pd.DataFrame(rows))
+    for folder in folders:
+        page.figure(folder / "cka_heatmap.png", f"CKA: pretrained encoder vs {folder.name}")
+
+
+CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+       "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #bbb;padding:3px 7px}"
+       "th{background:#eee}tr.failed td{background:#fdd}tr.missing td{background:#ffe9b3}"
+       "img{max-width:100%}figure{margin:1em 0}pre{background:#f5f5f5;padding:.5em;overflow-x:auto}")
+
+
+def write_study_report(study) -> Path:
+    """Write ``OUTPUT/report.md`` and ``OUTPUT/report.html``; return the Markdown path."""
+    root, state = study.paths.output, study.state
+    order = [a.name for a in study.arms]
+    page = _Page(root)
+    page.heading("nnunet-swin study", 1)
+    page.bullets([f"dataset `{state['dataset']}`, plans `{state['plans']}`, preset `{state.get('preset')}`",
+                  f"folds {', '.join(map(str, state.get('folds', [])))}",
+                  f"evaluated on: **{state.get('test_split', 'not evaluated')}**"]
+                 + ([state["pretrained_note"]] if state.get("pretrained_note") else []))
+    arms_section(page, state, order)
+    comparison_section(page, root, state)
+    subtype_section(page, root, state)
+    adi_section(page, root, state)
+    cka_section(page, root, state, order)
+    page.heading("Steps")
+    page.table(pd.DataFrame([{"step": k, "status": _step_note(state, k)} for k in state.get("steps", {})]))
+    md = write_text(root / "report.md", "\n".join(page.md))
+    body = "\n".join(page.html)
+    write_text(root / "report.html", f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                                     f"<title>nnunet-swin study: {html.escape(state['dataset'])}</title>"
+                                     f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+    return md
