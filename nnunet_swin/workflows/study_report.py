@@ -283,7 +283,10 @@ def write_study_report(study) -> Path:
     adi_section(page, root, state)
     cka_section(page, root, state, order)
     page.heading("Steps")
-    page.table(pd.DataFrame([{"step": k, "status": _step_note(state, k)} for k in state.get("steps", {})]))
+    if state.get("steps"):
+        page.table(pd.DataFrame([{"step": k, "status": _step_note(state, k)} for k in state["steps"]]))
+    else:
+        page.text("No step has run yet.")
     md = write_text(root / "report.md", "\n".join(page.md))
     body = "\n".join(page.html)
     write_text(root / "report.html", f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
