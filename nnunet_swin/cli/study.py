@@ -61,7 +61,11 @@ def main(argv: list[str]) -> int:
                              report_only=args.report_only, progress=not args.quiet, seed=args.seed)
     result = run_study(settings)
     if args.print_commands:
-        print("\n".join(result))
+        if result:
+            print("\n".join(result))
+        else:
+            import sys
+            print("nnunet-swin study: every arm has finished; nothing to train", file=sys.stderr)
     else:
         print(f"report: {result} (and {Path(result).with_suffix('.html')})")
     return 0

@@ -849,8 +849,7 @@ def run_study(settings: StudySettings) -> Path | list[str]:
     if not settings.report_only:
         plan(study)
         check_plans_of_arms(study)
-        if any(a.subtype for a in study.arms) or study.test_split():
-            subtypes(study)
+        subtypes(study)
         write_custom_folds(study)
         if settings.preset == "demo":
             _demo_checkpoint(study)
@@ -869,7 +868,7 @@ def run_study(settings: StudySettings) -> Path | list[str]:
         record.setdefault("log", str(study.paths.logs / f"train_{arm.name}.log"))
     study.save()
     done = [a for a in study.arms if study.state["arms"][a.name]["status"] == "done"]
-    if settings.report_only and study.test_split():
+    if settings.report_only:
         subtypes(study)
     reference, folders = predictions(study, done)
     study.save()
