@@ -50,7 +50,8 @@ class _Page:
             rows.append(f"<tr{css}>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
         self.md.append("")
         head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        self.html.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+                         f"</table></div>")
 
     def figure(self, path: Path, caption: str) -> bool:
         if not path.is_file():
@@ -165,8 +166,10 @@ def comparison_section(page: _Page, root: Path, state: dict) -> None:
               "`comparison/comparison.md`.")
     pairwise = root / "comparison" / "comparison_pairwise.csv"
     if pairwise.is_file():
-        page.text("Paired tests:")
-        page.table(pd.read_csv(pairwise))
+        page.text("Paired tests (p Bonferroni-adjusted over the model pairs within a metric):")
+        pairs = pd.read_csv(pairwise)
+        page.table(pairs[[c for c in ("label", "group", "metric", "model_a", "model_b", "test", "n",
+                                      "median_difference", "difference_pp", "p", "p_bonferroni") if c in pairs]])
     for png in sorted((root / "comparison").glob("comparison_*.png")):
         page.figure(png, png.stem.replace("comparison_", "").replace("_", " "))
 
@@ -264,7 +267,7 @@ def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #bbb;padding:3px 7px}"
        "th{background:#eee}tr.failed td{background:#fdd}tr.missing td{background:#ffe9b3}"
-       "img{max-width:100%}figure{margin:1em 0}pre{background:#f5f5f5;padding:.5em;overflow-x:auto}")
+       ".wide{overflow-x:auto}img{max-width:100%}figure{margin:1em 0}pre{background:#f5f5f5;padding:.5em;overflow-x:auto}")
 
 
 def write_study_report(study) -> Path:
