@@ -78,7 +78,7 @@ class WindowAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: tuple[int, int, int], qkv_bias: bool = True,
-                 rel_index_slice: bool = True) -> None:
+                 rel_index_slice: bool = True, adaptive: bool = False) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"channels {dim} not divisible by heads {num_heads}")
@@ -95,6 +95,12 @@ class WindowAttention(nn.Module):
                              relative_position_index(self.window_size, self.window_size), persistent=False)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        # adaptive attention (spine variant): one learned additive score per key token and head, from the key's own
+        # features; zero-initialised, so the block computes the plain attention until training moves it
+        self.key_score = nn.Linear(dim, num_heads) if adaptive else None
+        if self.key_score is not None:
+            nn.init.zeros_(self.key_score.weight)
+            nn.init.zeros_(self.key_score.bias)
         self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
 
     def _index(self, window: tuple[int, ...]) -> torch.Tensor:
@@ -132,20 +138,30 @@ class WindowAttention(nn.Module):
         bw, n, c = x.shape
         h = self.num_heads
         bias = self.position_bias(window)  # (h, N, N)
+        key_bias = self.key_score(x).transpose(1, 2) if self.key_score is not None else None  # (B * nW, h, N)
         if probe is None and torch.is_grad_enabled() and self.relative_position_bias_table.requires_grad \
                 and use_cpu_kernels(x):
-            return self.proj(cpu_kernels.window_attention(self.qkv(x), bias, shift_mask, key_padding, h, self.scale))
+            return self.proj(cpu_kernels.window_attention(self.qkv(x), bias, shift_mask, key_padding, h, self.scale,
+                                                          key_bias))
         qkv = self.qkv(x).reshape(bw, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B * nW, h, N, d)
         if probe is not None:
-            out = self._explicit(q, k, v, bias, shift_mask, key_padding, probe)
+            out = self._explicit(q, k, v, bias, shift_mask, key_padding, probe, key_bias)
         else:
-            out = self._fused(q, k, v, bias, shift_mask, key_padding)
+            out = self._fused(q, k, v, bias, shift_mask, key_padding, key_bias)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
-    def _additive_mask(self, bias, shift_mask, key_padding, bw):
+    def _additive_mask(self, bias, shift_mask, key_padding, bw, key_bias=None):
         """The full additive mask, broadcastable to ``(B * nW, h, N, N)`` (or ``(B, nW * h, N, N)`` when shifted)."""
         h, n = self.num_heads, bias.shape[-1]
+        if key_bias is not None:  # per-window scores: the whole (B * nW, h, N, N) mask
+            m = bias.unsqueeze(0) + key_bias.unsqueeze(2)
+            if shift_mask is not None:
+                nw = shift_mask.shape[0]
+                m = (m.reshape(bw // nw, nw, h, n, n) + shift_mask.unsqueeze(1)).reshape(bw, h, n, n)
+            if key_padding is not None:
+                m = m + (key_padding.to(bias.dtype) * PADDING_KEY_PENALTY)[:, None, None, :]
+            return m
         if key_padding is None:
             if shift_mask is None:
                 return bias.unsqueeze(0)  # (1, h, N, N)
@@ -158,10 +174,10 @@ class WindowAttention(nn.Module):
         penalty = key_padding.to(bias.dtype) * PADDING_KEY_PENALTY  # (B * nW, N)
         return m + penalty[:, None, None, :]
 
-    def _fused(self, q, k, v, bias, shift_mask, key_padding):
+    def _fused(self, q, k, v, bias, shift_mask, key_padding, key_bias=None):
         bw, h, n, d = q.shape
-        mask = self._additive_mask(bias, shift_mask, key_padding, bw).to(q.dtype)
-        if key_padding is None and shift_mask is not None:
+        mask = self._additive_mask(bias, shift_mask, key_padding, bw, key_bias).to(q.dtype)
+        if key_padding is None and key_bias is None and shift_mask is not None:
             nw = shift_mask.shape[0]
             shape = (bw // nw, nw * h, n, d)
             out = F.scaled_dot_product_attention(q.reshape(shape), k.reshape(shape), v.reshape(shape),
@@ -169,7 +185,7 @@ class WindowAttention(nn.Module):
             return out.reshape(bw, h, n, d)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
 
-    def _explicit(self, q, k, v, bias, shift_mask, key_padding, probe):
+    def _explicit(self, q, k, v, bias, shift_mask, key_padding, probe, key_bias=None):
         bw, h, n, d = q.shape
         nw = shift_mask.shape[0] if shift_mask is not None else 1
         lead = (bw // nw, nw)  # (B, nW): the shift mask broadcasts over the batch
@@ -178,7 +194,7 @@ class WindowAttention(nn.Module):
         # The additions go in place into the product's own buffer (not a view of it: in-place writes through a view
         # make autograd copy the whole buffer back in the backward pass). Safe for autograd: matmul, add and softmax
         # never need this tensor for backward; the bias gradient is the batch sum autograd forms anyway.
-        add_masks_(attn, bias, shift_mask, key_padding)
+        add_masks_(attn, bias, shift_mask, key_padding, key_bias)
         attn = attn.softmax(dim=-1)
         probe(attn.view(bw, h, n, n))
         return (attn @ v).view(bw, h, n, d)

@@ -52,6 +52,7 @@ class LoadReport:
     shape_mismatched: dict[str, tuple] = field(default_factory=dict)  # encoder key -> (checkpoint, model) shape
     ignored: dict[str, str] = field(default_factory=dict)       # checkpoint key -> why it is not loaded
     renamed: dict[str, str] = field(default_factory=dict)       # checkpoint key -> encoder key
+    new: list[str] = field(default_factory=list)                # variant-module keys the checkpoint cannot hold
 
     @property
     def complete(self) -> bool:
@@ -62,7 +63,11 @@ class LoadReport:
         n_ign = len(self.ignored)
         lines = [f"format {self.source_format}: {len(self.matched)} matched, {len(self.adapted)} adapted, "
                  f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                 f"{len(self.shape_mismatched)} shape-mismatched, {n_ign} ignored"]
+                 f"{len(self.shape_mismatched)} shape-mismatched, {n_ign} ignored"
+                 + (f", {len(self.new)} new" if self.new else "")]
+        if self.new:
+            lines.append(f"  new       {len(self.new)} key(s) of the variant's own modules (multi-scale fusion, "
+                         "adaptive attention), kept at their identity initialisation")
         for key, what in self.adapted.items():
             lines.append(f"  adapted   {key}: {what}")
         for key in self.missing:
@@ -345,7 +350,7 @@ def adapt_state(mapping: KeyMapping, target: dict[str, torch.Tensor],
     out: dict[str, torch.Tensor] = {}
     for key, ref in target.items():
         if key not in mapped:
-            report.missing.append(key)
+            (report.new if is_variant_key(key) else report.missing).append(key)
             continue
         value = mapped[key]
         if tuple(value.shape) == tuple(ref.shape):
@@ -364,6 +369,15 @@ def adapt_state(mapping: KeyMapping, target: dict[str, torch.Tensor],
         if key not in target:
             report.unexpected.append(key)
     return out, report
+
+
+# Encoder modules only the spine variant has (``multiscale_fusion``, ``adaptive_attention``): no public or pretraining
+# checkpoint holds them; they start as identity, so a plain checkpoint loads into the variant unchanged in effect.
+VARIANT_MODULES = (".fusion.", ".key_score.")
+
+
+def is_variant_key(key: str) -> bool:
+    return any(m in f".{key}" for m in VARIANT_MODULES)
 
 
 def _adapt(key: str, value: torch.Tensor, shape: tuple, compute: bool):
@@ -421,6 +435,10 @@ def load_pretrained_encoder(network_or_encoder: nn.Module, path_or_state, *, all
     obj = read_checkpoint(path_or_state) if isinstance(path_or_state, (str, os.PathLike)) else path_or_state
     _, state = unwrap(obj)
     out, report = checkpoint_filter(state, encoder)
+    if any(is_variant_key(k) for k in report.unexpected) and not allow_partial:
+        raise UserError("this checkpoint holds the spine variant's modules (multi-scale fusion / adaptive attention) "
+                        "but the network is the plain backbone; plan with the variant's preset (e.g. -backbone "
+                        "swin_unetr_msf) or use a checkpoint of the plain network")
     if not report.complete and not allow_partial:
         raise UserError("checkpoint does not fully cover the encoder (" + report.summary().splitlines()[0]
                         + "); check the backbone preset (`nnunet-swin weights inspect PATH`) or allow partial loading")
@@ -475,8 +493,8 @@ def inspect_checkpoint(path_or_state) -> Inspection:
             enc = SwinEncoder(in_ch or 1, **{k: preset[k] for k in ENCODER_KEYS if k in preset})
         _, rep = adapt_state(mapping, enc.state_dict(), compute=False)
         bad = len(rep.missing) + len(rep.unexpected) + len(rep.shape_mismatched)
-        scored.append((bad, len(rep.adapted), name, rep))
-    scored.sort(key=lambda t: (t[0], t[1]))
+        scored.append((bad, len(rep.adapted) + len(rep.new), name, rep))
+    scored.sort(key=lambda t: (t[0], t[1]))  # a plain preset before its variant (whose own modules are new)
     fits = [name for bad, _, name, _ in scored if bad == 0]
     best = scored[0] if scored else None
     return Inspection(label, wrapper, fmt, family, in_ch, len(state), fits,

@@ -50,11 +50,13 @@ def plain_layers():
 
 # ------------------------------------------------------------------------------------------------ attention
 def window_attention(qkv: torch.Tensor, bias: torch.Tensor, shift_mask: torch.Tensor | None,
-                     key_padding: torch.Tensor | None, heads: int, scale: float) -> torch.Tensor:
+                     key_padding: torch.Tensor | None, heads: int, scale: float,
+                     key_bias: torch.Tensor | None = None) -> torch.Tensor:
     """``qkv (B * nW, N, 3C)`` (the qkv projection's output) -> ``(B * nW, N, C)``: the heads' softmax(q k^T * scale
-    + bias + masks) v side by side. ``bias (h, N, N)`` may need a gradient; ``shift_mask (nW, N, N)`` and
-    ``key_padding (B * nW, N)`` (True = excluded key) are constants. Windows of one sample are consecutive."""
-    return _WindowAttention.apply(qkv, bias, shift_mask, key_padding, heads, scale)
+    + bias + masks) v side by side. ``bias (h, N, N)`` and ``key_bias (B * nW, h, N)`` (the adaptive attention's
+    per-key scores, or None) may need a gradient; ``shift_mask (nW, N, N)`` and ``key_padding (B * nW, N)`` (True =
+    excluded key) are constants. Windows of one sample are consecutive."""
+    return _WindowAttention.apply(qkv, bias, shift_mask, key_padding, heads, scale, key_bias)
 
 
 class _WindowAttention(torch.autograd.Function):
@@ -66,7 +68,7 @@ class _WindowAttention(torch.autograd.Function):
     gradients agree to rounding."""
 
     @staticmethod
-    def forward(ctx, qkv, bias, shift_mask, key_padding, heads, scale):
+    def forward(ctx, qkv, bias, shift_mask, key_padding, heads, scale, key_bias=None):
         bw, n, c3 = qkv.shape
         nw = shift_mask.shape[0] if shift_mask is not None else 1
         h, d = heads, c3 // (3 * heads)
@@ -75,10 +77,11 @@ class _WindowAttention(torch.autograd.Function):
         k3 = parts[:, :, 1].transpose(1, 2).reshape(bw * h, n, d)
         v3 = parts[:, :, 2].transpose(1, 2).reshape(bw * h, n, d)
         attn = torch.bmm(q3, k3.transpose(1, 2))
-        add_masks_(attn.view(bw // nw, nw, h, n, n), bias, shift_mask, key_padding)
+        add_masks_(attn.view(bw // nw, nw, h, n, n), bias, shift_mask, key_padding, key_bias)
         torch.softmax(attn, -1, out=attn)
         ctx.save_for_backward(q3, k3, v3, attn)
         ctx.scale, ctx.shape, ctx.bias_dtype = scale, (bw, h, n, d), bias.dtype
+        ctx.key_bias_dtype = key_bias.dtype if key_bias is not None else None
         return torch.bmm(attn, v3).view(bw, h, n, d).transpose(1, 2).reshape(bw, n, h * d)
 
     @staticmethod
@@ -99,7 +102,9 @@ class _WindowAttention(torch.autograd.Function):
         put(0, torch.bmm(grad, k3), ctx.scale)
         put(1, torch.bmm(grad.transpose(1, 2), q3))
         grad_bias = grad.view(-1, h, n, n).sum(0).to(ctx.bias_dtype) if ctx.needs_input_grad[1] else None
-        return grad_qkv.view(bw, n, 3 * h * d), grad_bias, None, None, None, None
+        grad_key_bias = (grad.view(bw, h, n, n).sum(2).to(ctx.key_bias_dtype)  # sum over queries
+                         if ctx.key_bias_dtype is not None and ctx.needs_input_grad[6] else None)
+        return grad_qkv.view(bw, n, 3 * h * d), grad_bias, None, None, None, None, grad_key_bias
 
 
 # -------------------------------------------------------------------------------------------------- decoder

@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from nnunet_swin.networks import windows as win
 from nnunet_swin.networks.attention import AttentionEvent, ProbeCallback, WindowAttention
 from nnunet_swin.networks.geometry import effective_window, padded_size
+from nnunet_swin.networks.multiscale_fusion import MultiScaleFusion
 from nnunet_swin.networks.token_kinds import TOKEN_REAL, embedded_kinds, merged_kinds, window_padded_kinds
 
 # (d, h, w) offsets of the 2x2x2 neighbours, in the order each implementation concatenates them.
@@ -144,12 +145,13 @@ class SwinBlock(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, window_size: tuple[int, int, int], shifted: bool, mlp_ratio: float,
                  qkv_bias: bool, drop_path: float, rel_index_slice: bool, window_reverse: str, stage: int,
-                 index: int) -> None:
+                 index: int, adaptive_attention: bool = False) -> None:
         super().__init__()
         self.stage, self.index, self.shifted = stage, index, shifted
         self.window_reverse = window_reverse
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, num_heads, window_size, qkv_bias=qkv_bias, rel_index_slice=rel_index_slice)
+        self.attn = WindowAttention(dim, num_heads, window_size, qkv_bias=qkv_bias, rel_index_slice=rel_index_slice,
+                                    adaptive=adaptive_attention)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
@@ -191,13 +193,15 @@ class SwinStage(nn.Module):
 
     def __init__(self, dim: int, depth: int, num_heads: int, window_size: tuple[int, int, int], mlp_ratio: float,
                  qkv_bias: bool, drop_paths: list[float], rel_index_slice: bool, window_reverse: str,
-                 merge_order: str, stage: int) -> None:
+                 merge_order: str, stage: int, adaptive_attention: bool = False,
+                 fusion: MultiScaleFusion | None = None) -> None:
         super().__init__()
         self.window_size = window_size
+        self.fusion = fusion  # the spine variant's multi-scale convolution fusion before the blocks, or None
         self.blocks = nn.ModuleList([
             SwinBlock(dim, num_heads, window_size, shifted=bool(i % 2), mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                       drop_path=drop_paths[i], rel_index_slice=rel_index_slice, window_reverse=window_reverse,
-                      stage=stage, index=i)
+                      stage=stage, index=i, adaptive_attention=adaptive_attention)
             for i in range(depth)])
         self.downsample = PatchMerging(dim, merge_order)
 
@@ -214,7 +218,9 @@ class SwinEncoder(nn.Module):
                  window_size=7, patch_size=2, mlp_ratio: float = 4.0, qkv_bias: bool = True, patch_norm: bool = False,
                  drop_path_rate: float = 0.0, merge_order: str = "monai16", window_reverse: str = "inverse",
                  shrink_window: bool = True, rel_index_slice: bool = True, skip_taps: str = "monai",
-                 exclude_padding_keys: bool = False, gradient_checkpointing: bool = False) -> None:
+                 exclude_padding_keys: bool = False, gradient_checkpointing: bool = False,
+                 adaptive_attention: bool = False, multiscale_fusion: bool = False, fusion_kernels=(3, 5, 7),
+                 fusion_weights: str = "bifpn") -> None:
         super().__init__()
         if skip_taps not in ("monai", "smit"):
             raise ValueError(f"unknown skip_taps {skip_taps!r}; use 'monai' or 'smit'")
@@ -235,8 +241,11 @@ class SwinEncoder(nn.Module):
         self.layers = nn.ModuleList()
         start = 0
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
+            fusion = (MultiScaleFusion(embed_dim * 2 ** i, fusion_kernels, fusion_weights) if multiscale_fusion
+                      else None)
             self.layers.append(SwinStage(embed_dim * 2 ** i, depth, heads, self.window_size, mlp_ratio, qkv_bias,
-                                         rates[start:start + depth], rel_index_slice, window_reverse, merge_order, i))
+                                         rates[start:start + depth], rel_index_slice, window_reverse, merge_order, i,
+                                         adaptive_attention, fusion))
             start += depth
         self.skip_norms = (nn.ModuleList([nn.LayerNorm(embed_dim * 2 ** i) for i in range(len(depths))])
                            if skip_taps == "smit" else None)
@@ -295,6 +304,8 @@ class SwinEncoder(nn.Module):
         if self.skip_taps == "monai":
             outs.append(self._layer_norm(t))
         for i, layer in enumerate(self.layers):
+            if layer.fusion is not None:
+                t = layer.fusion(t)
             geometry = StageGeometry(tuple(t.shape[1:4]), self.window_size, self.shrink_window, kinds, t.device,
                                      need_kinds)
             for blk in layer.blocks:

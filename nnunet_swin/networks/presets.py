@@ -39,6 +39,9 @@ _SMIT = _backbone("smit", depths=[2, 2, 12, 2], num_heads=[4, 4, 8, 16], window_
                   merge_order="smit", window_reverse="smit", shrink_window=False, rel_index_slice=False,
                   skip_taps="smit")
 
+# The spine variant's switches (networks/multiscale_fusion.py, WindowAttention's key scores).
+_SPINE = dict(multiscale_fusion=True, fusion_kernels=[3, 5, 7], fusion_weights="bifpn", adaptive_attention=True)
+
 # Reduced configurations for CPU tests and the demo (no public weights exist for them).
 _TINY = dict(embed_dim=12, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4], decoder_features=12)
 
@@ -52,6 +55,10 @@ PRESETS: dict[str, dict] = {
     "swin_unetr": _SWIN_UNETR,
     "smit_tiny": {**_SMIT, **_TINY, "backbone": "smit_tiny"},
     "swin_unetr_tiny": {**_SWIN_UNETR, **_TINY, "backbone": "swin_unetr_tiny"},
+    # The spine variant (arXiv 2503.12853): Swin UNETR + multi-scale convolution fusion + adaptive attention; both
+    # modules are identity at initialisation, so the NVIDIA weights load and compute the plain network's output.
+    "swin_unetr_msf": {**_SWIN_UNETR, **_SPINE, "backbone": "swin_unetr_msf"},
+    "swin_unetr_msf_tiny": {**_SWIN_UNETR, **_TINY, **_SPINE, "backbone": "swin_unetr_msf_tiny"},
 }
 
 

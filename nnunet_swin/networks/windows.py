@@ -64,10 +64,14 @@ def shift_mask(padded: tuple[int, ...], window: tuple[int, ...], shift: tuple[in
 
 
 def add_masks_(scores: torch.Tensor, bias: torch.Tensor, shift_mask: torch.Tensor | None,
-               key_padding: torch.Tensor | None) -> None:
-    """Add the relative-position bias ``(h, N, N)``, the shift mask ``(nW, N, N)`` and the padding-key penalty
-    (``key_padding (B * nW, N)`` bool, True = excluded key) in place to ``scores (B, nW, h, N, N)``."""
+               key_padding: torch.Tensor | None, key_bias: torch.Tensor | None = None) -> None:
+    """Add the relative-position bias ``(h, N, N)``, the shift mask ``(nW, N, N)``, the padding-key penalty
+    (``key_padding (B * nW, N)`` bool, True = excluded key) and the adaptive key bias (``key_bias (B * nW, h, N)``,
+    one additive score per key and head) in place to ``scores (B, nW, h, N, N)``."""
     scores.add_(bias.to(scores.dtype))
+    if key_bias is not None:
+        b, nw, h, _, n = scores.shape
+        scores.add_(key_bias.to(scores.dtype).view(b, nw, h, 1, n))
     if shift_mask is not None:
         scores.add_(shift_mask.to(scores.dtype).unsqueeze(1))
     if key_padding is not None:

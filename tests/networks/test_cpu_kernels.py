@@ -44,6 +44,7 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     ("smit_tiny", {"exclude_padding_keys": True}),
     ("swin_unetr_tiny", {}),                                  # window 7: window padding and shrunk windows
     ("swin_unetr_tiny", {"exclude_padding_keys": True, "decoder_norm": "batch"}),
+    ("swin_unetr_msf_tiny", {"exclude_padding_keys": True}),  # the spine variant: key scores, fusion
 ])
 def test_cpu_kernels_equal_the_plain_layers(preset, changes):
     net = network(preset, **changes)
