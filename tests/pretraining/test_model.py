@@ -50,3 +50,22 @@ def test_padding_tokens_are_left_out_of_the_pooled_token_and_the_class_attention
     assert torch.allclose(out["attention"].sum(-1), torch.ones(1, out["attention"].shape[1]))
     pooled = out["tokens"][0, :4].mean(0)
     assert torch.allclose(out["global_logits"][0], teacher.global_head(pooled), atol=1e-6)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("backbone", ["smit_tiny", "swin_unetr_tiny"])
+def test_both_backbone_families_pretrain_and_export_a_complete_encoder(backbone):
+    from nnunet_swin.networks.checkpoints import load_pretrained_encoder
+    from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
+    from nnunet_swin.pretraining.model import encoder_state
+    torch.manual_seed(0)
+    student, teacher = build_pair(get_preset(backbone), "smart", **SMALL)
+    x, v = torch.rand(2, 1, 32, 32, 32), torch.ones(2, 32, 32, 32, dtype=torch.bool)
+    s = student(x, v, random_block_mask(2, (2, 2, 2), 0.7))
+    t = teacher(x, v)
+    assert s["reconstruction"].shape == x.shape and t["patch_logits"].shape == (2, 8, 16)
+    report = load_pretrained_encoder(SwinSegmentationNetwork(1, 2, **get_preset(backbone)),
+                                     {"teacher": encoder_state(teacher)})
+    assert report.complete and not report.missing
