@@ -1,4 +1,5 @@
 """The pretraining network: mask token at the patch embedding, the encoder's keys unchanged, padding out of pooling."""
+import pytest
 import torch
 
 from nnunet_swin.networks.encoder import SwinEncoder
@@ -50,9 +51,6 @@ def test_padding_tokens_are_left_out_of_the_pooled_token_and_the_class_attention
     assert torch.allclose(out["attention"].sum(-1), torch.ones(1, out["attention"].shape[1]))
     pooled = out["tokens"][0, :4].mean(0)
     assert torch.allclose(out["global_logits"][0], teacher.global_head(pooled), atol=1e-6)
-
-
-import pytest  # noqa: E402
 
 
 @pytest.mark.parametrize("backbone", ["smit_tiny", "swin_unetr_tiny"])
