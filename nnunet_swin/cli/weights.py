@@ -41,11 +41,16 @@ def main(argv: list[str]) -> int:
     inspect.add_argument("--backbone", default=None,
                          help="with a folder: inspect only the file the trainers take for this backbone (e.g. smit)")
     args = parser.parse_args(argv)
-    from nnunet_swin.networks.checkpoints import inspect_checkpoint
+    from nnunet_swin.networks.checkpoints import inspect_checkpoint, read_checkpoint
+    from nnunet_swin.pretraining.metadata import describe, read_pretraining_metadata
 
     files = checkpoints_to_inspect(args.path, args.backbone)
     for i, path in enumerate(files):
         if len(files) > 1:
             print(("\n" if i else "") + f"== {path.name} (used for backbone {path.stem!r})")
-        print(inspect_checkpoint(path))
+        obj = read_checkpoint(path)  # read once: checkpoints can be large
+        print(inspect_checkpoint(obj, label=str(path)))
+        metadata = read_pretraining_metadata(obj)
+        if metadata is not None:
+            print(describe(metadata))
     return 0

@@ -473,11 +473,13 @@ class Inspection:
         return "\n".join(lines)
 
 
-def inspect_checkpoint(path_or_state) -> Inspection:
-    """Format, the presets the checkpoint fits completely, and the mapping report onto the best-fitting preset."""
+def inspect_checkpoint(path_or_state, label: str | None = None) -> Inspection:
+    """Format, the presets the checkpoint fits completely, and the mapping report onto the best-fitting preset.
+    ``label`` names an already-loaded checkpoint object in the output (default: its path, or ``<in-memory>``)."""
     from nnunet_swin.networks.presets import PRESETS
     from nnunet_swin.networks.segmentation import ENCODER_KEYS
-    label = os.fspath(path_or_state) if isinstance(path_or_state, (str, os.PathLike)) else "<in-memory>"
+    if label is None:
+        label = os.fspath(path_or_state) if isinstance(path_or_state, (str, os.PathLike)) else "<in-memory>"
     obj = read_checkpoint(path_or_state) if isinstance(path_or_state, (str, os.PathLike)) else path_or_state
     wrapper, state = unwrap(obj)
     fmt = detect_format(state)

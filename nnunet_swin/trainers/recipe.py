@@ -313,14 +313,23 @@ class SwinBaseTrainer(nnUNetTrainer):
     def load_pretrained_encoder(self):
         """Load the CT-pretrained encoder named by ``$nnUNet_swin_pretrained``; print, log and save the report."""
         from nnunet_swin.networks import load_pretrained_encoder
+        from nnunet_swin.networks.checkpoints import read_checkpoint
+        from nnunet_swin.pretraining.metadata import compare_with_plans, read_pretraining_metadata, report_lines
 
         backbone = self.configuration_manager.network_arch_init_kwargs.get("backbone")
         if not backbone:
             raise UserError(f"plans {self.plans_manager.plans_name!r} name no backbone in arch_kwargs; re-plan with "
                             f"`nnunet-swin plan_and_preprocess`")
         path = resolve_pretrained_checkpoint(backbone)
-        report = load_pretrained_encoder(self.plain_network(), path)
+        checkpoint = read_checkpoint(path)  # read once, for the weights and for what the file says about itself
+        report = load_pretrained_encoder(self.plain_network(), checkpoint)
         text = f"CT-pretrained {backbone} encoder loaded from {path}\n{report}"
+        metadata = read_pretraining_metadata(checkpoint)
+        if metadata is not None:  # our own pretraining: its spacing and intensity beside the plans'
+            cm = self.configuration_manager
+            text += "\n" + "\n".join(report_lines(metadata, cm.spacing, cm.normalization_schemes))
+            for warning in compare_with_plans(metadata, cm.spacing, cm.normalization_schemes):
+                warnings.warn(f"pretrained encoder: {warning}", stacklevel=2)
         self.print_to_log_file(text, also_print_to_console=True)
         self.logger.update_config({"pretrained_encoder": {"backbone": backbone, "path": str(path)}})
         if self.local_rank == 0:

@@ -155,14 +155,15 @@ def fake_loader(monkeypatch):
 def test_pretrained_encoder_is_loaded_at_a_fresh_start_and_reported(trainer_factory, stand_in_network, fake_loader,
                                                                       nnunet_dirs, monkeypatch, capsys):
     (nnunet_dirs / "weights").mkdir()
-    (nnunet_dirs / "weights" / "smit_tiny.pth").write_bytes(b"x")
+    torch.save({"state_dict": {"w": torch.ones(2)}}, nnunet_dirs / "weights" / "smit_tiny.pth")
     monkeypatch.setenv("nnUNet_swin_pretrained", str(nnunet_dirs / "weights"))
     t = trainer_factory(SwinACTTrainer_smoke)
     t.on_train_start()
     assert len(fake_loader.calls) == 1
-    net, path = fake_loader.calls[0]
-    assert net is t.network and path == nnunet_dirs / "weights" / "smit_tiny.pth"
-    assert "3 keys matched" in capsys.readouterr().out
+    net, checkpoint = fake_loader.calls[0]  # the file, read once
+    assert net is t.network and torch.equal(checkpoint["state_dict"]["w"], torch.ones(2))
+    out = capsys.readouterr().out
+    assert "3 keys matched" in out and f"loaded from {nnunet_dirs / 'weights' / 'smit_tiny.pth'}" in out
     assert "3 keys matched" in open(os.path.join(t.output_folder, PRETRAINED_REPORT_FILE)).read()
     assert "3 keys matched" in open(t.log_file).read()
 
@@ -292,3 +293,24 @@ def test_spine_trainer_weights_dice_by_lambda_and_refuses_binary_data(trainer_fa
 
     with pytest.raises(UserError, match="must be >= 0"):
         trainer_factory(Negative, dataset_json=spine_json)
+
+
+
+def test_our_pretraining_metadata_is_reported_beside_the_plans(trainer_factory, stand_in_network, fake_loader,
+                                                                nnunet_dirs, monkeypatch, capsys):
+    from nnunet_swin.pretraining.metadata import FORMAT
+
+    (nnunet_dirs / "weights").mkdir()
+    metadata = {"format": FORMAT, "method": "smart", "backbone": "smit_tiny", "finished": True, "epochs": 2,
+                "epochs_completed": 2, "num_volumes": 3, "spacing_zyx_mm": [2.0, 2.0, 2.0],
+                "intensity": {"modality": "CT", "hu_window": [-175, 250], "output_range": [0.0, 1.0]}}
+    torch.save({"teacher": {"w": torch.ones(1)}, "metadata": metadata}, nnunet_dirs / "weights" / "smit_tiny.pth")
+    monkeypatch.setenv("nnUNet_swin_pretrained", str(nnunet_dirs / "weights"))
+    t = trainer_factory(SwinACTTrainer_smoke)
+    with pytest.warns(UserWarning) as caught:
+        t.on_train_start()
+    messages = [str(w.message) for w in caught]
+    assert any("spacing differs" in m for m in messages)                 # 2 mm pretraining, 1 mm plans
+    assert any("input range differs" in m for m in messages)             # [0, 1] pretraining, z-scored plans
+    report = open(os.path.join(t.output_folder, PRETRAINED_REPORT_FILE)).read()
+    assert "method smart" in report and "spacing (mm):  pretraining [2.0, 2.0, 2.0]" in report
