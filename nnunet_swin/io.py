@@ -95,6 +95,14 @@ def save_figure(path: str | os.PathLike, figure, dpi: int = 120, close: bool = T
             plt.close(figure)
 
 
+def save_npy(path: str | os.PathLike, array) -> Path:
+    """A numpy array as ``.npy`` (readable with ``np.load(path, mmap_mode="r")``)."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array))
+    return atomic_write(path, write)
+
+
 def save_checkpoint(path: str | os.PathLike, obj) -> Path:
     """``torch.save(obj)`` to ``path``: the package's one checkpoint writer."""
     import torch

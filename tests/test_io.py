@@ -51,6 +51,8 @@ def test_csv_png_checkpoint_and_folder_writers(tmp_path):
     fig = plt.figure()
     io.save_figure(tmp_path / "f.png", fig)
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and not plt.fignum_exists(fig.number)
+    io.save_npy(tmp_path / "a.npy", np.arange(4))
+    assert np.load(tmp_path / "a.npy", mmap_mode="r").tolist() == [0, 1, 2, 3]
     io.save_checkpoint(tmp_path / "c.pth", {"w": torch.ones(2)})
     assert torch.equal(torch.load(tmp_path / "c.pth", weights_only=True)["w"], torch.ones(2))
     with pytest.raises(RuntimeError):
@@ -61,7 +63,7 @@ def test_csv_png_checkpoint_and_folder_writers(tmp_path):
     with io.atomic_folder(tmp_path / "folder") as tmp:
         (tmp / "inside.txt").write_text("x")
     assert (tmp_path / "folder" / "inside.txt").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "f.png", "folder", "t.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "c.pth", "f.png", "folder", "t.csv"]
 
 
 def test_sweep_removes_only_our_temporaries(tmp_path):

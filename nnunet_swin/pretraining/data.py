@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.io import atomic_folder, atomic_write, write_json
+from nnunet_swin.io import atomic_folder, save_npy, write_json
 
 MODALITIES = ("CT", "MR")
 CACHE_VERSION = 1
@@ -172,13 +172,6 @@ def preprocess_volume(path: Path, spacing: tuple[float, float, float], intensity
     return image, {"source": str(path), "source_spacing": list(src_spacing), "shape": list(image.shape), **values}
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-    atomic_write(path, write)
-
-
 def build_cache(files: list[Path], cache_dir: Path, spacing: tuple[float, float, float], intensity: IntensityScheme,
                 min_side: int, skip_bad: bool = False, log=print, progress: bool = True) -> list[dict]:
     """Preprocess every file into ``cache_dir`` (or reuse a cache built with the same files and settings).
@@ -211,7 +204,7 @@ def build_cache(files: list[Path], cache_dir: Path, spacing: tuple[float, float,
                 log(f"skipped {p.path}: {p.reason}")
                 continue
             name = f"{len(entries):05d}.npy"
-            _save_npy(tmp / name, image.astype(np.float16))
+            save_npy(tmp / name, image.astype(np.float16))
             entries.append({"file": name, **info})
         if not entries:
             raise UserError(f"none of the {len(files)} images can be used (all skipped: {skipped[0].reason}, ...); "
