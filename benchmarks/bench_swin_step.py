@@ -10,9 +10,14 @@ threads; steadier than wall time on a shared machine), peak memory = the subproc
 With ``--rounds R`` the two models alternate R times, each time in a fresh subprocess, and the median over rounds is
 reported, so that a change in machine load hits both alike.
 CUDA (``--device cuda``): bf16 autocast, TF32 off, time by CUDA synchronisation, peak memory =
-``torch.cuda.max_memory_allocated``.
+``torch.cuda.max_memory_allocated``. (``benchmarks/gpu_check.py`` is the full GPU check: fp16 + GradScaler +
+``torch.compile``, as nnU-Net trains.)
+
+``--models ours_plain`` adds our network with the CPU kernels switched off (``networks.cpu_kernels``: the plain layers
+CUDA runs), which shows what each CPU kernel is worth; ``--zyx Z Y X`` times one custom size (e.g. a quick check).
 
     python benchmarks/bench_swin_step.py                        # CPU, 128x128x64 and 96^3
+    python benchmarks/bench_swin_step.py --models ours ours_plain monai --zyx 32 64 64 --repeats 2
     python benchmarks/bench_swin_step.py --device cuda --repeats 10
 """
 from __future__ import annotations
@@ -27,10 +32,16 @@ import time
 SIZES = {"128x128x64": (64, 128, 128), "96^3": (96, 96, 96)}  # name (X x Y x Z as the paper writes it) -> (Z, Y, X)
 
 
+MODELS = ("ours", "monai", "ours_plain")
+
+
 def _build(which: str):
-    if which == "ours":
+    if which in ("ours", "ours_plain"):
         from nnunet_swin.networks import SwinSegmentationNetwork
         from nnunet_swin.networks.presets import get_preset
+        if which == "ours_plain":
+            from nnunet_swin.networks import cpu_kernels
+            cpu_kernels.enabled = False
         kw = get_preset("swin_unetr")
         kw["merge_order"] = "monai16"  # same function as MONAI 1.6; the legacy order costs the same
         return SwinSegmentationNetwork(1, 2, **kw)
@@ -96,31 +107,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per model and size (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="alternating ours/MONAI rounds, each a fresh subprocess (median over rounds reported)")
+                        help="alternating rounds over the models, each a fresh subprocess (median over rounds reported)")
     parser.add_argument("--sizes", nargs="+", choices=tuple(SIZES), default=list(SIZES))
+    parser.add_argument("--zyx", nargs=3, type=int, metavar=("Z", "Y", "X"),
+                        help="time this one size (multiples of 32) instead of --sizes")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=["ours", "monai"],
+                        help="models side by side; ratios are against the last one")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    sizes = {"x".join(map(str, args.zyx[::-1])): tuple(args.zyx)} if args.zyx else {n: SIZES[n] for n in args.sizes}
+    ref_name = args.models[-1]
     rows = []
     print(f"device={args.device} batch=2 repeats={args.repeats} warmup={args.warmup} rounds={args.rounds}"
-          + (" autocast=bf16" if args.device == "cuda" else ""))
-    print(f"{'size':>11} | {'ours s':>8} {'MONAI s':>8} {'ratio':>6} | {'ours cpu-s':>10} {'MONAI cpu-s':>11} "
-          f"{'ratio':>6} | {'ours GiB':>8} {'MONAI GiB':>9} {'ratio':>6}")
-    for name in args.sizes:
-        results = {"ours": [], "monai": []}
+          + (" autocast=bf16" if args.device == "cuda" else "") + f"; ratios against {ref_name}")
+    print(f"{'size':>11} | {'model':>10} | {'s':>7} {'ratio':>6} | {'cpu-s':>7} {'ratio':>6} | {'GiB':>6} {'ratio':>6}")
+    for name, zyx in sizes.items():
+        results = {which: [] for which in args.models}
         for _ in range(args.rounds):
             for which in results:
-                results[which].append(run(which, SIZES[name], args.device, args.repeats, args.warmup))
-        ours, ref = (_median_of_rounds(results[w]) for w in ("ours", "monai"))
-        row = {"size": name, "zyx": SIZES[name], "ours": ours, "monai": ref,
-               "time_ratio": ours["time_s"] / ref["time_s"], "cpu_ratio": ours["cpu_s"] / ref["cpu_s"],
-               "memory_ratio": ours["peak_gib"] / ref["peak_gib"]}
+                results[which].append(run(which, zyx, args.device, args.repeats, args.warmup))
+        medians = {which: _median_of_rounds(r) for which, r in results.items()}
+        ref = medians[ref_name]
+        row = {"size": name, "zyx": zyx, "models": medians, "ratios": {}}
+        for which, m in medians.items():
+            ratios = {"time": m["time_s"] / ref["time_s"], "cpu": m["cpu_s"] / ref["cpu_s"],
+                      "memory": m["peak_gib"] / ref["peak_gib"]}
+            row["ratios"][which] = ratios
+            print(f"{name:>11} | {which:>10} | {m['time_s']:7.2f} {ratios['time']:6.2f} | {m['cpu_s']:7.2f} "
+                  f"{ratios['cpu']:6.2f} | {m['peak_gib']:6.2f} {ratios['memory']:6.2f}", flush=True)
         rows.append(row)
-        print(f"{name:>11} | {ours['time_s']:8.2f} {ref['time_s']:8.2f} {row['time_ratio']:6.2f} | "
-              f"{ours['cpu_s']:10.2f} {ref['cpu_s']:11.2f} {row['cpu_ratio']:6.2f} | "
-              f"{ours['peak_gib']:8.2f} {ref['peak_gib']:9.2f} {row['memory_ratio']:6.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": args.device, "rows": rows}, f, indent=1)
+            json.dump({"device": args.device, "reference": ref_name, "rows": rows}, f, indent=1)
     return 0
 
 
