@@ -420,7 +420,7 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
     trainer = "SwinACTTrainer_smoke"
     plans = {"smit": ("SMITPlanner", "nnUNetSMITPlans"), "swin_unetr": ("SwinUNETRPlanner", "nnUNetSwinUNETRPlans")}
     device_flag = ["-device", setup.device]
-    rows = [f"{'backbone':>10} | {'step':>16} | {'rc':>3} | {'s':>6} | result"]
+    rows = [f"{'backbone':>10} | {'step':>20} | {'rc':>3} | {'s':>6} | result"]
     train_jobs, logs = {}, root / "logs"
     logs.mkdir(parents=True)
     for backbone, (planner, plans_name) in plans.items():  # planning writes one fingerprint: one after the other
@@ -429,7 +429,7 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
         proc = subprocess.run(cli + ["plan_and_preprocess", "-d", str(dataset), "-pl", planner, "-backbone", preset,
                                      "-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres", "-npfp",
                                      "2", "-np", "2", "--no_pbar"], env=env, capture_output=True, text=True)
-        rows.append(f"{backbone:>10} | {'plan+preprocess':>16} | {proc.returncode:3d} | {time.monotonic() - t0:6.1f} | "
+        rows.append(f"{backbone:>10} | {'plan+preprocess':>20} | {proc.returncode:3d} | {time.monotonic() - t0:6.1f} | "
                     + ("ok" if proc.returncode == 0 else (proc.stderr or proc.stdout).strip()[-150:]))
         if proc.returncode:
             continue
@@ -446,8 +446,8 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
         log = logs / f"train_{backbone}.log"
         text = log.read_text(errors="replace")
         ok = rc == 0 and "encoder loaded from" in text
-        rows.append(f"{backbone:>10} | {'nnUNetv2_train':>16} | {rc:3d} | {seconds:6.1f} | "
-                    + ("ok: 3 epochs, pretrained stand-in loaded" + (", compiled" if "torch.compile" in text else "")
+        rows.append(f"{backbone:>10} | {'nnUNetv2_train':>20} | {rc:3d} | {seconds:6.1f} | "
+                    + ("ok: 3 epochs, pretrained stand-in loaded" + (", compiled" if "Using torch.compile" in text else "")
                        if ok else _tail(log)))
         results["nnunet"][f"{backbone}/train"] = {"rc": rc, "s": seconds, "ok": ok}
         if rc == 0:
@@ -463,7 +463,7 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
                        "--batch-size", "2", "--device", setup.device, "--no-progress", "--num-workers", "2"],
                 env, logs / f"{backbone}_pretrain.log")
     else:
-        rows.append(f"{'':>10} | {'pretrain':>16} | not run: this checkout has no `nnunet-swin pretrain` command")
+        rows.append(f"{'':>10} | {'pretrain':>20} | not run: this checkout has no `nnunet-swin pretrain` command")
     n_test = len(list((raw / "imagesTs").glob("*_0000.nii.gz")))
     for key, job in jobs.items():
         backbone, what = key.split("/")
@@ -478,7 +478,7 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
             result = "ok: checkpoint_final.pth written" if ok else _tail(logs / f"{backbone}_pretrain.log")
             label = "nnunet-swin pretrain"
         results["nnunet"][key] = {"rc": rc, "s": seconds, "ok": ok}
-        rows.append(f"{backbone:>10} | {label:>16} | {rc:3d} | {seconds:6.1f} | {result}")
+        rows.append(f"{backbone:>10} | {label:>20} | {rc:3d} | {seconds:6.1f} | {result}")
     rows.append(f"logs: {logs}")
     return rows
 
