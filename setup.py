@@ -16,7 +16,7 @@ setup(
     include_package_data=True,
     install_requires=[
         "nnunetv2>=2.8.1,<2.9",
-        "torch>=2.1.2",
+        "torch>=2.6",  # get_unsafe_globals_in_checkpoint (2.6), get_autocast_dtype (2.4)
         "numpy>=1.24",
         "scipy>=1.10",
         "statsmodels>=0.14",

@@ -50,43 +50,34 @@ class SwinSpineTrainer_smoke(_Smoke, SwinSpineTrainer):
     """As ``SwinACTTrainer_smoke`` for the multi-class spine recipe."""
 
 
-class SwinACTTrainer_demo(SwinACTTrainer):
-    """The CPU demo's run: 30 epochs x 25 iterations, 3 warmup epochs (about 9 minutes on 2 idle cores)."""
+class _Demo:
+    """The CPU demo's schedule: 30 epochs x 25 iterations, 3 warmup epochs (about 9 minutes on 2 idle cores)."""
 
     recipe_epochs, recipe_warmup_epochs = 30, 3
     recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
 
 
-class SwinBaseTrainer_smoke(SwinBaseTrainer):
-    """The Base recipe in seconds, as ``SwinACTTrainer_smoke`` (the study's smoke preset)."""
-
-    recipe_epochs, recipe_warmup_epochs = 3, 1
-    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1
+class SwinBaseTrainer_smoke(_Smoke, SwinBaseTrainer):
+    """The Base recipe in seconds (the study's smoke preset)."""
 
 
-class SwinTATrainer_smoke(SwinTATrainer):
-    """The TA recipe in seconds, as ``SwinACTTrainer_smoke``."""
-
-    recipe_epochs, recipe_warmup_epochs = 3, 1
-    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 2, 1
+class SwinTATrainer_smoke(_Smoke, SwinTATrainer):
+    """The TA recipe in seconds."""
 
 
-class SwinBaseTrainer_demo(SwinBaseTrainer):
-    """As ``SwinACTTrainer_demo`` for Base: the study's demo preset trains every arm on the same schedule."""
-
-    recipe_epochs, recipe_warmup_epochs = 30, 3
-    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+class SwinACTTrainer_demo(_Demo, SwinACTTrainer):
+    """What ``nnunet-swin demo`` trains."""
 
 
-class SwinTATrainer_demo(SwinTATrainer):
-    """As ``SwinACTTrainer_demo`` for TA."""
-
-    recipe_epochs, recipe_warmup_epochs = 30, 3
-    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+class SwinBaseTrainer_demo(_Demo, SwinBaseTrainer):
+    """Base on the demo's schedule (the study's demo preset trains every arm on it)."""
 
 
-class SwinScratchTrainer_demo(SwinScratchTrainer):
-    """As ``SwinACTTrainer_demo`` from random initialisation, twice as long (the recipe's 1000 vs 500 epochs)."""
+class SwinTATrainer_demo(_Demo, SwinTATrainer):
+    """TA on the demo's schedule."""
 
-    recipe_epochs, recipe_warmup_epochs = 60, 3
-    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+
+class SwinScratchTrainer_demo(_Demo, SwinScratchTrainer):
+    """Scratch on the demo's schedule, twice as long (the recipe's 1000 vs 500 epochs)."""
+
+    recipe_epochs = 60

@@ -664,6 +664,10 @@ def predict_arm(study: Study, arm: ArmSpec) -> bool:
         env["CUDA_VISIBLE_DEVICES"], device = s.devices[0], "cuda"
     elif s.device != "cpu":
         device = "cuda"
+    from nnunet_swin.planners.dataset_checks import check_image_folder, load_dataset_json
+
+    # stock nnUNetv2_predict dies on one bad file without naming it: name it first
+    check_image_folder(study.raw_dataset / "imagesTs", load_dataset_json(study.raw_dataset))
     cmd = [_tool("nnUNetv2_predict"), "-i", str(study.raw_dataset / "imagesTs"), "-o", str(out), "-d",
            str(study.dataset_id), "-c", arm.configuration, "-f", *map(str, study.folds(arm)), "-tr",
            study.trainer(arm), "-p", study.plans_name, "-device", device, "-npp", "1", "-nps", "1"]

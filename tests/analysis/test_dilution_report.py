@@ -12,7 +12,7 @@ from model_folder import plans_dict, write_images, write_model_folder  # noqa: E
 from nnunet_swin.analysis.crop_placement import place_in_crop  # noqa: E402
 from nnunet_swin.analysis.dilution_report import measure_dilution  # noqa: E402
 from nnunet_swin.analysis.model_loading import load_model_folder  # noqa: E402
-from nnunet_swin.analysis.token_mask import stage_token_masks, window_token_kinds  # noqa: E402
+from nnunet_swin.networks.token_kinds import embedded_kinds, merged_kinds, window_padded_kinds  # noqa: E402
 from nnunet_swin.cli.main import main  # noqa: E402
 from nnunet_swin.errors import UserError  # noqa: E402
 
@@ -59,7 +59,10 @@ def test_network_token_kinds_match_hand_propagated_masks(setup):
     net = load_model_folder(folder).network
     mask = torch.zeros(1, 32, 64, 64, dtype=torch.bool)
     mask[:, 5:19, 10:60, 3:64] = True                      # odd offsets, padding on every axis
-    expected = [window_token_kinds(m, (4, 4, 4)) for m in stage_token_masks(mask, (2, 2, 2), 4)]
+    kinds = [embedded_kinds(mask, (2, 2, 2))]
+    for _ in range(3):
+        kinds.append(merged_kinds(kinds[-1]))
+    expected = [window_padded_kinds(k, (4, 4, 4)) for k in kinds]
     seen = {}
 
     def record(event):
