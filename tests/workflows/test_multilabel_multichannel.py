@@ -3,17 +3,27 @@ plan (-tumor_labels 1) -> nnUNetv2_train (smoke, full-volume validation every ep
 best checkpoints) -> evaluate (per label, detection for the tumour only, mIoU / mDice / mAcc) -> compare."""
 import json
 import os
+import subprocess
 import sys
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import run_cli
 from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
 from nnunet_swin.trainers.validation import LOG_KEY
 
 pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    """A console script of this environment (ours or nnU-Net's), failing the test with its output tail."""
+    from nnunet_swin.workflows.workspace import tool
+
+    cmd = [args[0] if args[0] == sys.executable else tool(args[0]), *args[1:]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
 
 DATASET, TRAINER = 941, "SwinScratchTrainer_smoke"
 
