@@ -64,6 +64,29 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: t
     return (field - field.mean()) / (field.std() + 1e-6)
 
 
+def tumour_on_wall(rng: np.random.Generator, grid, z: np.ndarray, cx: np.ndarray, cy: float, wall_r: float,
+                   nz: int, sp_xy: float, sp_z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An irregular ellipsoidal tumour (0.3-30 cm^3) on the rectal wall, within the scanned z-range.
+
+    grid: the (X, Y, Z) mm coordinate arrays; cx (the rectum's x centre along z), cy, wall_r in mm. Returns the
+    uint8 label, the approximate signed distance to its surface (mm) and the smooth roughness field."""
+    X, Y, Z = grid
+    volume_target = float(np.exp(rng.uniform(np.log(300.0), np.log(30000.0))))  # mm^3
+    radii = (volume_target * 3 / (4 * np.pi)) ** (1 / 3) * rng.uniform(0.75, 1.3, size=3)
+    radii[2] = min(radii[2], 0.4 * nz * sp_z)
+    angle = rng.uniform(0, 2 * np.pi)
+    tz = rng.uniform(-0.3, 0.3) * nz * sp_z
+    tx = float(np.interp(tz, z, cx[0, 0, :])) + wall_r * np.cos(angle)
+    ty = cy + wall_r * np.sin(angle)
+    d = np.sqrt(((X - tx) / radii[0]) ** 2 + ((Y - ty) / radii[1]) ** 2 + ((Z - tz) / radii[2]) ** 2)
+    rough = _smooth_noise(rng, X.shape, (8.0 / sp_xy, 8.0 / sp_xy, 8.0 / sp_z))
+    signed = (d - 1.0) * float(np.min(radii)) + 1.2 * rough         # approx. signed distance in mm
+    label = (signed < 0).astype(np.uint8)
+    if label.sum() == 0:  # a tiny draw that fell between voxel centres: keep the nearest voxel
+        label[np.unravel_index(np.argmin(signed), signed.shape)] = 1
+    return label, signed, rough
+
+
 def synthesize_case(rng: np.random.Generator, spec: SyntheticSpec, subtype: str) -> dict:
     """One case: image and label arrays in (X, Y, Z) order, spacing (sx, sy, sz) in mm, and its metadata."""
     sp_xy = float(rng.uniform(*spec.inplane_spacing_mm))
@@ -95,20 +118,7 @@ def synthesize_case(rng: np.random.Generator, spec: SyntheticSpec, subtype: str)
     img[r_rect < wall_r] = 245.0                                       # rectal wall
     img[r_rect < wall_r - 3.0] = 90.0                                  # lumen (dark)
 
-    # tumour: an irregular ellipsoid on the rectal wall, within the scanned z-range
-    volume_target = float(np.exp(rng.uniform(np.log(300.0), np.log(30000.0))))  # mm^3
-    radii = (volume_target * 3 / (4 * np.pi)) ** (1 / 3) * rng.uniform(0.75, 1.3, size=3)
-    radii[2] = min(radii[2], 0.4 * nz * sp_z)
-    angle = rng.uniform(0, 2 * np.pi)
-    tz = rng.uniform(-0.3, 0.3) * nz * sp_z
-    tx = float(np.interp(tz, z, cx[0, 0, :])) + wall_r * np.cos(angle)
-    ty = cy + wall_r * np.sin(angle)
-    d = np.sqrt(((X - tx) / radii[0]) ** 2 + ((Y - ty) / radii[1]) ** 2 + ((Z - tz) / radii[2]) ** 2)
-    rough = _smooth_noise(rng, X.shape, (8.0 / sp_xy, 8.0 / sp_xy, 8.0 / sp_z))
-    signed = (d - 1.0) * float(np.min(radii)) + 1.2 * rough         # approx. signed distance in mm
-    label = (signed < 0).astype(np.uint8)
-    if label.sum() == 0:  # a tiny draw that fell between voxel centres: keep the nearest voxel
-        label[np.unravel_index(np.argmin(signed), signed.shape)] = 1
+    label, signed, rough = tumour_on_wall(rng, (X, Y, Z), z, cx, cy, wall_r, nz, sp_xy, sp_z)
 
     if subtype == "bright":
         tumour_int, edge_mm = rng.uniform(430.0, 520.0), 0.4           # high contrast, sharp boundary

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from nnunet_swin.datasets.synthetic import SyntheticSpec, _draw_z_extent, _smooth_noise, _write_nifti
+from nnunet_swin.datasets.synthetic import SyntheticSpec, _draw_z_extent, _smooth_noise, _write_nifti, tumour_on_wall
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import atomic_folder, write_json
 
@@ -67,19 +67,7 @@ def synthesize_ct_case(rng: np.random.Generator, spec: CTSpec, subtype: str) -> 
     tissue[r_rect < wall_r] = t["rectal_wall"]
     tissue[r_rect < wall_r - 3.0] = t["lumen"]
 
-    volume_target = float(np.exp(rng.uniform(np.log(300.0), np.log(30000.0))))
-    radii = (volume_target * 3 / (4 * np.pi)) ** (1 / 3) * rng.uniform(0.75, 1.3, size=3)
-    radii[2] = min(radii[2], 0.4 * nz * sp_z)
-    angle = rng.uniform(0, 2 * np.pi)
-    tz = rng.uniform(-0.3, 0.3) * nz * sp_z
-    tx = float(np.interp(tz, z, cx[0, 0, :])) + wall_r * np.cos(angle)
-    ty = cy + wall_r * np.sin(angle)
-    d = np.sqrt(((X - tx) / radii[0]) ** 2 + ((Y - ty) / radii[1]) ** 2 + ((Z - tz) / radii[2]) ** 2)
-    rough = _smooth_noise(rng, X.shape, (8.0 / sp_xy, 8.0 / sp_xy, 8.0 / sp_z))
-    signed = (d - 1.0) * float(np.min(radii)) + 1.2 * rough
-    label = (signed < 0).astype(np.uint8)
-    if label.sum() == 0:
-        label[np.unravel_index(np.argmin(signed), signed.shape)] = 1
+    label, signed, rough = tumour_on_wall(rng, (X, Y, Z), z, cx, cy, wall_r, nz, sp_xy, sp_z)
     tissue[label > 0] = t["tumour"]
 
     lut = np.array([HU.get(name, 0.0) for name in TISSUES], np.float32)
