@@ -24,7 +24,6 @@ Writes adi_cubic.csv, adi_act.csv, result.json and the figures into --out, print
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from nnunet_swin.analysis.dilution_report import measure_dilution, summarise_dil
 from nnunet_swin.datasets.synthetic import SyntheticSpec, synthesize_case
 from nnunet_swin.networks import SwinSegmentationNetwork
 from nnunet_swin.networks.presets import get_preset
+from nnunet_swin.io import write_csv, write_json
 
 
 def synthetic_volumes(n: int, seed: int) -> list[tuple[str, np.ndarray]]:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     for label, crop in ((f"cubic-depth {cube}x{s}x{s}", (cube, s, s)), (f"ACT 64x{s}x{s}", (64, s, s))):
         t = measure_dilution(net, [(c, place_in_crop(v, crop)) for c, v in volumes], progress=True)
         t.insert(0, "model", label)
-        t.to_csv(out / ("adi_cubic.csv" if crop[0] == cube else "adi_act.csv"), index=False)
+        write_csv(out / ("adi_cubic.csv" if crop[0] == cube else "adi_act.csv"), t)
         tables[label] = t
     cubic, act = tables.values()
     rho, pval = stats.spearmanr(cubic.pf, cubic.adi_s3)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     figures.plot_adi_per_stage(tables, out / "adi_per_stage.png")
     figures.plot_adi_vs_pf(tables, out / "adi_vs_pf.png", stage=3)
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "result.json", result)
     print(f"stage-3 ADI vs pf (cubic): Spearman rho = {rho:.3f} (p = {pval:.2g}, n = {args.cases}; target >= 0.8)")
     print(f"mean stage-3 ADI: cubic {mean_cubic:.4f} -> ACT {mean_act:.4f}: reduction "
           f"{100 * result['stage3_adi_reduction']:.1f}% (target >= 80%)")

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
-from nnunet_swin.io import save_figure
+from nnunet_swin.io import save_figure, write_csv, write_json, write_text
 from nnunet_swin.workflows.scoring import mean_dice, score_predictions
 from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
 from nnunet_swin.workflows.training_log import training_curve
@@ -157,10 +157,10 @@ def main(argv=None) -> int:
 
     curve = training_curve(fold / "checkpoint_final.pth")
     heldout = pd.DataFrame(rows)
-    curve.to_csv(ws.root / "curve.csv", index=False)
-    heldout.to_csv(ws.root / "heldout.csv", index=False)
+    write_csv(ws.root / "curve.csv", curve)
+    write_csv(ws.root / "heldout.csv", heldout)
     final_table = table
-    final_table.to_csv(ws.root / "heldout_final_per_case.csv", index=False)
+    write_csv(ws.root / "heldout_final_per_case.csv", final_table)
     plot(curve, heldout, ws.root / "curve.png")
     results = {
         "trainer": TRAINER, "plans": PLANS, "backbone": "smit_tiny (reduced: embed 12, depths 1-1-1-1)",
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         "heldout": rows, "final_heldout_mean_dice": rows[-1]["heldout_mean_dice"], "metric_set": metric_set,
         "cpu_count": os.cpu_count(),
     }
-    (ws.root / "results.json").write_text(json.dumps(results, indent=2))
+    write_json(ws.root / "results.json", results)
     lines = ["# Learning curve: SwinACTTrainer on synthetic data (CPU)", "",
              f"- backbone {results['backbone']}; init: {results['init']}",
              f"- {a.epochs} epochs x {a.iterations} iterations (batch 2), warmup {a.warmup}; "
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
     lines += [f"| {r['epoch']} | {r['heldout_mean_dice']:.3f} | {r['heldout_median_dice']:.3f} |" for r in rows]
     lines += ["", "Final per-case held-out Dice:", "", "| case | Dice |", "|---|---|"]
     lines += [f"| {c} | {d:.3f} |" for c, d in zip(final_table["case_id"], final_table["dice"])]
-    (ws.root / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text(ws.root / "summary.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"written to {ws.root}")
     return 0
