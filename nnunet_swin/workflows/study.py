@@ -31,7 +31,6 @@ import json
 import os
 import queue
 import shlex
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -122,25 +121,8 @@ class StudySettings:
 def run_command(cmd: list[str], env: dict[str, str], log_file: Path,
                 on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
     """Run ``cmd`` in its own process, appending its output to ``log_file``; return (exit status, last 25 lines)."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    tail: list[str] = []
-    with open(log_file, "a") as log:
-        log.write(f"$ {shlex.join(cmd)}\n")
-        log.flush()
-        try:
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    bufsize=1)
-        except OSError as e:
-            log.write(f"cannot start: {e}\n")
-            return 127, f"cannot start {cmd[0]}: {e}"
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            tail = (tail + [line])[-25:]
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-        code = proc.wait()
-    return code, "".join(tail)
+    from nnunet_swin.workflows.workspace import run_command as run
+    return run(cmd, env, log_file, on_line, tail_lines=25)
 
 
 def _tool(name: str) -> str:

@@ -79,23 +79,35 @@ def nnunet_swin_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "nnunet_swin.cli.main", *args]
 
 
-def run_logged(cmd: list[str], env: dict[str, str], log_file: Path,
-               on_line: Callable[[str], None] | None = None) -> None:
-    """Run ``cmd``, appending its output to ``log_file`` and handing each line to ``on_line``; raise on failure."""
+def run_command(cmd: list[str], env: dict[str, str], log_file: Path,
+                on_line: Callable[[str], None] | None = None, tail_lines: int = 30) -> tuple[int, str]:
+    """Run ``cmd`` in its own process, appending its output to ``log_file`` and handing each line to ``on_line``;
+    return (exit status, its last ``tail_lines`` lines). A command that cannot start returns 127."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    tail: list[str] = []
     with open(log_file, "a") as log:
         log.write(f"$ {shlex.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        tail: list[str] = []
+        try:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1)
+        except OSError as e:
+            log.write(f"cannot start: {e}\n")
+            return 127, f"cannot start {cmd[0]}: {e}"
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
-            tail = (tail + [line])[-30:]
+            tail = (tail + [line])[-tail_lines:]
             if on_line is not None:
                 on_line(line.rstrip("\n"))
         code = proc.wait()
+    return code, "".join(tail)
+
+
+def run_logged(cmd: list[str], env: dict[str, str], log_file: Path,
+               on_line: Callable[[str], None] | None = None) -> None:
+    """:func:`run_command`, raising ``UserError`` with the output's tail when the command fails."""
+    code, tail = run_command(cmd, env, log_file, on_line)
     if code != 0:
-        raise UserError(f"`{shlex.join(cmd)}` failed with exit status {code}; last output:\n{''.join(tail)}"
+        raise UserError(f"`{shlex.join(cmd)}` failed with exit status {code}; last output:\n{tail}"
                         f"(full log: {log_file})")
