@@ -80,6 +80,27 @@ def _strip_prefixes(state: dict) -> dict:
     return {strip_key_prefixes(k): v for k, v in state.items()}
 
 
+def _apply_trainer_network_rule(model: LoadedModel, trainer_name: str) -> None:
+    """Build the network as the model's own trainer does, as stock ``nnUNetv2_predict`` does (it calls the trainer's
+    ``build_network_architecture``): e.g. ``SwinMaskedTrainer`` excludes input padding from attention. Our trainers
+    are looked up first, then nnU-Net's own search (``nnUNet_extTrainer``); a trainer that is not a subclass of our
+    recipe, or that cannot be found, keeps the plans' network."""
+    from nnunet_swin import trainers
+
+    cls = getattr(trainers, trainer_name, None)
+    if cls is None:
+        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+        try:
+            cls = recursive_find_trainer_class_by_name(trainer_name)
+        except (RuntimeError, AssertionError):
+            return
+    if not (isinstance(cls, type) and issubclass(cls, trainers.SwinBaseTrainer)):
+        return
+    built = cls.build_network_architecture(model.plans_manager, model.configuration_manager, model.num_input_channels,
+                                           model.network.num_classes, False)
+    model.network = built.eval()
+
+
 def load_model_folder(folder: str | Path, fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",
                       configuration: str | None = None) -> LoadedModel:
     """Rebuild a trained model of ours from its nnU-Net results folder and load one fold's weights."""
@@ -98,6 +119,7 @@ def load_model_folder(folder: str | Path, fold: int | str = 0, checkpoint: str =
     if configuration is None:
         configuration = (ckpt.get("init_args") or {}).get("configuration") or folder.name.split("__")[-1]
     model = _build(plans, dataset_json, configuration, source=str(ckpt_path))
+    _apply_trainer_network_rule(model, ckpt.get("trainer_name") or folder.name.split("__")[0])
     missing, unexpected = model.network.load_state_dict(_strip_prefixes(ckpt["network_weights"]), strict=False)
     if missing or unexpected:
         raise UserError(f"{ckpt_path} does not match the network the plans describe: {len(missing)} missing "

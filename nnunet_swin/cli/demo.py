@@ -9,8 +9,9 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="nnunet-swin demo",
         description="Run the whole pipeline on a synthetic dataset on CPU with stock nnU-Net training and prediction "
-                    "(about 15 minutes on 2 cores). Uses a reduced backbone (smit_tiny) and a stand-in checkpoint "
-                    "with random weights, and says so in its output and report.")
+                    "(about 20 minutes on 2 cores). Uses a reduced backbone (smit_tiny) whose encoder it first "
+                    "SMIT-pretrains for a few minutes on synthetic CT-like volumes (nnunet-swin pretrain), and says "
+                    "so in its output and report.")
     p.add_argument("-o", "--output", default="nnunet_swin_demo", help="workspace folder (default ./nnunet_swin_demo)")
     p.add_argument("-d", "--dataset_id", type=int, default=501, help="dataset id inside the workspace (default 501)")
     p.add_argument("--num_train", type=int, default=16, help="synthetic training cases (default 16)")
@@ -18,7 +19,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--fov_mm", type=float, default=64.0, help="in-plane field of view of the scans (default 64)")
     p.add_argument("--trainer", default="SwinACTTrainer_demo", help="trainer class (default SwinACTTrainer_demo)")
     p.add_argument("-np", "--num_processes", type=int, default=2, help="worker processes (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data and the stand-in checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the pretraining")
+    p.add_argument("--pretrain_epochs", type=int, default=8, help="epochs of the encoder's pretraining (default 8)")
+    p.add_argument("--pretrain_iterations", type=int, default=10,
+                   help="iterations per pretraining epoch (default 10)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous demo in the output folder")
     p.add_argument("--quiet", action="store_true", help="no progress output (logs are still written)")
     a = p.parse_args(argv)
@@ -27,6 +31,7 @@ def main(argv: list[str]) -> int:
     result = run_demo(DemoSettings(output=Path(a.output), dataset_id=a.dataset_id, num_train=a.num_train,
                                    num_test=a.num_test, fov_mm=a.fov_mm, trainer=a.trainer,
                                    num_processes=a.num_processes, seed=a.seed, overwrite=a.overwrite,
-                                   progress=not a.quiet))
+                                   progress=not a.quiet, pretrain_epochs=a.pretrain_epochs,
+                                   pretrain_iterations=a.pretrain_iterations))
     print(f"report: {result.report}")
     return 0

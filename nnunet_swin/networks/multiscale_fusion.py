@@ -13,6 +13,12 @@ with trainable w_i; it gives no kernel sizes, weight normalisation or placement.
 - identity at initialisation: the module is residual, ``x + proj(F)``, with the projection initialised to zero, so a
   pretrained encoder computes exactly what it computed without the module until training moves it.
 
+Speed: depthwise convolutions are linear, so ``sum_i w_i DWConv_{k_i}(x)`` is one depthwise convolution whose kernel is
+``sum_i w_i k_i`` (each kernel zero-padded to the largest size) and whose bias is ``sum_i w_i b_i``. The forward builds
+that kernel (a few thousand numbers) and runs one convolution instead of ``len(kernels)``, on the token map's own
+channels-last layout; gradients still reach every branch's weights and the fusion weights through the kernel sum. The
+parameters stay one ``Conv3d`` per branch, so checkpoints and the switches are unchanged.
+
 Token maps are channels-last ``(B, D, H, W, C)`` in the encoder's axis order.
 """
 from __future__ import annotations
@@ -48,8 +54,17 @@ class MultiScaleFusion(nn.Module):
         w = F.relu(self.fusion_weight)
         return w / (w.sum() + 1e-4)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.permute(0, 4, 1, 2, 3)  # channels first for the convolutions
+    def fused_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The one depthwise kernel ``(C, 1, k, k, k)`` and bias ``(C,)`` equal to the weighted sum of the branches."""
         w = self.normalised_weights()
-        fused = sum(w[i] * branch(y) for i, branch in enumerate(self.branches))
+        size = max(self.kernels)
+        kernel = sum(w[i] * F.pad(b.weight, [(size - k) // 2] * 6) for i, (k, b) in enumerate(zip(self.kernels,
+                                                                                                   self.branches)))
+        bias = sum(w[i] * b.bias for i, b in enumerate(self.branches))
+        return kernel, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.permute(0, 4, 1, 2, 3)  # a channels-first view of the channels-last map (no copy)
+        kernel, bias = self.fused_kernel()
+        fused = F.conv3d(y, kernel, bias, padding=max(self.kernels) // 2, groups=y.shape[1])
         return x + self.proj(fused.permute(0, 2, 3, 4, 1))

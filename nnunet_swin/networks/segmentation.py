@@ -20,6 +20,7 @@ from nnunet_swin.networks.attention import ProbeCallback
 from nnunet_swin.networks.decoder import DECODER_LEVELS, UnetrDecoder
 from nnunet_swin.networks.encoder import SwinEncoder
 from nnunet_swin.networks.geometry import size_divisor, stage_windows, valid_neighbours
+from nnunet_swin.networks.token_kinds import real_voxels_by_value
 
 # arch_kwargs understood by the network; everything else is rejected.
 ENCODER_KEYS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size", "mlp_ratio", "qkv_bias", "patch_norm",
@@ -65,6 +66,18 @@ class SwinSegmentationNetwork(nn.Module):
                                     arch_kwargs.get("decoder_features", self.encoder.embed_dim),
                                     arch_kwargs.get("decoder_norm", "instance"))
         self.divisor = size_divisor({"patch_size": list(self.encoder.patch_size), "depths": list(depths)})
+        # None, or the value whose voxels are padding (``exclude_input_padding``); not an arch kwarg: the Masked
+        # trainer sets it when it builds the network, for training and stock nnUNetv2_predict alike
+        self.input_padding_value: float | None = None
+
+    def exclude_input_padding(self, padding_value: float = 0.0) -> "SwinSegmentationNetwork":
+        """Exclude padding tokens from attention, padding found from the input itself: a voxel is padding when it
+        equals ``padding_value`` in every channel (``token_kinds.real_voxels_by_value``). Every block then masks
+        padding keys (input and window padding) out of its softmax; a ``padding_mask`` the caller passes still
+        counts (a voxel is real only if both say so). Returns the network."""
+        self.input_padding_value = float(padding_value)
+        self.encoder.exclude_padding_keys = True
+        return self
 
     @property
     def gradient_checkpointing(self) -> bool:
@@ -87,6 +100,11 @@ class SwinSegmentationNetwork(nn.Module):
         if x.ndim != 5:
             raise UserError(f"expected a (B, C, Z, Y, X) tensor, got shape {tuple(x.shape)}")
         self.check_input_size(tuple(x.shape[2:]))
+        if self.input_padding_value is not None:
+            real = real_voxels_by_value(x, self.input_padding_value)
+            if padding_mask is not None:
+                real = real & (padding_mask if padding_mask.ndim == 4 else padding_mask[:, 0]).bool()
+            padding_mask = real
         x = _swap_xz(x).contiguous()  # into the checkpoints' (X, Y, Z)
         if padding_mask is not None:
             m = padding_mask if padding_mask.ndim == 5 else padding_mask.unsqueeze(1)

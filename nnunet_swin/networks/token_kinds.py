@@ -13,6 +13,18 @@ import torch.nn.functional as F
 from nnunet_swin.networks.geometry import padded_size
 
 TOKEN_REAL, TOKEN_INPUT_PADDING, TOKEN_WINDOW_PADDING = 0, 1, 2
+NNUNET_PADDING_VALUE = 0.0  # what nnU-Net pads images with, in training (data loader, spatial aug) and prediction
+
+
+def real_voxels_by_value(x: torch.Tensor, padding_value: float = NNUNET_PADDING_VALUE) -> torch.Tensor:
+    """The padding rule of the Masked arm: ``x (B, C, ...)`` -> bool ``(B, ...)``, True on real voxels.
+
+    A voxel is padding when it equals ``padding_value`` exactly in every channel; a token is then padding when every
+    voxel it covers is (``embedded_kinds``). It needs nothing but the network's input, so training and stock
+    ``nnUNetv2_predict`` apply the same rule: both pad with 0 (nnU-Net's data loader ``crop_and_pad_nd(data, bbox, 0)``,
+    the spatial augmentation's zero fill, the predictor's ``pad_nd_image(..., 'constant', {'value': 0})``).
+    """
+    return (x != padding_value).any(dim=1)
 
 
 def _real_or_input_padding(real: torch.Tensor) -> torch.Tensor:

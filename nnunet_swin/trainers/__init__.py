@@ -6,15 +6,19 @@ nnU-Net finds these through ``nnUNet_extTrainer`` and a shim module doing ``from
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
 from nnunet_swin.trainers.short_variants import (SwinACTTrainer_5epochs, SwinACTTrainer_demo, SwinACTTrainer_smoke,
                                                  SwinBaseTrainer_5epochs, SwinBaseTrainer_demo, SwinBaseTrainer_smoke,
+                                                 SwinMaskedTrainer_5epochs, SwinMaskedTrainer_demo,
+                                                 SwinMaskedTrainer_smoke,
                                                  SwinScratchTrainer_5epochs, SwinScratchTrainer_demo,
                                                  SwinScratchTrainer_smoke, SwinSpineTrainer_smoke,
                                                  SwinTATrainer_5epochs, SwinTATrainer_demo, SwinTATrainer_smoke)
-from nnunet_swin.trainers.variants import SwinACTTrainer, SwinScratchTrainer, SwinSpineTrainer, SwinTATrainer
+from nnunet_swin.trainers.variants import (SwinACTTrainer, SwinMaskedTrainer, SwinScratchTrainer, SwinSpineTrainer,
+                                          SwinTATrainer)
 
 __all__ = [
     "SwinBaseTrainer", "SwinTATrainer", "SwinACTTrainer", "SwinScratchTrainer", "SwinSpineTrainer",
     "SwinBaseTrainer_5epochs", "SwinTATrainer_5epochs", "SwinACTTrainer_5epochs", "SwinScratchTrainer_5epochs",
     "SwinACTTrainer_smoke", "SwinScratchTrainer_smoke", "SwinACTTrainer_demo", "SwinSpineTrainer_smoke",
     "SwinBaseTrainer_smoke", "SwinTATrainer_smoke", "SwinBaseTrainer_demo", "SwinTATrainer_demo",
-    "SwinScratchTrainer_demo",
+    "SwinScratchTrainer_demo", "SwinMaskedTrainer", "SwinMaskedTrainer_5epochs", "SwinMaskedTrainer_smoke",
+    "SwinMaskedTrainer_demo",
 ]

@@ -43,6 +43,7 @@ from torch import nn
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from nnunet_swin.augmentation.input_padding import wrap_intensity_block
 from nnunet_swin.augmentation.tumor_aware import TumorAwareIntensityTransform
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import write_text
@@ -107,6 +108,9 @@ class SwinBaseTrainer(nnUNetTrainer):
     dice_weight: float = 1.0
     # warmup starts at lr/warmup in the first epoch (ours); True: at 0 (MONAI's WarmupCosineSchedule)
     recipe_warmup_from_zero: bool = False
+    # None, or the padding value the Masked arm excludes from attention: the training pipeline then keeps padded
+    # voxels at exactly that value through the intensity augmentations (augmentation/input_padding.py)
+    input_padding_value: float | None = None
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -254,6 +258,8 @@ class SwinBaseTrainer(nnUNetTrainer):
             labels = next(lab for lab in (cls.tumor_labels, tumor_labels, foreground_labels) if lab is not None)
             insert_tumor_aware_transform(pipeline, TumorAwareIntensityTransform(
                 tumor_labels=labels, reference_percentiles=None if unit_frame else (0.0, 99.0)))
+        if cls.input_padding_value is not None:
+            wrap_intensity_block(pipeline, cls.input_padding_value)
         return pipeline
 
     # ---------------------------------------------------------------------------------------- pretrained init

@@ -6,7 +6,8 @@ per epoch on CPU with a tiny backbone); ``_demo`` is what ``nnunet-swin demo`` t
 from __future__ import annotations
 
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
-from nnunet_swin.trainers.variants import SwinACTTrainer, SwinScratchTrainer, SwinSpineTrainer, SwinTATrainer
+from nnunet_swin.trainers.variants import (SwinACTTrainer, SwinMaskedTrainer, SwinScratchTrainer, SwinSpineTrainer,
+                                          SwinTATrainer)
 
 
 class _FiveEpochs:
@@ -81,3 +82,15 @@ class SwinScratchTrainer_demo(_Demo, SwinScratchTrainer):
     """Scratch on the demo's schedule, twice as long (the recipe's 1000 vs 500 epochs)."""
 
     recipe_epochs = 60
+
+
+class SwinMaskedTrainer_5epochs(_FiveEpochs, SwinMaskedTrainer):
+    """The Masked arm for 5 epochs."""
+
+
+class SwinMaskedTrainer_smoke(_Smoke, SwinMaskedTrainer):
+    """The Masked arm in seconds."""
+
+
+class SwinMaskedTrainer_demo(_Demo, SwinMaskedTrainer):
+    """The Masked arm on the demo's schedule."""

@@ -6,6 +6,7 @@
 | SwinTATrainer        | CT-pretrained | yes              | 3d_cubic                | 500    |
 | SwinACTTrainer       | CT-pretrained | yes              | 3d_fullres (ACT crop)   | 500    |
 | SwinScratchTrainer   | random        | yes              | 3d_fullres              | 1000   |
+| SwinMaskedTrainer    | CT-pretrained | yes              | 3d_cubic, padding masked| 500    |
 | SwinSpineTrainer     | pretrained    | no               | 3d_fullres, multi-class | 500    |
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from nnunet_swin.errors import UserError
+from nnunet_swin.networks.token_kinds import NNUNET_PADDING_VALUE
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
 
 
@@ -33,6 +35,29 @@ class SwinScratchTrainer(SwinACTTrainer):
 
     load_pretrained = False
     recipe_epochs = 1000
+
+
+class SwinMaskedTrainer(SwinTATrainer):
+    """Masked, the paper's future work: TA on the full cubic field of view (``3d_cubic``), with padding tokens
+    excluded from attention instead of cropping them away.
+
+    The padding rule needs only the input, so ``nnUNetv2_train`` and stock ``nnUNetv2_predict`` apply the same one: a
+    voxel is padding when it is exactly 0 in every channel (nnU-Net pads with 0 in both), a token when all its voxels
+    are (``networks.token_kinds.real_voxels_by_value``). ``build_network_architecture`` (which predict calls too) turns
+    the exclusion on; in training the intensity augmentations are kept from moving padded voxels off 0
+    (``augmentation/input_padding.py``). Every block then masks input padding and Swin's window padding out of the
+    softmax, so no real query attends to a padding token: the ADI is 0 by construction. With ``-normalization
+    rescale01`` the image minimum is 0 too, so tokens wholly at the minimum (air) are treated as padding as well.
+    """
+
+    input_padding_value = NNUNET_PADDING_VALUE
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True):
+        net = SwinBaseTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                         num_output_channels, enable_deep_supervision)
+        return net.exclude_input_padding(NNUNET_PADDING_VALUE)
 
 
 class SwinSpineTrainer(SwinBaseTrainer):

@@ -5,9 +5,9 @@ self-contained workspace); planning is `nnunet-swin plan_and_preprocess`. What i
 the console output and in the report:
 
 - backbone ``smit_tiny`` (embed 12, one Swin block per stage) instead of the paper's SMIT, so CPU training fits;
-- a stand-in encoder checkpoint with random weights in SMIT's public file layout (no CT-pretrained weights can be
-  downloaded here, and none exist for the reduced backbone): the loading path runs for real, but the run is in
-  effect from random initialisation;
+- an encoder pretrained here, in minutes: ``nnunet-swin pretrain --method smit`` on a synthetic CT-like corpus
+  (``demo_encoder.py``; no CT-pretrained weights can be downloaded here, and none exist for the reduced backbone).
+  It is a real SMIT checkpoint of a very short run, not the paper's CT-pretrained SMIT;
 - ``SwinACTTrainer_demo``: the ACT recipe for 30 epochs x 25 iterations instead of 500 x 250;
 - a 64 mm field of view for the synthetic scans (smaller volumes).
 """
@@ -43,6 +43,8 @@ class DemoSettings:
     seed: int = 0
     overwrite: bool = False
     progress: bool = True
+    pretrain_epochs: int = 8              # the demo encoder's pretraining (demo_encoder.DemoPretraining)
+    pretrain_iterations: int = 10
 
 
 @dataclass
@@ -126,17 +128,18 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
     from nnunet_swin.workflows.report import DemoFacts, write_demo_report
     from nnunet_swin.workflows.scoring import mean_dice, score_predictions
-    from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
+    from nnunet_swin.workflows.demo_encoder import DemoPretraining, pretrain_demo_encoder
 
     ws = _prepare_output(settings)
     env = ws.environment(num_processes=settings.num_processes, da_processes=1)
-    stages = _Stages(["synthetic dataset", "plan and preprocess", "stand-in checkpoint", "train", "predict",
+    stages = _Stages(["synthetic dataset", "plan and preprocess", "pretrain encoder", "train", "predict",
                       "evaluate", "report"], settings.progress)
     say = print if settings.progress else (lambda *a, **k: None)
     say(f"nnunet-swin demo in {ws.root}\n"
         f"  REDUCED for CPU: backbone {settings.backbone} (not the paper's SMIT), trainer {settings.trainer} "
         f"(short schedule), {settings.fov_mm:g} mm synthetic scans\n"
-        f"  NO CT-PRETRAINED WEIGHTS: a stand-in checkpoint with random weights exercises the loading path")
+        f"  NO CT-PRETRAINED WEIGHTS: the encoder is SMIT-pretrained here for "
+        f"{settings.pretrain_epochs * settings.pretrain_iterations} steps on synthetic CT-like volumes (minutes)")
     commands: list[str] = []
 
     stages.start("synthetic dataset", f"{settings.num_train} training + {settings.num_test} test cases")
@@ -158,9 +161,16 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     plans = json.loads((pre / f"{PLANS}.json").read_text())
     arch = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
 
-    stages.start("stand-in checkpoint", "random weights, SMIT public layout")
-    checkpoint = write_standin_checkpoint(arch, ws.weights / f"{arch['backbone']}.pth", seed=settings.seed)
-    say(f"      {checkpoint}  (export nnUNet_swin_pretrained={ws.weights})")
+    pretraining = DemoPretraining(backbone=arch["backbone"], epochs=settings.pretrain_epochs,
+                                  iterations_per_epoch=settings.pretrain_iterations, seed=settings.seed)
+    stages.start("pretrain encoder", f"nnunet-swin pretrain --method smit, {arch['backbone']}, "
+                                     f"{pretraining.epochs * pretraining.iterations_per_epoch} steps on CPU")
+    encoder = pretrain_demo_encoder(ws.weights, env, ws.logs / "pretrain.log", pretraining)
+    env["nnUNet_swin_pretrained"] = str(encoder.checkpoint)
+    commands.append(f"# {pretraining.corpus_cases} synthetic CT-like volumes: "
+                    f"nnunet_swin.datasets.synthetic_ct.make_ct_corpus (seed {pretraining.seed})")
+    commands.append(encoder.command)
+    say(f"      {encoder.checkpoint}")
 
     stages.start("train", f"nnUNetv2_train {settings.trainer} on CPU")
     from nnunet_swin.trainers import __all__ as trainer_names
@@ -173,7 +183,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
         run_logged(train_cmd, env, ws.logs / "train.log", on_line=bar)
     finally:
         bar.close()
-    commands.append(f"export nnUNet_extTrainer={env['nnUNet_extTrainer']} nnUNet_swin_pretrained={ws.weights}")
+    commands.append(f"export nnUNet_extTrainer={env['nnUNet_extTrainer']} nnUNet_swin_pretrained={encoder.checkpoint}")
     commands.append("nnUNetv2_train " + " ".join(train_cmd[1:]))
     model_folder = ws.results / pre.name / f"{settings.trainer}__{PLANS}__{CONFIGURATION}"
 
@@ -202,7 +212,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     facts = DemoFacts(settings=asdict(settings), workspace=ws.root, raw=raw, model_folder=model_folder,
                       fold=settings.fold, predictions=predictions, per_case=per_case, metric_set=metric_set,
                       plans_configuration=plans["configurations"][CONFIGURATION], commands=commands,
-                      seconds=stages_seconds, standin_checkpoint=checkpoint)
+                      seconds=stages_seconds, encoder=encoder)
     report = write_demo_report(facts, ws.root / "report")
     stages.stop()
     total = sum(stages.seconds.values())

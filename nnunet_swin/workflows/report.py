@@ -27,7 +27,7 @@ class DemoFacts:
     plans_configuration: dict
     commands: list[str]
     seconds: dict[str, float]
-    standin_checkpoint: Path
+    encoder: object            # demo_encoder.DemoEncoder: the checkpoint, the command that made it, one sentence
 
 
 def _table(frame: pd.DataFrame, floats: str = "{:.3f}") -> list[str]:
@@ -84,9 +84,9 @@ def write_demo_report(facts: DemoFacts, folder: str | os.PathLike) -> Path:
         f"{arch['depths']}, heads {arch['num_heads']}) so that CPU training fits in minutes. The paper's SMIT is "
         "embed 48, depths (2, 2, 12, 2).",
         "- **No CT-pretrained weights.** None can be downloaded here and none exist for the reduced backbone. The "
-        f"demo wrote a *stand-in* checkpoint (`{facts.standin_checkpoint.name}`) with **random weights** in SMIT's "
-        "public file layout, so the real loading path runs (environment variable, key mapping, report), but the "
-        "training is in effect from random initialisation. Nothing here measures CT-to-MRI transfer.",
+        f"encoder is {facts.encoder.description}: `{facts.encoder.checkpoint}`. Its reconstruction loss has begun "
+        "to fall; its distillation terms have not left their starting plateau in so few steps. Nothing here "
+        "measures CT-to-MRI transfer.",
         f"- **Short schedule:** `{s['trainer']}`: {len(curve)} epochs (the recipe: 500 epochs x 250 iterations).",
         f"- **Synthetic data:** {s['num_train']} training and {s['num_test']} test cases, {s['fov_mm']:g} mm field "
         "of view, bright/sharp and dark/diffuse tumour subtypes.", "",
@@ -96,7 +96,7 @@ def write_demo_report(facts: DemoFacts, folder: str | os.PathLike) -> Path:
         f"`{swin.get('kind', '?')}`",
         f"- z padding fraction of the crop over training cases: mean {z_pad.get('mean_pf', float('nan')):.3f}, "
         f"share of padded cases {z_pad.get('share_padded', float('nan')):.2f}", "",
-        "## Pretrained-encoder load report (stand-in)", "", "```", load_report, "```", "",
+        "## Pretrained-encoder load report", "", "```", load_report, "```", "",
         "## Training", "", "![training curve](training_curve.png)", "",
         f"Final epoch: train loss {curve['train_loss'].iloc[-1]:.3f}, validation pseudo-Dice "
         f"{curve['pseudo_dice'].iloc[-1]:.3f} (EMA {curve['ema_pseudo_dice'].iloc[-1]:.3f}); validation = fold "

@@ -44,7 +44,7 @@ from nnunet_swin.io import write_json
 STATE_FILE = "study.json"
 FILE_ENDING_DEFAULT = ".nii.gz"
 DEFAULT_PLANS = {"SMITPlanner": "nnUNetSMITPlans", "SwinUNETRPlanner": "nnUNetSwinUNETRPlans"}
-CUBIC_ARMS = ("Base", "TA")
+CUBIC_ARMS = ("Base", "TA", "Masked")
 
 
 @dataclass(frozen=True)
@@ -67,30 +67,29 @@ PAPER_ARMS = {
     "TA": ArmSpec("TA", "SwinTATrainer", "3d_cubic", True),
     "ACT": ArmSpec("ACT", "SwinACTTrainer", "3d_fullres", True),
     "Scratch": ArmSpec("Scratch", "SwinScratchTrainer", "3d_fullres", False),
+    # the paper's future work: the full cubic field of view, padding tokens excluded from attention
+    "Masked": ArmSpec("Masked", "SwinMaskedTrainer", "3d_cubic", True),
 }
-NOT_AVAILABLE = {"Masked": "the Masked arm (padding tokens excluded from attention) is not available yet; choose "
-                           "from Base, TA, ACT, Scratch, B-only, D-only or only:<subtype>"}
 
 # preset -> (default arms, trainer-name suffix)
 PRESETS = {
     "paper": (["Base", "TA", "ACT", "Scratch"], ""),
     "smoke": (["ACT", "Base"], "_smoke"),
-    "demo": (["Base", "TA", "ACT", "Scratch", "B-only", "D-only"], "_demo"),
+    "demo": (["Base", "TA", "ACT", "Scratch", "Masked", "B-only", "D-only"], "_demo"),
 }
 
 
 def parse_arm(text: str) -> ArmSpec:
-    """``Base`` / ``TA`` / ``ACT`` / ``Scratch``, or a subtype arm ``B-only`` / ``only:B`` (stock ACT trainer)."""
+    """``Base`` / ``TA`` / ``ACT`` / ``Scratch`` / ``Masked``, or a subtype arm ``B-only`` / ``only:B`` (stock ACT
+    trainer)."""
     if text in PAPER_ARMS:
         return PAPER_ARMS[text]
-    if text in NOT_AVAILABLE:
-        raise UserError(NOT_AVAILABLE[text])
     subtype = text[len("only:"):] if text.startswith("only:") else text[:-len("-only")] if text.endswith("-only") \
         else None
     if subtype:
         return ArmSpec(f"{subtype}-only", "SwinACTTrainer", "3d_fullres", True, subtype=subtype)
-    raise UserError(f"unknown arm {text!r}; choose from Base, TA, ACT, Scratch, or a subtype-restricted arm such as "
-                    f"B-only, D-only, only:<subtype>")
+    raise UserError(f"unknown arm {text!r}; choose from Base, TA, ACT, Scratch, Masked, or a subtype-restricted arm "
+                    f"such as B-only, D-only, only:<subtype>")
 
 
 @dataclass
@@ -114,6 +113,8 @@ class StudySettings:
     seed: int = 0
     demo_num_train: int = 16
     demo_num_test: int = 6
+    demo_pretrain_epochs: int = 8
+    demo_pretrain_iterations: int = 10
 
 
 # ---------------------------------------------------------------------------------------------------------- running
@@ -238,7 +239,8 @@ class Study:
 
 
 def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str], int]:
-    """The demo preset's own workspace inside the output folder: synthetic dataset and stand-in checkpoint folder."""
+    """The demo preset's own workspace inside the output folder: the synthetic dataset, and the path of the encoder
+    ``_demo_checkpoint`` pretrains (``demo_encoder``) before the arms train."""
     from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
     from nnunet_swin.workflows.workspace import Workspace
 
@@ -247,6 +249,7 @@ def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str]
         settings.plan_args = ["-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres"]
     ws = Workspace(output / "workspace").create()
     env = ws.environment(num_processes=settings.num_processes, da_processes=1)
+    env["nnUNet_swin_pretrained"] = str(_demo_pretraining(settings).checkpoint(ws.weights))
     dataset_id = settings.dataset_id or 501
     if not any(ws.raw.glob(f"Dataset{dataset_id:03d}_*")):
         spec = SyntheticSpec(num_train=settings.demo_num_train, num_test=settings.demo_num_test, fov_mm=64.0,
@@ -462,6 +465,32 @@ def arm_status(study: Study, arm: ArmSpec) -> str:
     return "failed" if previous == "failed" else "missing"
 
 
+def arm_cost(study: Study, arm: ArmSpec) -> dict:
+    """What a finished arm cost: its patch and tokens per patch, the median and total epoch time over its folds
+    (nnU-Net's own epoch timestamps in ``checkpoint_final.pth``) and, once it ran, the prediction's wall time."""
+    import numpy as np
+
+    from nnunet_swin.workflows.training_log import training_curve
+
+    plans = json.loads(study.plans_file.read_text())
+    config = plans["configurations"][arm.configuration]
+    patch = [int(v) for v in config["patch_size"]]
+    embed = config["architecture"]["arch_kwargs"].get("patch_size", 2)
+    embed = [int(embed)] * 3 if isinstance(embed, (int, float)) else [int(v) for v in embed]
+    seconds = []
+    for fold in study.folds(arm):
+        curve = training_curve(study.model_folder(arm) / f"fold_{fold}" / "checkpoint_final.pth")
+        if "epoch_seconds" in curve:
+            seconds += [float(v) for v in curve["epoch_seconds"]]
+    cost = {"patch_size": patch, "tokens_per_patch": int(np.prod([p // e for p, e in zip(patch, embed)])),
+            "epochs": len(seconds), "median_epoch_seconds": float(np.median(seconds)) if seconds else None,
+            "training_seconds": float(np.sum(seconds)) if seconds else None}
+    prediction = study.state["arms"].get(arm.name, {}).get("prediction", {})
+    if prediction.get("seconds") is not None:
+        cost["prediction_seconds"] = prediction["seconds"]
+    return cost
+
+
 def train_arms(study: Study) -> None:
     """Run the arms' training jobs, ``--jobs`` at a time, one device each; record every arm as it ends."""
     s = study.settings
@@ -657,11 +686,14 @@ def predict_arm(study: Study, arm: ArmSpec) -> bool:
         cmd.append("--continue_prediction")
     log = study.paths.logs / f"predict_{arm.name}.log"
     study.say(f"[predict] {arm.name}: nnUNetv2_predict on imagesTs")
+    started = time.perf_counter()
     code, tail = run_command(cmd, env, log)
     ok = code == 0 and all((out / f"{c}{ending}").is_file() for c in cases)
     study.state["arms"].setdefault(arm.name, {})["prediction"] = {
         "status": "done" if ok else "failed", "folder": str(out), "log": str(log), "command": shlex.join(cmd),
-        "checkpoints": checkpoints, **({} if ok else {"log_tail": tail})}
+        "checkpoints": checkpoints, "cases": len(cases),
+        **({"seconds": round(time.perf_counter() - started, 2)} if ok and not current else {}),
+        **({} if ok else {"log_tail": tail})}
     study.save()
     return ok
 
@@ -857,6 +889,8 @@ def run_study(settings: StudySettings) -> Path | list[str]:
     if settings.report_only:
         subtypes(study)
     reference, folders = predictions(study, done)
+    for arm in done:
+        study.state["arms"][arm.name]["cost"] = arm_cost(study, arm)
     study.save()
     evaluate_and_compare(study, reference, folders)
     adi(study, done)
@@ -864,14 +898,18 @@ def run_study(settings: StudySettings) -> Path | list[str]:
     return write_study_report(study)
 
 
-def _demo_checkpoint(study: Study) -> None:
-    """The demo preset's stand-in encoder (random weights, SMIT's public layout), unless the user gave one."""
-    from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
+def _demo_pretraining(settings: StudySettings):
+    from nnunet_swin.workflows.demo_encoder import DemoPretraining
+    return DemoPretraining(backbone=settings.backbone or "smit_tiny", epochs=settings.demo_pretrain_epochs,
+                           iterations_per_epoch=settings.demo_pretrain_iterations, seed=settings.seed)
 
-    plans = json.loads(study.plans_file.read_text())
-    arch = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
-    folder = Path(study.env["nnUNet_swin_pretrained"])
-    target = folder / f"{arch['backbone']}.pth"
-    if not target.is_file():
-        write_standin_checkpoint(arch, target, seed=study.settings.seed)
-    study.state["pretrained_note"] = f"stand-in checkpoint with random weights: {target}"
+
+def _demo_checkpoint(study: Study) -> None:
+    """The demo preset's encoder: SMIT-pretrained by ``nnunet-swin pretrain`` in minutes (``demo_encoder``)."""
+    from nnunet_swin.workflows.demo_encoder import pretrain_demo_encoder
+
+    checkpoint = Path(study.env["nnUNet_swin_pretrained"])
+    study.say("[pretrain] the demo encoder: nnunet-swin pretrain --method smit on synthetic CT-like volumes")
+    encoder = pretrain_demo_encoder(checkpoint.parent.parent, study.env, study.paths.logs / "pretrain.log",
+                                    _demo_pretraining(study.settings))
+    study.state["pretrained_note"] = f"encoder {encoder.description}: `{encoder.checkpoint}` (made by `{encoder.command}`)"

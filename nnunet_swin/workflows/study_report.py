@@ -174,6 +174,40 @@ def comparison_section(page: _Page, root: Path, state: dict) -> None:
         page.figure(png, png.stem.replace("comparison_", "").replace("_", " "))
 
 
+def _seconds(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def cost_section(page: _Page, state: dict, order: list[str]) -> None:
+    """What each finished arm cost (``study.arm_cost``), and the Masked arm against ACT when both finished."""
+    page.heading("Cost of the arms")
+    arms = state.get("arms", {})
+    rows = []
+    for name in order:
+        cost = arms.get(name, {}).get("cost")
+        if not cost:
+            continue
+        rows.append({"arm": name, "configuration": arms[name].get("configuration", ""),
+                     "patch": " x ".join(map(str, cost["patch_size"])), "tokens per patch": cost["tokens_per_patch"],
+                     "epochs": cost["epochs"], "median epoch s": _seconds(cost.get("median_epoch_seconds")),
+                     "training s": _seconds(cost.get("training_seconds")),
+                     "prediction s": _seconds(cost.get("prediction_seconds"))})
+    if not rows:
+        page.text("No arm has finished.")
+        return
+    page.text("Epoch times are nnU-Net's own timestamps (checkpoint_final.pth); prediction is the wall time of "
+              "stock nnUNetv2_predict on the test split, when the study ran it.")
+    page.table(pd.DataFrame(rows))
+    masked, act = arms.get("Masked", {}).get("cost"), arms.get("ACT", {}).get("cost")
+    if masked and act:
+        parts = [f"{masked['tokens_per_patch'] / act['tokens_per_patch']:.2f}x the tokens per patch"]
+        for key, what in (("median_epoch_seconds", "the median epoch time"), ("prediction_seconds", "the prediction "
+                                                                                                     "time")):
+            if masked.get(key) and act.get(key):
+                parts.append(f"{masked[key] / act[key]:.2f}x {what}")
+        page.text("Masked against ACT: " + ", ".join(parts) + ".")
+
+
 def subtype_section(page: _Page, root: Path, state: dict) -> None:
     page.heading("Appearance subtypes")
     summary = _read_json(root / "subtypes" / "subtypes_summary.json")
@@ -282,6 +316,7 @@ def write_study_report(study) -> Path:
                  + ([state["pretrained_note"]] if state.get("pretrained_note") else []))
     arms_section(page, state, order)
     comparison_section(page, root, state)
+    cost_section(page, state, order)
     subtype_section(page, root, state)
     adi_section(page, root, state)
     cka_section(page, root, state, order)

@@ -36,3 +36,33 @@ def test_bad_switches_are_refused():
         MultiScaleFusion(4, weights="mean")
     with pytest.raises(ValueError, match="odd"):
         MultiScaleFusion(4, kernels=(2, 3))
+
+
+def test_one_fused_convolution_matches_the_separate_branches_in_value_and_gradient():
+    """The forward runs one depthwise convolution with the summed kernel; it must equal the branches run one by one."""
+    torch.manual_seed(2)
+    m = MultiScaleFusion(6).double()
+    with torch.no_grad():
+        m.fusion_weight.copy_(torch.tensor([0.3, 1.2, 0.7]))
+        torch.nn.init.normal_(m.proj.weight)
+    x = torch.randn(2, 5, 7, 6, 6, dtype=torch.float64, requires_grad=True)
+
+    def separate(x):
+        y = x.permute(0, 4, 1, 2, 3)
+        w = m.normalised_weights()
+        return x + m.proj(sum(w[i] * b(y) for i, b in enumerate(m.branches)).permute(0, 2, 3, 4, 1))
+
+    grads = []
+    for fn in (m, separate):
+        m.zero_grad()
+        x.grad = None
+        out = fn(x)
+        out.sin().sum().backward()
+        grads.append((out.detach(), x.grad.clone(), m.fusion_weight.grad.clone(),
+                      [b.weight.grad.clone() for b in m.branches], [b.bias.grad.clone() for b in m.branches]))
+    (o1, gx1, gw1, gb1, gbias1), (o2, gx2, gw2, gb2, gbias2) = grads
+    torch.testing.assert_close(o1, o2)
+    torch.testing.assert_close(gx1, gx2)
+    torch.testing.assert_close(gw1, gw2)
+    for a, b in zip(gb1 + gbias1, gb2 + gbias2):
+        torch.testing.assert_close(a, b)

@@ -55,9 +55,10 @@ def test_progress_lines_round_trip_as_strict_json():
 @pytest.mark.slow
 def test_whole_demo_with_a_smoke_trainer(tmp_path):
     result = run_demo(DemoSettings(output=tmp_path / "demo", num_train=5, num_test=2, trainer="SwinACTTrainer_smoke",
+                                   pretrain_epochs=1, pretrain_iterations=2,
                                    num_processes=1, progress=False))
     text = result.report.read_text()
-    assert "stand-in" in text and "random weights" in text and "smit_tiny" in text
+    assert "SMIT-pretrained by `nnunet-swin pretrain`" in text and "smit_tiny" in text and "nnunet-swin pretrain -i" in text
     from nnunet_swin.networks import SwinSegmentationNetwork
     from nnunet_swin.networks.presets import get_preset
     encoder = SwinSegmentationNetwork(1, 2, **get_preset("smit_tiny")).encoder   # every encoder key is matched

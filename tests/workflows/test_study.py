@@ -78,8 +78,7 @@ def test_arm_names():
         arm = st.parse_arm(text)
         assert (arm.name, arm.trainer, arm.configuration, arm.subtype) == ("B-only", "SwinACTTrainer", "3d_fullres",
                                                                            "B")
-    with pytest.raises(UserError, match="Masked arm .* not available yet"):
-        st.parse_arm("Masked")
+    assert st.parse_arm("Masked") == st.ArmSpec("Masked", "SwinMaskedTrainer", "3d_cubic", True)
     with pytest.raises(UserError, match="unknown arm 'Fancy'"):
         st.parse_arm("Fancy")
 
@@ -157,8 +156,8 @@ def test_a_failed_arm_is_recorded_and_the_others_go_on(toy, monkeypatch):
 # ------------------------------------------------------------------------------------------------ bad input
 
 def test_bad_input_is_one_line_and_touches_nothing(toy):
-    with pytest.raises(UserError, match="not available yet"):
-        st.resolve_study(_settings(toy, arms=["ACT", "Masked"]))
+    with pytest.raises(UserError, match="unknown arm 'Masks'"):
+        st.resolve_study(_settings(toy, arms=["ACT", "Masks"]))
     study = st.resolve_study(_settings(toy, preset="smoke"))
     study.paths.output.mkdir()
     study.save()
@@ -347,7 +346,7 @@ def smoke_study(tmp_path_factory):
     write_standin_checkpoint(plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"],
                              root / "weights" / "smit_tiny.pth")
     cmd = [sys.executable, "-m", "nnunet_swin", "study", "-d", str(E2E_DATASET), "--preset", "smoke", "-o",
-           str(root / "study"), "--device", "cpu", "-np", "1"]
+           str(root / "study"), "--device", "cpu", "-np", "1", "--arms", "ACT", "Base", "Masked"]
     t0 = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -364,17 +363,28 @@ def test_smoke_study_end_to_end(smoke_study):
     out = smoke_study["out"]
     state = _state(out)
     assert state["dataset"].startswith(f"Dataset{E2E_DATASET}_") and state["plans"] == PLANS
-    assert {k: v["status"] for k, v in state["arms"].items()} == {"ACT": "done", "Base": "done"}
+    assert {k: v["status"] for k, v in state["arms"].items()} == {"ACT": "done", "Base": "done", "Masked": "done"}
+    assert state["arms"]["Masked"]["trainer"] == "SwinMaskedTrainer_smoke"
     assert state["arms"]["ACT"]["trainer"] == "SwinACTTrainer_smoke" and state["arms"]["Base"]["configuration"] \
         == "3d_cubic"
     assert state["test_split"] == "test split: imagesTs / labelsTs"
-    for step in ("subtypes", "evaluate ACT", "evaluate Base", "compare", "compare by subtype", "adi", "cka"):
+    for step in ("subtypes", "evaluate ACT", "evaluate Base", "evaluate Masked", "compare", "compare by subtype",
+                 "adi", "cka"):
         assert state["steps"][step]["status"] == "done", (step, state["steps"][step])
     assert len(list((out / "predictions" / "ACT").glob("*.nii.gz"))) == 2
     assert (out / "comparison" / "comparison_table.csv").is_file()
     assert (out / "adi" / "adi_vs_pf.png").is_file() and (out / "cka" / "Base" / "cka_heatmap.png").is_file()
+    # the Masked arm, through stock nnUNetv2_predict and the ADI analysis: its padding is never attended
+    assert len(list((out / "predictions" / "Masked").glob("*.nii.gz"))) == 2
+    adi = json.loads((out / "adi" / "adi_summary.json").read_text())["models"]
+    assert adi["Base"]["stages"]["S3"]["adi"]["mean"] > 0
+    assert all(v["adi"]["mean"] == 0 for v in adi["Masked"]["stages"].values()), adi["Masked"]["stages"]
+    cost = state["arms"]["Masked"]["cost"]
+    assert cost["tokens_per_patch"] == 32 ** 3 and cost["epochs"] == 3 and cost["median_epoch_seconds"] > 0
+    assert cost["prediction_seconds"] > 0 and state["arms"]["ACT"]["cost"]["tokens_per_patch"] < 32 ** 3
     md = (out / "report.md").read_text()
     assert "## Table 2" in md and "| ACT | done |" in md and "MISSING" not in md and "FAILED" not in md
+    assert "## Cost of the arms" in md and "Masked against ACT: " in md
     page = (out / "report.html").read_text()
     assert "https://" not in page and "http://" not in page and page.count('src="data:image/png;base64,') >= 4
 

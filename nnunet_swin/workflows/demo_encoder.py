@@ -1,0 +1,82 @@
+"""The demo's pretrained encoder: ``nnunet-swin pretrain`` (SMIT) on a synthetic CT-like corpus, on CPU, in minutes.
+
+The demo and ``nnunet-swin study --preset demo`` fine-tune from an encoder this project really pretrained, not from
+random weights: ``nnunet-swin pretrain --method smit`` on ``make_ct_corpus`` volumes (CT contrast, HU values, the
+anatomy classes of the MRI-like demo data), reduced so it fits a CPU in a few minutes (``smit_tiny``, 64^3 crops,
+one volume and two views per step, small projection heads, ``epochs x iterations`` steps). That is a real SMIT
+checkpoint of a very short run: its reconstruction term has begun to learn, its distillation terms have not left the
+start (see ``experiments/results/pretraining/``), so it is not a CT-pretrained encoder in the paper's sense, and the
+reports say exactly this. The run is reused when its ``checkpoint_final.pth`` exists and resumed (``--continue``)
+when it was interrupted.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_swin.workflows.workspace import nnunet_swin_command, run_logged
+
+FINAL, LATEST = "checkpoint_final.pth", "checkpoint_latest.pth"
+
+
+@dataclass(frozen=True)
+class DemoPretraining:
+    """What the demo pretrains: sizes small enough for a CPU (defaults: 8 x 10 = 80 steps, a few minutes)."""
+
+    backbone: str = "smit_tiny"
+    epochs: int = 8
+    iterations_per_epoch: int = 10
+    corpus_cases: int = 8
+    crop: int = 64
+    seed: int = 0
+
+    def output(self, folder: Path) -> Path:
+        return Path(folder) / f"pretrain_smit_{self.backbone}"
+
+    def checkpoint(self, folder: Path) -> Path:
+        """Where the finished run's checkpoint is (what ``nnUNet_swin_pretrained`` points at)."""
+        return self.output(folder) / FINAL
+
+    def arguments(self, images: Path, output: Path) -> list[str]:
+        return ["pretrain", "-i", str(images), "-o", str(output), "--method", "smit", "-backbone", self.backbone,
+                "--modality", "CT", "--epochs", str(self.epochs), "--iterations-per-epoch",
+                str(self.iterations_per_epoch), "--crop", str(self.crop), "--batch-size", "1", "--device", "cpu",
+                "--out-dim", "1024", "--head-hidden", "512", "--head-bottleneck", "64", "--warmup-epochs", "1",
+                "--save-every", "1", "--num-workers", "1", "--seed", str(self.seed), "--no-progress"]
+
+
+@dataclass
+class DemoEncoder:
+    checkpoint: Path
+    command: str            # the `nnunet-swin pretrain ...` line that made it
+    description: str        # one sentence for the reports
+    seconds: float          # spent now (0 when reused)
+
+
+def pretrain_demo_encoder(folder: Path, env: dict[str, str], log_file: Path,
+                          settings: DemoPretraining = DemoPretraining()) -> DemoEncoder:
+    """Make (or reuse, or resume) the demo's SMIT-pretrained encoder under ``folder``; return where it is."""
+    from nnunet_swin.datasets.synthetic import SyntheticSpec
+    from nnunet_swin.datasets.synthetic_ct import CTSpec, make_ct_corpus
+
+    folder = Path(folder)
+    corpus = folder / "ct_corpus"
+    if not corpus.is_dir():
+        make_ct_corpus(corpus, settings.corpus_cases, CTSpec(anatomy=SyntheticSpec(seed=settings.seed)))
+    output = settings.output(folder)
+    args = settings.arguments(corpus / "images", output)
+    command = "nnunet-swin " + shlex.join(args)
+    started, seconds = time.perf_counter(), 0.0
+    if not (output / FINAL).is_file():
+        resume = ["--continue"] if (output / LATEST).is_file() else []
+        run_logged(nnunet_swin_command(*args, *resume), env, log_file)
+        seconds = time.perf_counter() - started
+    steps = settings.epochs * settings.iterations_per_epoch
+    description = (f"SMIT-pretrained by `nnunet-swin pretrain` in this run's workspace: {settings.backbone}, "
+                   f"{steps} steps ({settings.epochs} epochs x {settings.iterations_per_epoch}) on "
+                   f"{settings.corpus_cases} synthetic CT-like volumes, 64^3 crops, CPU; a very short pretraining "
+                   f"(not the paper's CT-pretrained SMIT)")
+    return DemoEncoder(checkpoint=output / FINAL, command=command, description=description, seconds=seconds)
+
