@@ -20,9 +20,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--trainer", default="SwinACTTrainer_demo", help="trainer class (default SwinACTTrainer_demo)")
     p.add_argument("-np", "--num_processes", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the pretraining")
-    p.add_argument("--pretrain_epochs", type=int, default=8, help="epochs of the encoder's pretraining (default 8)")
-    p.add_argument("--pretrain_iterations", type=int, default=10,
-                   help="iterations per pretraining epoch (default 10)")
+    p.add_argument("--pretrain_epochs", type=int, default=20, help="epochs of the encoder's pretraining (default 20)")
+    p.add_argument("--pretrain_iterations", type=int, default=20,
+                   help="iterations per pretraining epoch (default 20)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous demo in the output folder")
     p.add_argument("--quiet", action="store_true", help="no progress output (logs are still written)")
     a = p.parse_args(argv)

@@ -10,6 +10,9 @@ the console output and in the report:
   It is a real SMIT checkpoint of a very short run, not the paper's CT-pretrained SMIT;
 - ``SwinACTTrainer_demo``: the ACT recipe for 30 epochs x 25 iterations instead of 500 x 250;
 - a 64 mm field of view for the synthetic scans (smaller volumes).
+
+As the paper fine-tunes, the MRI is scaled to [0, 1] (``-normalization rescale01``), the range the CT encoder saw in
+its pretraining (HU window -> [0, 1]).
 """
 from __future__ import annotations
 
@@ -43,8 +46,8 @@ class DemoSettings:
     seed: int = 0
     overwrite: bool = False
     progress: bool = True
-    pretrain_epochs: int = 8              # the demo encoder's pretraining (demo_encoder.DemoPretraining)
-    pretrain_iterations: int = 10
+    pretrain_epochs: int = 20             # the demo encoder's pretraining (demo_encoder.DemoPretraining)
+    pretrain_iterations: int = 20
 
 
 @dataclass
@@ -152,7 +155,8 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     stages.start("plan and preprocess", f"SMITPlanner, backbone {settings.backbone}")
     plan_args = ["plan_and_preprocess", "-d", str(settings.dataset_id), "-pl", "SMITPlanner", "-backbone",
                  settings.backbone, "-inplane_patch", str(settings.inplane_patch), str(settings.inplane_patch),
-                 "-c", CONFIGURATION, "-npfp", str(settings.num_processes), "-np", str(settings.num_processes),
+                 "-c", CONFIGURATION, "-normalization", "rescale01", "-npfp", str(settings.num_processes), "-np",
+                 str(settings.num_processes),
                  "--no_pbar"]
     run_logged(nnunet_swin_command(*plan_args), env, ws.logs / "plan_and_preprocess.log",
                on_line=lambda line: say("      " + line) if line.startswith(("  3d_", "nnunet-swin plans")) else None)

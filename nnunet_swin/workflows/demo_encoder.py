@@ -12,6 +12,7 @@ when it was interrupted.
 from __future__ import annotations
 
 import shlex
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,24 +24,26 @@ FINAL, LATEST = "checkpoint_final.pth", "checkpoint_latest.pth"
 
 @dataclass(frozen=True)
 class DemoPretraining:
-    """What the demo pretrains: sizes small enough for a CPU (defaults: 8 x 10 = 80 steps, a few minutes)."""
+    """What the demo pretrains: sizes small enough for a CPU (defaults: 20 x 20 = 400 steps, about 3 minutes on 2
+    cores)."""
 
     backbone: str = "smit_tiny"
-    epochs: int = 8
-    iterations_per_epoch: int = 10
+    method: str = "smit"      # or "smart" (the pretraining experiment runs both)
+    epochs: int = 20
+    iterations_per_epoch: int = 20
     corpus_cases: int = 8
     crop: int = 64
     seed: int = 0
 
     def output(self, folder: Path) -> Path:
-        return Path(folder) / f"pretrain_smit_{self.backbone}"
+        return Path(folder) / f"pretrain_{self.method}_{self.backbone}"
 
     def checkpoint(self, folder: Path) -> Path:
         """Where the finished run's checkpoint is (what ``nnUNet_swin_pretrained`` points at)."""
         return self.output(folder) / FINAL
 
     def arguments(self, images: Path, output: Path) -> list[str]:
-        return ["pretrain", "-i", str(images), "-o", str(output), "--method", "smit", "-backbone", self.backbone,
+        return ["pretrain", "-i", str(images), "-o", str(output), "--method", self.method, "-backbone", self.backbone,
                 "--modality", "CT", "--epochs", str(self.epochs), "--iterations-per-epoch",
                 str(self.iterations_per_epoch), "--crop", str(self.crop), "--batch-size", "1", "--device", "cpu",
                 "--out-dim", "1024", "--head-hidden", "512", "--head-bottleneck", "64", "--warmup-epochs", "1",
@@ -56,8 +59,10 @@ class DemoEncoder:
 
 
 def pretrain_demo_encoder(folder: Path, env: dict[str, str], log_file: Path,
-                          settings: DemoPretraining = DemoPretraining()) -> DemoEncoder:
-    """Make (or reuse, or resume) the demo's SMIT-pretrained encoder under ``folder``; return where it is."""
+                          settings: DemoPretraining = DemoPretraining(), extra_images: tuple[Path, ...] = ()
+                          ) -> DemoEncoder:
+    """Make (or reuse, or resume) the demo's pretrained encoder under ``folder``; return where it is.
+    ``extra_images``: more volumes for the pretraining set (e.g. real CT), copied in beside the synthetic corpus."""
     from nnunet_swin.datasets.synthetic import SyntheticSpec
     from nnunet_swin.datasets.synthetic_ct import CTSpec, make_ct_corpus
 
@@ -65,6 +70,9 @@ def pretrain_demo_encoder(folder: Path, env: dict[str, str], log_file: Path,
     corpus = folder / "ct_corpus"
     if not corpus.is_dir():
         make_ct_corpus(corpus, settings.corpus_cases, CTSpec(anatomy=SyntheticSpec(seed=settings.seed)))
+    for image in extra_images:
+        if not (corpus / "images" / Path(image).name).is_file():
+            shutil.copy(image, corpus / "images" / Path(image).name)
     output = settings.output(folder)
     args = settings.arguments(corpus / "images", output)
     command = "nnunet-swin " + shlex.join(args)
@@ -74,9 +82,10 @@ def pretrain_demo_encoder(folder: Path, env: dict[str, str], log_file: Path,
         run_logged(nnunet_swin_command(*args, *resume), env, log_file)
         seconds = time.perf_counter() - started
     steps = settings.epochs * settings.iterations_per_epoch
-    description = (f"SMIT-pretrained by `nnunet-swin pretrain` in this run's workspace: {settings.backbone}, "
-                   f"{steps} steps ({settings.epochs} epochs x {settings.iterations_per_epoch}) on "
-                   f"{settings.corpus_cases} synthetic CT-like volumes, 64^3 crops, CPU; a very short pretraining "
-                   f"(not the paper's CT-pretrained SMIT)")
+    volumes = f"{settings.corpus_cases} synthetic CT-like volumes" + (f" + {len(extra_images)} other(s)"
+                                                                     if extra_images else "")
+    description = (f"{settings.method.upper()}-pretrained by `nnunet-swin pretrain` in this run's workspace: "
+                   f"{settings.backbone}, {steps} steps ({settings.epochs} epochs x {settings.iterations_per_epoch}) "
+                   f"on {volumes}, 64^3 crops, CPU; a very short pretraining (not the paper's CT-pretrained SMIT)")
     return DemoEncoder(checkpoint=output / FINAL, command=command, description=description, seconds=seconds)
 

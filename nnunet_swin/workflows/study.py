@@ -113,8 +113,8 @@ class StudySettings:
     seed: int = 0
     demo_num_train: int = 16
     demo_num_test: int = 6
-    demo_pretrain_epochs: int = 8
-    demo_pretrain_iterations: int = 10
+    demo_pretrain_epochs: int = 20
+    demo_pretrain_iterations: int = 20
 
 
 # ---------------------------------------------------------------------------------------------------------- running
@@ -246,7 +246,9 @@ def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str]
 
     settings.backbone = settings.backbone or "smit_tiny"
     if not settings.plan_args:
-        settings.plan_args = ["-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres"]
+        # the paper's [0, 1] MRI input, the range the demo encoder saw in its CT pretraining
+        settings.plan_args = ["-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres", "-normalization",
+                              "rescale01"]
     ws = Workspace(output / "workspace").create()
     env = ws.environment(num_processes=settings.num_processes, da_processes=1)
     env["nnUNet_swin_pretrained"] = str(_demo_pretraining(settings).checkpoint(ws.weights))

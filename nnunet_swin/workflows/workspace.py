@@ -36,7 +36,7 @@ class Workspace:
 
     @property
     def weights(self) -> Path:
-        return self.root / "pretrained_standin"
+        return self.root / "pretrained_encoder"
 
     @property
     def logs(self) -> Path:
