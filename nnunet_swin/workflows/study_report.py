@@ -274,8 +274,9 @@ def adi_section(page: _Page, root: Path, state: dict) -> None:
     evaluation = summary.get("evaluation")
     if evaluation:
         page.text(f"{evaluation['model']}: Spearman of {evaluation['metric']} against pf "
-                  f"{evaluation['spearman_metric_vs_pf']:.3f}, against the last stage's ADI "
-                  f"{evaluation['spearman_metric_vs_adi']:.3f} (n = {evaluation['n']}).")
+                  f"{_fmt(evaluation.get('spearman_metric_vs_pf'))}, against the last stage's ADI "
+                  f"{_fmt(evaluation.get('spearman_metric_vs_adi'))} (n = {evaluation['n']}; n/a: undefined, e.g. "
+                  f"every scan at the same pf).")
     page.figure(root / "adi" / "adi_vs_pf.png", "ADI of the last stage against padding fraction")
     page.figure(root / "adi" / "adi_per_stage.png", "ADI per stage")
     for png in sorted((root / "adi").glob("*_binned.png")):
