@@ -50,7 +50,9 @@ def _read_json(path: Path, what: str) -> dict:
         raise UserError(f"{path} is not valid JSON ({e})")
 
 
-def _build(plans: dict, dataset_json: dict, configuration: str, source: str) -> LoadedModel:
+def _build(plans: dict, dataset_json: dict, configuration: str, source: str, trainer=None) -> LoadedModel:
+    """The network of a plans configuration; built by ``trainer.build_network_architecture`` when a trainer class of
+    ours is given (as stock ``nnUNetv2_predict`` builds it), else straight from the plans."""
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -69,8 +71,11 @@ def _build(plans: dict, dataset_json: dict, configuration: str, source: str) -> 
         raise UserError(f"configuration {configuration!r} is {len(cm.patch_size)}-D; the analysis needs a 3-D one")
     in_ch = determine_num_input_channels(pm, cm, dataset_json)
     out_ch = pm.get_label_manager(dataset_json).num_segmentation_heads
-    net = get_network_from_plans(arch, cm.network_arch_init_kwargs, cm.network_arch_init_kwargs_req_import,
-                                 in_ch, out_ch, allow_init=True, deep_supervision=False)
+    if trainer is not None:
+        net = trainer.build_network_architecture(pm, cm, in_ch, out_ch, False)
+    else:
+        net = get_network_from_plans(arch, cm.network_arch_init_kwargs, cm.network_arch_init_kwargs_req_import,
+                                     in_ch, out_ch, allow_init=True, deep_supervision=False)
     return LoadedModel(net.eval(), pm, cm, configuration, dataset_json, in_ch, source)
 
 
@@ -80,11 +85,11 @@ def _strip_prefixes(state: dict) -> dict:
     return {strip_key_prefixes(k): v for k, v in state.items()}
 
 
-def _apply_trainer_network_rule(model: LoadedModel, trainer_name: str) -> None:
-    """Build the network as the model's own trainer does, as stock ``nnUNetv2_predict`` does (it calls the trainer's
-    ``build_network_architecture``): e.g. ``SwinMaskedTrainer`` excludes input padding from attention. Our trainers
-    are looked up first, then nnU-Net's own search (``nnUNet_extTrainer``); a trainer that is not a subclass of our
-    recipe, or that cannot be found, keeps the plans' network."""
+def _our_trainer(trainer_name: str):
+    """The trainer class a model was trained with, so its network is built as stock ``nnUNetv2_predict`` builds it
+    (e.g. ``SwinMaskedTrainer`` excludes input padding from attention). Our trainers are looked up first, then
+    nnU-Net's own search (``nnUNet_extTrainer``); None for a trainer that is not a subclass of our recipe or that
+    cannot be found (the plans' network is built then)."""
     from nnunet_swin import trainers
 
     cls = getattr(trainers, trainer_name, None)
@@ -93,12 +98,8 @@ def _apply_trainer_network_rule(model: LoadedModel, trainer_name: str) -> None:
         try:
             cls = recursive_find_trainer_class_by_name(trainer_name)
         except (RuntimeError, AssertionError):
-            return
-    if not (isinstance(cls, type) and issubclass(cls, trainers.SwinBaseTrainer)):
-        return
-    built = cls.build_network_architecture(model.plans_manager, model.configuration_manager, model.num_input_channels,
-                                           model.network.num_classes, False)
-    model.network = built.eval()
+            return None
+    return cls if isinstance(cls, type) and issubclass(cls, trainers.SwinBaseTrainer) else None
 
 
 def load_model_folder(folder: str | Path, fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",
@@ -118,8 +119,8 @@ def load_model_folder(folder: str | Path, fold: int | str = 0, checkpoint: str =
         raise UserError(f"{ckpt_path} is not an nnU-Net checkpoint (no 'network_weights')")
     if configuration is None:
         configuration = (ckpt.get("init_args") or {}).get("configuration") or folder.name.split("__")[-1]
-    model = _build(plans, dataset_json, configuration, source=str(ckpt_path))
-    _apply_trainer_network_rule(model, ckpt.get("trainer_name") or folder.name.split("__")[0])
+    model = _build(plans, dataset_json, configuration, source=str(ckpt_path),
+                   trainer=_our_trainer(ckpt.get("trainer_name") or folder.name.split("__")[0]))
     missing, unexpected = model.network.load_state_dict(_strip_prefixes(ckpt["network_weights"]), strict=False)
     if missing or unexpected:
         raise UserError(f"{ckpt_path} does not match the network the plans describe: {len(missing)} missing "

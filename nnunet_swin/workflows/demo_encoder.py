@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_swin.pretraining.trainer import FINAL, LATEST
 from nnunet_swin.workflows.workspace import nnunet_swin_command, run_logged
-
-FINAL, LATEST = "checkpoint_final.pth", "checkpoint_latest.pth"
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,6 @@ class DemoEncoder:
     checkpoint: Path
     command: str            # the `nnunet-swin pretrain ...` line that made it
     description: str        # one sentence for the reports
-    seconds: float          # spent now (0 when reused)
 
 
 def pretrain_demo_encoder(folder: Path, env: dict[str, str], log_file: Path,
@@ -76,16 +73,15 @@ def pretrain_demo_encoder(folder: Path, env: dict[str, str], log_file: Path,
     output = settings.output(folder)
     args = settings.arguments(corpus / "images", output)
     command = "nnunet-swin " + shlex.join(args)
-    started, seconds = time.perf_counter(), 0.0
-    if not (output / FINAL).is_file():
+    checkpoint = settings.checkpoint(folder)
+    if not checkpoint.is_file():
         resume = ["--continue"] if (output / LATEST).is_file() else []
         run_logged(nnunet_swin_command(*args, *resume), env, log_file)
-        seconds = time.perf_counter() - started
     steps = settings.epochs * settings.iterations_per_epoch
     volumes = f"{settings.corpus_cases} synthetic CT-like volumes" + (f" + {len(extra_images)} other(s)"
                                                                      if extra_images else "")
     description = (f"{settings.method.upper()}-pretrained by `nnunet-swin pretrain` in this run's workspace: "
                    f"{settings.backbone}, {steps} steps ({settings.epochs} epochs x {settings.iterations_per_epoch}) "
-                   f"on {volumes}, 64^3 crops, CPU; a very short pretraining (not the paper's CT-pretrained SMIT)")
-    return DemoEncoder(checkpoint=output / FINAL, command=command, description=description, seconds=seconds)
-
+                   f"on {volumes}, {settings.crop}^3 crops, CPU; a very short pretraining (not the paper's "
+                   f"CT-pretrained SMIT)")
+    return DemoEncoder(checkpoint=checkpoint, command=command, description=description)

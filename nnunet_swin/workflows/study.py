@@ -909,9 +909,9 @@ def _demo_pretraining(settings: StudySettings):
 def _demo_checkpoint(study: Study) -> None:
     """The demo preset's encoder: SMIT-pretrained by ``nnunet-swin pretrain`` in minutes (``demo_encoder``)."""
     from nnunet_swin.workflows.demo_encoder import pretrain_demo_encoder
+    from nnunet_swin.workflows.workspace import Workspace
 
-    checkpoint = Path(study.env["nnUNet_swin_pretrained"])
     study.say("[pretrain] the demo encoder: nnunet-swin pretrain --method smit on synthetic CT-like volumes")
-    encoder = pretrain_demo_encoder(checkpoint.parent.parent, study.env, study.paths.logs / "pretrain.log",
-                                    _demo_pretraining(study.settings))
+    encoder = pretrain_demo_encoder(Workspace(study.paths.output / "workspace").weights, study.env,
+                                    study.paths.logs / "pretrain.log", _demo_pretraining(study.settings))
     study.state["pretrained_note"] = f"encoder {encoder.description}: `{encoder.checkpoint}` (made by `{encoder.command}`)"
