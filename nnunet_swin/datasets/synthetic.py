@@ -38,7 +38,9 @@ class SyntheticSpec:
     fov_mm: float = 96.0                 # in-plane field of view (square)
     z_median_mm: float = 90.0            # cohort-like z-extent distribution (before the short tail)
     z_iqr_mm: tuple[float, float] = (70.0, 110.0)
-    short_share: float = 0.06            # share of far shorter scans (30-50 mm)
+    short_share: float = 0.06            # share of far shorter scans (short_mm)
+    short_mm: tuple[float, float] = (30.0, 50.0)
+    z_clip_mm: tuple[float, float] = (40.0, 170.0)  # the log-normal draw is clipped to this range
     inplane_spacing_mm: tuple[float, float] = (0.35, 0.65)
     slice_thickness_mm: tuple[float, float] = (3.0, 4.0)
     bright_share: float = 0.5
@@ -54,9 +56,9 @@ CHANNELS = ("T2", "DWI")
 
 def _draw_z_extent(rng: np.random.Generator, spec: SyntheticSpec) -> float:
     if rng.random() < spec.short_share:
-        return float(rng.uniform(30.0, 50.0))
+        return float(rng.uniform(*spec.short_mm))
     sigma = np.log(spec.z_iqr_mm[1] / spec.z_iqr_mm[0]) / 1.349  # log-normal: IQR of log = 1.349 sigma
-    return float(np.clip(np.exp(rng.normal(np.log(spec.z_median_mm), sigma)), 40.0, 170.0))
+    return float(np.clip(np.exp(rng.normal(np.log(spec.z_median_mm), sigma)), *spec.z_clip_mm))
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: tuple[float, ...]) -> np.ndarray:
