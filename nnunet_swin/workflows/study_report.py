@@ -3,7 +3,8 @@
 Sources (each section says when its source is absent): ``study.json`` (arms, steps, test split),
 ``comparison/comparison_table.csv`` + ``comparison.md`` (Table 2), ``subtypes/subtypes_summary.json`` and
 ``comparison_by_subtype/`` (subtype table, comparison by subtype), ``adi/adi_summary.json`` + its PNGs (ADI per
-stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``. The HTML page inlines every
+stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``; the paper's findings checked against all of these
+(``study_findings``, also written to ``findings.json``). The HTML page inlines every
 figure as a base64 PNG data URI and links nothing outside itself.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nnunet_swin.io import write_text
+from nnunet_swin.io import write_json, write_text
+from nnunet_swin.workflows.study_findings import findings_json, findings_table, paper_findings
 
 MARK = {"done": "done", "failed": "**FAILED**", "missing": "**MISSING**"}
 
@@ -283,6 +285,17 @@ def adi_section(page: _Page, root: Path, state: dict) -> None:
         page.figure(png, png.stem.replace("_", " "))
 
 
+def findings_section(page: _Page, root: Path, state: dict) -> None:
+    """The paper's directional findings against this study's numbers (``study_findings``); also ``findings.json``."""
+    page.heading("The paper's findings, checked")
+    rows = paper_findings(root, state)
+    write_json(root / "findings.json", findings_json(rows))
+    page.text(f"Verdict: reproduced = the paper's direction with p < 0.05 (the Bonferroni-adjusted p where the "
+              f"comparison adjusts). With few test cases most differences cannot reach significance; the direction is "
+              f"still reported. All rows: `findings.json`.")
+    page.table(findings_table(rows))
+
+
 def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
     page.heading("CKA against the pretrained encoder")
     folders = [root / "cka" / n for n in order if (root / "cka" / n / "cka_summary.json").is_file()]
@@ -316,6 +329,7 @@ def write_study_report(study) -> Path:
                   f"evaluated on: **{state.get('test_split', 'not evaluated')}**"]
                  + ([state["pretrained_note"]] if state.get("pretrained_note") else []))
     arms_section(page, state, order)
+    findings_section(page, root, state)
     comparison_section(page, root, state)
     cost_section(page, state, order)
     subtype_section(page, root, state)
