@@ -799,17 +799,20 @@ def _device_arg(study: Study) -> str:
 
 
 def adi(study: Study, done: list[ArmSpec]) -> None:
-    """ADI of the ACT arm against the cubic arms, against padding fraction and the ACT arm's evaluation."""
+    """ADI of the ACT arm against the cubic arms, against padding fraction; surface Dice binned by pf from the
+    evaluation of the first cubic arm (TA, else Base: the paper's Figure 4E bins by the cubic crop's pf, which is 0
+    under ACT for most scans), or ACT's when no cubic arm finished."""
     act = next((a for a in done if a.name == "ACT"), None)
     if act is None:
         record_step(study, "adi", "skipped", reason="the ACT arm has not finished")
         return
-    models = [act] + [a for a in done if a.name in CUBIC_ARMS]
+    cubic = sorted((a for a in done if a.name in CUBIC_ARMS), key=lambda a: (a.name != "TA", a.name != "Base"))
+    models = cubic[:1] + [act] + cubic[1:]
     cmd = _ours("adi", "-i", str(_analysis_images(study)), "-o", str(study.paths.output / "adi"), "-f",
                 str(study.folds(act)[0]), "--device", _device_arg(study), "--quiet")
     for a in models:
         cmd += ["-m", str(study.model_folder(a)), "--label", a.name]
-    evaluation = study.paths.output / "evaluation" / "ACT" / "metrics_per_case.csv"
+    evaluation = study.paths.output / "evaluation" / models[0].name / "metrics_per_case.csv"
     if evaluation.is_file():
         cmd += ["--evaluation", str(evaluation)]
     run_step(study, "adi", cmd)
