@@ -384,7 +384,9 @@ def test_smoke_study_end_to_end(smoke_study):
     assert adi["Base"]["stages"]["S0"]["adi"]["mean"] > 0      # stage 3 of a 40 mm scan in 64 mm holds no padding
     assert all(v["adi"]["mean"] == 0 for v in adi["Masked"]["stages"].values()), adi["Masked"]["stages"]
     # surface Dice against pf from the cubic arm's evaluation (the ACT crop pads nothing here)
-    assert json.loads((out / "adi" / "adi_summary.json").read_text())["evaluation"]["model"] == "Base"
+    adi_command = (out / "logs" / "adi.log").read_text().splitlines()[0]
+    assert adi_command.index("--label Base") < adi_command.index("--label ACT")
+    assert str(out / "evaluation" / "Base" / "metrics_per_case.csv") in adi_command
     assert (out / "findings.json").is_file() and "## The paper's findings, checked" in (out / "report.md").read_text()
     cost = state["arms"]["Masked"]["cost"]
     assert cost["tokens_per_patch"] == 32 ** 3 and cost["epochs"] == 3 and cost["median_epoch_seconds"] > 0
