@@ -151,17 +151,29 @@ def _pair_rows(src: _Sources, finding: str, paper: dict[str, str], better: str, 
 
 def _adi_rows(src: _Sources) -> list[Finding]:
     last = src.last_stage()
-    finding = "ACT lowers stage-3 ADI against the cubic crop"
-    paper = "SMIT 0.076 -> 0.007 (~91% lower); Swin UNETR 0.079 -> 0.010"
     if last is None:
-        return [Finding(finding, "ADI", paper, "", "", None, "not testable: no ADI step")]
-    col, inp = f"adi_s{last}", f"adi_input_s{last}"
+        return [Finding("ACT lowers stage-3 ADI against the cubic crop", "ADI", "", "", "", None,
+                        "not testable: no ADI step")]
+    rows = []
+    for stage in range(last + 1):
+        if f"adi_s{stage}" in src.adi:
+            rows += _adi_stage_rows(src, stage, last)
+    return rows
+
+
+def _adi_stage_rows(src: _Sources, stage: int, last: int) -> list[Finding]:
+    """ACT against each cubic arm at one stage; the paper's headline is the last stage, the others its Figure 4A-C
+    (cubic ADI rising with depth, lowered by ACT)."""
+    finding = f"ACT lowers stage-{stage} ADI against the cubic crop"
+    paper = "SMIT 0.076 -> 0.007 (~91% lower); Swin UNETR 0.079 -> 0.010" if stage == last else \
+        "cubic ADI rises with depth; ACT lowers it (Fig. 4A-C)"
+    col, inp = f"adi_s{stage}", f"adi_input_s{stage}"
     rows = []
     for cubic in CUBIC_UNMASKED:
         missing = src.missing("ACT", cubic)
         have = set(src.adi.model) if "model" in src.adi else set()
         if missing or not {"ACT", cubic} <= have:
-            rows.append(Finding(finding, f"ADI S{last} vs {cubic}", paper, "", "", None,
+            rows.append(Finding(finding, f"ADI S{stage} vs {cubic}", paper, "", "", None,
                                 missing or f"not testable: {cubic} or ACT not in the ADI step"))
             continue
         a = src.adi[src.adi.model == cubic].set_index("case_id")
@@ -171,7 +183,7 @@ def _adi_rows(src: _Sources) -> list[Finding]:
         here = (f"{cubic} {a.loc[both, col].mean():.3f} -> ACT {b.loc[both, col].mean():.3f} (of it input padding "
                 f"{a.loc[both, inp].mean():.3f} -> {b.loc[both, inp].mean():.3f})") if inp in a else \
             f"{cubic} {a.loc[both, col].mean():.3f} -> ACT {b.loc[both, col].mean():.3f}"
-        rows.append(Finding(finding, f"ADI S{last} vs {cubic}", paper, here,
+        rows.append(Finding(finding, f"ADI S{stage} vs {cubic}", paper, here,
                             f"Wilcoxon, n = {test['n']}, p = {_p(test['p'])}", test["p"],
                             _verdict(-test["median_difference"] if test["n"] else None, test["p"])))
     return rows
@@ -198,8 +210,10 @@ def _pf_rows(src: _Sources) -> list[Finding]:
                                 "rho 0.897 (SMIT), 0.861 (Swin UNETR)", "", "", None, reason))
             continue
         t = src.adi[src.adi.model == cubic]
-        rho, p, n = _spearman(t.pf, t[f"adi_s{last}"])
-        rows.append(Finding("ADI rises with the padding fraction", f"Spearman S{last}, {cubic}",
+        # the deepest stage whose ADI varies over the scans (a stage whose tokens all mix real voxels has none)
+        stage = next((k for k in range(last, -1, -1) if f"adi_s{k}" in t and t[f"adi_s{k}"].nunique() > 1), last)
+        rho, p, n = _spearman(t.pf, t[f"adi_s{stage}"])
+        rows.append(Finding("ADI rises with the padding fraction", f"Spearman S{stage}, {cubic}",
                             "rho 0.897 (SMIT), 0.861 (Swin UNETR)",
                             f"rho {rho:+.3f} (pf mean {t.pf.mean():.3f}, {int((t.pf > 0).sum())}/{n} padded)"
                             if np.isfinite(rho) else f"undefined (pf mean {t.pf.mean():.3f}, {n} scans)",
