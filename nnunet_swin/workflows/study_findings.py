@@ -2,8 +2,7 @@
 
 Every number comes from files the study's steps wrote: ``comparison/comparison_pairwise.csv`` and
 ``comparison_by_subtype/`` (paired Wilcoxon / exact McNemar with the Table 2 protocol, p Bonferroni-adjusted over the
-model pairs of one metric), ``adi/adi_per_scan.csv`` + ``adi_summary.json`` (ADI per scan and stage, pf against each
-model's own patch), ``evaluation/<arm>/metrics_per_case.csv``, ``subtypes/subtypes_summary.json`` and the arms' cost
+model pairs of one metric), ``adi/adi_per_scan.csv`` (ADI per scan and stage, pf against each model's own patch), ``evaluation/<arm>/metrics_per_case.csv``, ``subtypes/subtypes_summary.json`` and the arms' cost
 in ``study.json``. Tests added here, the paper's own choices where it names them:
 
 - stage-3 ADI, ACT against each cubic arm: paired Wilcoxon over the test scans (``paired_statistics``);
@@ -71,7 +70,8 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path, dtype={"case_id": str}) if path.is_file() else None
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
+    """A JSON file one of the study's steps wrote, or None when it is absent or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -86,8 +86,7 @@ class _Sources:
         self.pairs_by_subtype = _read_csv(root / "comparison_by_subtype" / "comparison_pairwise.csv")
         self.table_by_subtype = _read_csv(root / "comparison_by_subtype" / "comparison_table.csv")
         self.adi = _read_csv(root / "adi" / "adi_per_scan.csv")
-        self.adi_summary = _read_json(root / "adi" / "adi_summary.json") or {}
-        subtypes = _read_json(root / "subtypes" / "subtypes_summary.json") or {}
+        subtypes = read_json(root / "subtypes" / "subtypes_summary.json") or {}
         names = subtypes.get("names") or []
         self.bright, self.dark = (names[0], names[-1]) if len(names) == 2 else (None, None)
 
@@ -132,16 +131,15 @@ class _Sources:
 def _pair_rows(src: _Sources, finding: str, paper: dict[str, str], better: str, worse: str,
                group: str = "all", judge: bool = True) -> list[Finding]:
     rows = []
+    missing = src.missing(better, worse)
     for metric, claim in paper.items():
         name = METRIC_NAMES[metric]
-        missing = src.missing(better, worse)
         got = None if missing else src.pair(metric, better, worse, group)
         if got is None:
             rows.append(Finding(finding, name, claim, "", "", None, missing or "not testable: no paired comparison"))
             continue
-        unit = " pp" if metric == "detected" else ""
-        here = f"{better} - {worse}: {got['gain']:+.3f}{unit}" if metric != "detected" else \
-            f"{better} - {worse}: {got['gain']:+.1f}{unit}"
+        gain = f"{got['gain']:+.1f} pp" if metric == "detected" else f"{got['gain']:+.3f}"
+        here = f"{better} - {worse}: {gain}"
         test = f"{got['test']}, n = {got['n']}, p = {_p(got['p_raw'])}" + \
             (f" (Bonferroni {_p(got['p'])})" if got["p"] != got["p_raw"] else "")
         verdict = _verdict(got["gain"], got["p"]) if judge else "no paper result (future work)"

@@ -3,21 +3,20 @@
 Sources (each section says when its source is absent): ``study.json`` (arms, steps, test split),
 ``comparison/comparison_table.csv`` + ``comparison.md`` (Table 2), ``subtypes/subtypes_summary.json`` and
 ``comparison_by_subtype/`` (subtype table, comparison by subtype), ``adi/adi_summary.json`` + its PNGs (ADI per
-stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``; the paper's findings checked against all of these
-(``study_findings``, also written to ``findings.json``). The HTML page inlines every
-figure as a base64 PNG data URI and links nothing outside itself.
+stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``; the paper's findings checked
+against all of these (``study_findings``, also written to ``findings.json``). The HTML page inlines every figure as a
+base64 PNG data URI and links nothing outside itself.
 """
 from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from nnunet_swin.io import write_json, write_text
-from nnunet_swin.workflows.study_findings import findings_json, findings_table, paper_findings
+from nnunet_swin.workflows.study_findings import findings_json, findings_table, paper_findings, read_json
 
 MARK = {"done": "done", "failed": "**FAILED**", "missing": "**MISSING**"}
 
@@ -105,13 +104,6 @@ def _split_marks(text: str) -> list[str]:
             buf += text[i]
             i += 1
     return parts + [buf]
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _step_note(state: dict, name: str) -> str:
@@ -212,7 +204,7 @@ def cost_section(page: _Page, state: dict, order: list[str]) -> None:
 
 def subtype_section(page: _Page, root: Path, state: dict) -> None:
     page.heading("Appearance subtypes")
-    summary = _read_json(root / "subtypes" / "subtypes_summary.json")
+    summary = read_json(root / "subtypes" / "subtypes_summary.json")
     if summary is None:
         page.text(f"No subtypes ({_step_note(state, 'subtypes')}).")
     else:
@@ -258,7 +250,7 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def adi_section(page: _Page, root: Path, state: dict) -> None:
     page.heading("Attention dilution (ADI) against padding fraction")
-    summary = _read_json(root / "adi" / "adi_summary.json")
+    summary = read_json(root / "adi" / "adi_summary.json")
     if summary is None:
         page.text(f"No ADI ({_step_note(state, 'adi')}).")
         return
@@ -304,7 +296,7 @@ def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
         return
     rows = []
     for folder in folders:
-        s = _read_json(folder / "cka_summary.json") or {}
+        s = read_json(folder / "cka_summary.json") or {}
         rows.append({"arm": folder.name, "images used": s.get("images_used"),
                      "mean diagonal CKA": s.get("mean_diagonal")})
     page.table(pd.DataFrame(rows))
