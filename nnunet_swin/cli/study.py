@@ -3,46 +3,87 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nnunet-swin study",
-        description="Plan, train every arm with stock nnUNetv2_train (finished arms skipped, interrupted ones resumed "
+        description="Plan, train every arm with stock nnUNetv2_train (finished folds skipped, interrupted ones resumed "
                     "with --c), predict with stock nnUNetv2_predict, then evaluate, compare (Table 2), subtypes, ADI "
-                    "and CKA, and write report.md + a self-contained report.html. State in OUTPUT/study.json.")
+                    "and CKA, and write report.md + a self-contained report.html; here or on SLURM. State in "
+                    "OUTPUT/study.json. Exit status 1 when a step failed (after the report).")
     p.add_argument("-o", "--output", required=True, help="study folder (report, logs, predictions, study.json)")
     p.add_argument("-d", "--dataset_id", type=int, default=None, help="nnU-Net dataset id, e.g. 501")
     p.add_argument("-pl", "--planner", default="SMITPlanner", help="SMITPlanner (default) or SwinUNETRPlanner")
     p.add_argument("-p", "--plans", default=None,
-                   help="plans identifier (default nnUNetSMITPlans / nnUNetSwinUNETRPlans by planner)")
+                   help="plans identifier (default nnUNetSMITPlans / nnUNetSwinUNETRPlans by planner); must exist "
+                        "unless --plan")
+    p.add_argument("--plan", action="store_true", help="plan and preprocess under -p even though it does not exist")
     p.add_argument("-backbone", "--backbone", default=None, help="backbone for planning (e.g. smit_tiny)")
     p.add_argument("--plan-args", default="",
                    help="more plan_and_preprocess flags as one string, e.g. \"-tumor_labels 1 -inplane_patch 96 96\"")
     p.add_argument("--arms", nargs="+", default=None,
-                   help="Base TA ACT Scratch, subtype arms B-only D-only / only:<subtype> (default: the preset's)")
+                   help="Base TA ACT Scratch Masked, subtype arms B-only D-only / only:<subtype> (default: the "
+                        "preset's)")
     p.add_argument("--folds", nargs="+", type=int, default=[0], help="cross-validation folds (default 0)")
     p.add_argument("--preset", choices=("paper", "smoke", "demo"), default="paper",
                    help="paper: the recipe's trainers; smoke: ACT + Base with _smoke trainers (minutes); demo: the "
                         "synthetic dataset, smit_tiny, _demo trainers, every arm, CPU (hours)")
-    p.add_argument("--jobs", type=int, default=1, help="arms trained at the same time (default 1)")
+    p.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: child processes here (default); slurm: jobs through submitit (sbatch), training "
+                        "arms x folds as one job array, requeued on timeout/preemption and resumed with --c")
+    p.add_argument("--jobs", type=int, default=1, help="local: steps run at the same time (default 1)")
     p.add_argument("--devices", nargs="+", default=None,
-                   help="CUDA device ids, one arm per device at a time (e.g. --devices 0 1, or 0,1)")
+                   help="local: CUDA device ids, one training per device at a time (e.g. --devices 0 1, or 0,1)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                   help="without --devices: cpu or cuda (default cuda when available)")
+                   help="without --devices: cpu or cuda (default: cuda when available; on SLURM cuda when "
+                        "--slurm-gpus-per-job > 0)")
+    s = p.add_argument_group("SLURM (--executor slurm)")
+    s.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's default)")
+    s.add_argument("--slurm-time", default="24:00:00",
+                   help="time limit per job: minutes, HH:MM:SS or D-HH:MM:SS (default 24:00:00); a training job that "
+                        "hits it is requeued and resumes with --c")
+    s.add_argument("--slurm-gpus-per-job", type=int, default=1, help="GPUs per training job (default 1; 0: CPU)")
+    s.add_argument("--slurm-cpus-per-job", type=int, default=None, help="CPUs per job (default: the cluster's)")
+    s.add_argument("--slurm-mem", default=None, help="memory per job, e.g. 32G or 16000M (default: the cluster's)")
+    s.add_argument("--slurm-array-parallelism", type=int, default=256,
+                   help="jobs of one array running at the same time (default 256)")
+    s.add_argument("--slurm-sbatch", default="",
+                   help="more sbatch options as one string, e.g. \"--qos=high --account=lab\"")
+    s.add_argument("--no-wait", action="store_true",
+                   help="submit what is ready and return; a later call picks the jobs up")
+    s.add_argument("--analysis-local", action="store_true",
+                   help="run the analysis steps (predict, evaluate, compare, ADI, CKA) here, not as jobs")
     p.add_argument("-np", "--num-processes", type=int, default=2, help="worker processes of our steps (default 2)")
     p.add_argument("--print-commands", action="store_true",
-                   help="print one shell line per arm (e.g. for a SLURM array) and exit")
+                   help="print one shell line per unfinished arm and exit")
     p.add_argument("--report-only", action="store_true", help="train nothing; aggregate whatever has finished")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data and stand-in checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress output (logs are still written)")
     return p
 
 
+def _mem_gb(text: str | None) -> float | None:
+    from nnunet_swin.errors import UserError
+
+    if text is None:
+        return None
+    unit = text[-1].upper() if text[-1].isalpha() else "G"
+    try:
+        value = float(text[:-1] if text[-1].isalpha() else text)
+    except ValueError:
+        value = -1
+    if unit not in ("G", "M", "T") or value <= 0:
+        raise UserError(f"--slurm-mem {text!r}: give a size such as 32G or 16000M")
+    return value * {"G": 1, "M": 1 / 1024, "T": 1024}[unit]
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from nnunet_swin.workflows.study import StudySettings, run_study
+    from nnunet_swin.workflows.study_executors import SlurmOptions, parse_sbatch_options, parse_time
 
     devices = None
     if args.devices is not None:
@@ -51,21 +92,43 @@ def main(argv: list[str]) -> int:
     if device is None:
         if args.preset == "demo":
             device = "cpu"
+        elif args.executor == "slurm":
+            device = "cuda" if args.slurm_gpus_per_job > 0 else "cpu"
         else:
             import torch
             device = "cuda" if torch.cuda.is_available() else "cpu"
+    slurm = SlurmOptions(partition=args.slurm_partition, time_min=parse_time(args.slurm_time),
+                         gpus_per_job=args.slurm_gpus_per_job, cpus_per_job=args.slurm_cpus_per_job,
+                         mem_gb=_mem_gb(args.slurm_mem), array_parallelism=args.slurm_array_parallelism,
+                         extra=parse_sbatch_options(args.slurm_sbatch), wait=not args.no_wait,
+                         analysis_local=args.analysis_local)
     settings = StudySettings(output=Path(args.output), dataset_id=args.dataset_id, planner=args.planner,
-                             plans=args.plans, backbone=args.backbone, plan_args=shlex.split(args.plan_args),
-                             arms=args.arms, folds=args.folds, preset=args.preset, jobs=args.jobs, devices=devices,
-                             device=device, num_processes=args.num_processes, print_commands=args.print_commands,
-                             report_only=args.report_only, progress=not args.quiet, seed=args.seed)
+                             plans=args.plans, plan=args.plan, backbone=args.backbone,
+                             plan_args=shlex.split(args.plan_args), arms=args.arms, folds=args.folds,
+                             preset=args.preset, executor=args.executor, slurm=slurm, jobs=args.jobs,
+                             devices=devices, device=device, num_processes=args.num_processes,
+                             print_commands=args.print_commands, report_only=args.report_only,
+                             progress=not args.quiet, seed=args.seed)
     result = run_study(settings)
     if args.print_commands:
         if result:
             print("\n".join(result))
         else:
-            import sys
             print("nnunet-swin study: every arm has finished; nothing to train", file=sys.stderr)
-    else:
-        print(f"report: {result} (and {Path(result).with_suffix('.html')})")
+        return 0
+    if result.queued:
+        print(f"nnunet-swin study: {len(result.queued)} job(s) queued or running ({', '.join(result.queued)}); run "
+              f"the same command again to pick them up (state: {Path(args.output) / 'study.json'})")
+        return 0
+    if result.attempts == 0 and not result.failed:
+        print(f"nnunet-swin study: nothing to do, every step is done or does not apply (see above); report: "
+              f"{result.report}")
+        return 0
+    if result.report is not None:
+        print(f"report: {result.report} (and {result.report.with_suffix('.html')})")
+    if result.failed:
+        print(f"nnunet-swin study: {len(result.failed)} step(s) FAILED: {', '.join(result.failed)} (the causes are "
+              f"above, the logs in {Path(args.output) / 'logs'}); run the same command again to retry them",
+              file=sys.stderr)
+        return 1
     return 0

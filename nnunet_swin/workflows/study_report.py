@@ -107,7 +107,8 @@ def _split_marks(text: str) -> list[str]:
 
 
 def _step_note(state: dict, name: str) -> str:
-    step = state.get("steps", {}).get(name)
+    steps = state.get("steps", {})
+    step = steps.get(name) or next((v for k, v in steps.items() if k.startswith(f"{name} ")), None)
     if step is None:
         return "not run"
     if step["status"] == "failed":
@@ -312,7 +313,7 @@ CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1
 
 def write_study_report(study) -> Path:
     """Write ``OUTPUT/report.md`` and ``OUTPUT/report.html``; return the Markdown path."""
-    root, state = study.paths.output, study.state
+    root, state = study.paths.output, study.state.to_dict()     # study.json as written, nothing re-derived
     order = [a.name for a in study.arms]
     page = _Page(root)
     page.heading("nnunet-swin study", 1)
