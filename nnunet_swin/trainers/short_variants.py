@@ -10,13 +10,22 @@ from nnunet_swin.trainers.variants import (SwinACTTrainer, SwinMaskedTrainer, Sw
                                           SwinTATrainer)
 
 
-class _FiveEpochs:
+class _Short:
+    """``checkpoint_latest.pth`` every tenth of the run, as the full schedule writes it every 50 of 500 epochs
+    (nnU-Net's ``save_every``): an interrupted short run resumes with ``--c`` like a full one."""
+
+    def on_train_start(self):
+        super().on_train_start()
+        self.save_every = max(1, self.num_epochs // 10)
+
+
+class _FiveEpochs(_Short):
     """5 epochs of the paper's length, 1 warmup epoch."""
 
     recipe_epochs, recipe_warmup_epochs = 5, 1
 
 
-class _Smoke:
+class _Smoke(_Short):
     """3 epochs x 2 iterations, 1 validation iteration: exercises the whole loop in seconds (tests)."""
 
     recipe_epochs, recipe_warmup_epochs = 3, 1
@@ -51,7 +60,7 @@ class SwinSpineTrainer_smoke(_Smoke, SwinSpineTrainer):
     """As ``SwinACTTrainer_smoke`` for the multi-class spine recipe."""
 
 
-class _Demo:
+class _Demo(_Short):
     """The CPU demo's schedule: 30 epochs x 25 iterations, 3 warmup epochs (about 9 minutes on 2 idle cores)."""
 
     recipe_epochs, recipe_warmup_epochs = 30, 3

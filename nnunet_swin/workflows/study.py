@@ -354,6 +354,9 @@ def build_table(study: Study, journal: Journal) -> list[Step]:
     from nnunet_swin.workflows import study_analysis as an
     from nnunet_swin.workflows import study_steps as sp
 
+    study.state.test_split = "test split: imagesTs / labelsTs" if study.test_split() else (
+        f"no imagesTs/labelsTs: cross-validation predictions (fold_X/validation) of folds "
+        f"{', '.join(map(str, study.settings.folds))}")
     train = sp.training_steps(study)
     train_names = {a.name: [s.name for s in train if s.name == f"train {a.name}" or
                             s.name.startswith(f"train {a.name} fold ")] for a in study.arms}

@@ -284,6 +284,14 @@ def arm_cost(study: Study, arm: ArmSpec) -> dict:
     return cost
 
 
+def _cost_or_none(study: Study, arm: ArmSpec) -> dict | None:
+    try:
+        return arm_cost(study, arm)
+    except (OSError, EOFError, RuntimeError, KeyError) as e:     # a checkpoint nnU-Net did not write
+        study.say(f"  {arm.name}: no cost ({type(e).__name__}: {e})")
+        return None
+
+
 def arm_records(study: Study, journal: Journal) -> None:
     """Each arm summed over its training steps, into ``study.json`` (what the report's arm table reads)."""
     from nnunet_swin.workflows.study_state import ArmRecord
@@ -301,6 +309,6 @@ def arm_records(study: Study, journal: Journal) -> None:
             status, study.trainer(arm), arm.configuration, study.folds(arm), str(study.model_folder(arm)),
             last.log if last and last.log else journal.rel(study.paths.logs / f"train_{arm.name}.log"),
             subtype=arm.subtype, reason=failed.reason if failed else None, log_tail=tail,
-            cost=arm_cost(study, arm) if status == "done" else None,
+            cost=_cost_or_none(study, arm) if status == "done" else None,
             prediction={"status": predict.status, "log": predict.log} if predict else None)
     study.save()

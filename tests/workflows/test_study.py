@@ -15,7 +15,11 @@ import pytest
 
 from nnunet_swin.errors import UserError
 from nnunet_swin.workflows import study as st
+from nnunet_swin.workflows import study_executors, study_splits, study_steps
+from nnunet_swin.workflows.study_arms import PAPER_ARMS, ArmSpec, parse_arm
 from nnunet_swin.workflows.study_report import write_study_report
+from nnunet_swin.workflows.study_runner import Journal, run_steps
+from nnunet_swin.workflows.study_state import ArmRecord, StepRecord
 
 DATASET = 947
 NAME = f"Dataset{DATASET}_Toy"
@@ -39,6 +43,8 @@ def toy(tmp_path, monkeypatch):
         v.mkdir()
         monkeypatch.setenv(k, str(v))
     monkeypatch.setenv("nnUNet_swin_pretrained", str(tmp_path / "weights"))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "smit_tiny.pth").touch()
     raw = dirs["nnUNet_raw"] / NAME
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
         (raw / sub).mkdir(parents=True)
@@ -72,15 +78,15 @@ def _model(toy, trainer, configuration, fold=0, checkpoint=None):
 # ------------------------------------------------------------------------------------------------ arms and commands
 
 def test_arm_names():
-    assert st.parse_arm("ACT") == st.ArmSpec("ACT", "SwinACTTrainer", "3d_fullres", True)
-    assert st.parse_arm("Base").configuration == "3d_cubic" and not st.parse_arm("Scratch").pretrained
+    assert parse_arm("ACT") == ArmSpec("ACT", "SwinACTTrainer", "3d_fullres", True)
+    assert parse_arm("Base").configuration == "3d_cubic" and not parse_arm("Scratch").pretrained
     for text in ("B-only", "only:B"):
-        arm = st.parse_arm(text)
+        arm = parse_arm(text)
         assert (arm.name, arm.trainer, arm.configuration, arm.subtype) == ("B-only", "SwinACTTrainer", "3d_fullres",
                                                                            "B")
-    assert st.parse_arm("Masked") == st.ArmSpec("Masked", "SwinMaskedTrainer", "3d_cubic", True)
+    assert parse_arm("Masked") == ArmSpec("Masked", "SwinMaskedTrainer", "3d_cubic", True)
     with pytest.raises(UserError, match="unknown arm 'Fancy'"):
-        st.parse_arm("Fancy")
+        parse_arm("Fancy")
 
 
 def test_each_fold_state_gets_its_stock_command(toy):
@@ -88,13 +94,15 @@ def test_each_fold_state_gets_its_stock_command(toy):
     _model(toy, "SwinACTTrainer_smoke", "3d_fullres", checkpoint="checkpoint_final.pth")      # done
     _model(toy, "SwinBaseTrainer_smoke", "3d_cubic", checkpoint="checkpoint_latest.pth")      # interrupted
     act, base, ta = study.arms                                                                 # TA: new
-    assert [st.fold_state(study.model_folder(a), 0) for a in study.arms] == ["done", "interrupted", "new"]
-    assert st.train_command(study, act, 0, "cpu") is None
-    resume = st.train_command(study, base, 0, "cpu")
+    assert [study_steps.fold_state(study.model_folder(a), 0) for a in study.arms] == ["done", "interrupted", "new"]
+    assert study_steps.train_command(study, act, 0) is None
+    resume = study_steps.train_command(study, base, 0)
     assert resume[1:] == [str(DATASET), "3d_cubic", "0", "-tr", "SwinBaseTrainer_smoke", "-p", PLANS, "-device",
                           "cpu", "--c"] and resume[0].endswith("nnUNetv2_train")
-    assert st.train_command(study, ta, 0, "1")[1:] == [str(DATASET), "3d_cubic", "0", "-tr", "SwinTATrainer_smoke",
-                                                       "-p", PLANS, "-device", "cuda"]
+    study.settings.device = "cuda"
+    assert study_steps.train_command(study, ta, 0)[1:] == [str(DATASET), "3d_cubic", "0", "-tr",
+                                                           "SwinTATrainer_smoke", "-p", PLANS, "-device", "cuda"]
+    study.settings.device = "cpu"
     lines = st.print_commands(study)
     assert len(lines) == 2                                     # the finished arm is left out
     assert "nnUNetv2_train" in lines[0] and lines[0].endswith("-device cpu --c") and "SwinBaseTrainer_smoke" in lines[0]
@@ -112,45 +120,57 @@ def test_presets_choose_arms_and_trainers(toy):
     assert paper.folds(paper.arms[0]) == [0, 1]
     from nnunet_swin import trainers
     for suffix in ("_smoke", "_demo"):
-        for arm in st.PAPER_ARMS.values():
+        for arm in PAPER_ARMS.values():
             assert arm.trainer + suffix in trainers.__all__
 
 
-def test_parallel_arms_get_one_device_each(toy, monkeypatch):
-    calls = []
+def _train(study):
+    """The training steps of the table, run by the local executor."""
+    journal = Journal(study.state, study.paths.output, study.save, lambda line: None)
+    study.paths.output.mkdir(parents=True, exist_ok=True)
+    steps = [s for s in st.build_table(study, journal) if s.kind == "train"]
+    return run_steps(steps, st.make_executor(study, journal), journal)
 
+
+def _fake_training(calls, fail=None):
     def fake_run(cmd, env, log_file, on_line=None):
         calls.append((cmd, env.get("CUDA_VISIBLE_DEVICES")))
+        if fail and fail in cmd:
+            return 1, "epoch 0\nRuntimeError: out of memory\n"
         time.sleep(0.2)
         folder = Path(env["nnUNet_results"]) / NAME / f"{cmd[5]}__{PLANS}__{cmd[2]}" / "fold_0"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "checkpoint_final.pth").touch()
         return 0, ""
+    return fake_run
 
-    monkeypatch.setattr(st, "run_command", fake_run)
+
+def test_parallel_arms_get_one_device_each(toy, monkeypatch):
+    calls = []
+    monkeypatch.setattr(study_executors, "run_command", _fake_training(calls))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
     study = st.resolve_study(_settings(toy, preset="smoke", jobs=2, devices=["0", "1"]))
-    st.train_arms(study)
+    assert set(_train(study).values()) == {"done"}
     assert sorted(d for _, d in calls) == ["0", "1"]
     assert all(cmd[cmd.index("-device") + 1] == "cuda" for cmd, _ in calls)
     state = json.loads((toy["tmp"] / "study" / "study.json").read_text())
-    assert {k: v["status"] for k, v in state["arms"].items()} == {"ACT": "done", "Base": "done"}
+    assert {k: v["status"] for k, v in state["steps"].items()} == {"train ACT fold 0": "done",
+                                                                   "train Base fold 0": "done"}
+    assert state["steps"]["train ACT fold 0"]["attempts"][0]["executor"] == "local"
 
 
 def test_a_failed_arm_is_recorded_and_the_others_go_on(toy, monkeypatch):
-    def fake_run(cmd, env, log_file, on_line=None):
-        if "SwinACTTrainer_smoke" in cmd:
-            return 1, "RuntimeError: out of memory\n"
-        folder = Path(env["nnUNet_results"]) / NAME / f"{cmd[5]}__{PLANS}__{cmd[2]}" / "fold_0"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "checkpoint_final.pth").touch()
-        return 0, ""
-
-    monkeypatch.setattr(st, "run_command", fake_run)
+    monkeypatch.setattr(study_executors, "run_command", _fake_training([], fail="SwinACTTrainer_smoke"))
     study = st.resolve_study(_settings(toy, preset="smoke"))
-    st.train_arms(study)
+    outcome = _train(study)
+    assert outcome == {"train ACT fold 0": "failed", "train Base fold 0": "done"}
+    journal = Journal(study.state, study.paths.output, study.save, print)
+    study_steps.arm_records(study, journal)
     arms = json.loads((toy["tmp"] / "study" / "study.json").read_text())["arms"]
     assert arms["ACT"]["status"] == "failed" and "out of memory" in arms["ACT"]["log_tail"]
-    assert arms["ACT"]["log"].endswith("train_ACT.log") and arms["Base"]["status"] == "done"
+    assert arms["ACT"]["log"] == "logs/train_ACT_fold0.log" and arms["Base"]["status"] == "done"
+    assert "RuntimeError: out of memory" in arms["ACT"]["reason"]
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -189,7 +209,7 @@ def test_no_test_split_and_no_cross_validation(toy):
     study = st.resolve_study(_settings(toy, preset="smoke"))
     study.paths.output.mkdir()
     with pytest.raises(UserError, match="no test split .* no arm has finished cross-validation"):
-        st.predictions(study, study.arms)
+        study_steps.gather_cv_reference(study)
 
 
 def test_cross_validation_predictions_are_used_without_a_test_split(toy):
@@ -203,10 +223,13 @@ def test_cross_validation_predictions_are_used_without_a_test_split(toy):
         val.mkdir(parents=True)
         (val / "summary.json").write_text("{}")
         (val / "toy_003.nii.gz").touch()
-    reference, folders = st.predictions(study, study.arms)
+    for arm in study.arms:
+        study_steps.gather_cross_validation(study, arm)
+    study_steps.gather_cv_reference(study)
+    reference = study.reference_folder()
     assert sorted(p.name for p in reference.iterdir()) == ["toy_003.nii.gz"]
     assert (reference / "toy_003.nii.gz").resolve() == toy["raw"] / "labelsTr" / "toy_003.nii.gz"
-    assert set(folders) == {"ACT", "Base"} and "cross-validation" in study.state["test_split"]
+    assert all((study.prediction_folder(a) / "toy_003.nii.gz").is_file() for a in study.arms)
 
 
 # ------------------------------------------------------------------------------------------------ custom split
@@ -221,7 +244,7 @@ def test_custom_fold_holds_one_subtypes_training_cases_and_keeps_existing_folds(
     sub.mkdir(parents=True)
     pd.DataFrame({"case_id": ["toy_000", "toy_001", "toy_002", "toy_003"],
                   "subtype": ["B", "D", "B", "D"]}).to_csv(sub / "subtypes_train.csv", index=False)
-    st.write_custom_folds(study)
+    study_splits.write_custom_folds(study)
     splits = json.loads(splits_file.read_text())
     assert splits[:2] == existing
     assert splits[2] == {"train": ["toy_000", "toy_002"], "val": ["toy_001", "toy_003"]}
@@ -230,21 +253,21 @@ def test_custom_fold_holds_one_subtypes_training_cases_and_keeps_existing_folds(
     assert state["custom_folds"]["B"]["fold"] == 2 and state["custom_folds"]["D"]["fold"] == 3
     b_only = next(a for a in study.arms if a.subtype == "B")
     assert study.folds(b_only) == [2] and study.trainer(b_only) == "SwinACTTrainer"
-    assert st.train_command(study, b_only, 2, "cpu")[1:4] == [str(DATASET), "3d_fullres", "2"]
+    assert study_steps.train_command(study, b_only, 2)[1:4] == [str(DATASET), "3d_fullres", "2"]
     # a second run appends nothing
-    st.write_custom_folds(st.resolve_study(_settings(toy, arms=["ACT", "B-only", "only:D"])))
+    study_splits.write_custom_folds(st.resolve_study(_settings(toy, arms=["ACT", "B-only", "only:D"])))
     assert len(json.loads(splits_file.read_text())) == 4
     # the recorded fold changed by hand: stop, change nothing
     splits[2]["train"] = ["toy_001"]
     splits_file.write_text(json.dumps(splits))
     with pytest.raises(UserError, match="no longer holds its training cases"):
-        st.write_custom_folds(st.resolve_study(_settings(toy, arms=["B-only"])))
+        study_splits.write_custom_folds(st.resolve_study(_settings(toy, arms=["B-only"])))
     assert json.loads(splits_file.read_text()) == splits
 
 
 def test_an_unknown_subtype_is_named(toy):
     with pytest.raises(UserError, match="no training case has subtype 'X'.*B, D"):
-        st.custom_fold({"a": "B", "b": "D"}, "X")
+        study_splits.custom_fold({"a": "B", "b": "D"}, "X")
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -283,11 +306,11 @@ def test_report_holds_every_table_and_figure_and_marks_missing_and_failed_arms(t
     study = st.resolve_study(_settings(toy, arms=["ACT", "Base", "TA", "Scratch"]))
     out = study.paths.output
     _fake_outputs(out)
-    study.state["arms"] = {"ACT": {"status": "done", "log": "logs/train_ACT.log"},
-                           "Base": {"status": "done", "log": "logs/train_Base.log"},
-                           "TA": {"status": "failed", "log": "logs/train_TA.log", "log_tail": "CUDA error\n"},
-                           "Scratch": {"status": "missing", "log": "logs/train_Scratch.log"}}
-    study.state["test_split"] = "test split: imagesTs / labelsTs"
+    def arm(status, name, **kw):
+        return ArmRecord(status, name, "3d_fullres", [0], "", f"logs/train_{name}.log", **kw)
+    study.state.arms = {"ACT": arm("done", "ACT"), "Base": arm("done", "Base"),
+                        "TA": arm("failed", "TA", log_tail="CUDA error\n"), "Scratch": arm("missing", "Scratch")}
+    study.state.test_split = "test split: imagesTs / labelsTs"
     md_path = write_study_report(study)
     md = md_path.read_text()
     for heading in ("## Arms", "## Table 2", "## Appearance subtypes", "### Comparison by subtype",
@@ -314,7 +337,7 @@ def test_report_holds_every_table_and_figure_and_marks_missing_and_failed_arms(t
 def test_report_says_why_a_section_is_empty(toy):
     study = st.resolve_study(_settings(toy, preset="smoke"))
     study.paths.output.mkdir()
-    st.record_step(study, "compare", "skipped", reason="1 arm(s) with predictions; comparing needs 2")
+    study.state.steps["compare"] = StepRecord("skipped", "compare", "1 arm(s) with predictions; comparing needs 2")
     md = write_study_report(study).read_text()
     assert "No comparison (skipped: 1 arm(s) with predictions; comparing needs 2)" in md
     assert "No ADI (not run)" in md and "| ACT | **MISSING** |" in md
@@ -326,29 +349,14 @@ E2E_DATASET = 948
 
 
 @pytest.fixture(scope="module")
-def smoke_study(tmp_path_factory):
+def smoke_study(tmp_path_factory, plan_smoke_dataset):
     """Planned dataset (4 training + 2 test cases, smit_tiny, 64 mm), one fold, a stand-in encoder; then
     ``nnunet-swin study --preset smoke`` (ACT + Base) as a user runs it."""
     import subprocess
 
-    from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
-    from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
-
     root = tmp_path_factory.mktemp("study")
-    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "pre"),
-           "nnUNet_results": str(root / "res"), "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1",
-           "nnUNet_compile": "f", "nnUNet_swin_pretrained": str(root / "weights")}
-    make_demo_dataset(root / "raw", E2E_DATASET, spec=SyntheticSpec(
-        num_train=4, num_test=2, fov_mm=64, z_median_mm=40.0, z_iqr_mm=(32.0, 48.0), short_share=0.0), progress=False)
-    subprocess.run([sys.executable, "-m", "nnunet_swin", "plan_and_preprocess", "-d", str(E2E_DATASET), "-pl",
-                    "SMITPlanner", "-backbone", "smit_tiny", "-inplane_patch", "64", "64", "-cubic_size", "64", "-c",
-                    "3d_fullres", "-npfp", "1", "-np", "1", "--no_pbar"], env=env, check=True, capture_output=True)
+    env = plan_smoke_dataset(root, E2E_DATASET)["env"]
     pre = next((root / "pre").glob(f"Dataset{E2E_DATASET}_*"))
-    cases = sorted(p.name[:-len(".pkl")] for p in (pre / f"{PLANS}_3d_fullres").glob("*.pkl"))
-    (pre / "splits_final.json").write_text(json.dumps([{"train": cases[:3], "val": cases[3:]}]))
-    plans = json.loads((pre / f"{PLANS}.json").read_text())
-    write_standin_checkpoint(plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"],
-                             root / "weights" / "smit_tiny.pth")
     cmd = [sys.executable, "-m", "nnunet_swin", "study", "-d", str(E2E_DATASET), "--preset", "smoke", "-o",
            str(root / "study"), "--device", "cpu", "-np", "1", "--arms", "ACT", "Base", "Masked"]
     t0 = time.time()
@@ -399,34 +407,39 @@ def test_smoke_study_end_to_end(smoke_study):
 
 
 @pytest.mark.slow
-def test_resume_after_an_arm_was_interrupted(smoke_study):
+def test_a_real_interruption_resumes_with_c(smoke_study):
+    """The study killed while Base trains (after the short trainer wrote checkpoint_latest.pth); the next call
+    resumes that fold with stock --c and repeats nothing finished."""
+    import signal
     import subprocess
 
     import torch
 
     fold = smoke_study["results"] / f"SwinBaseTrainer_smoke__{PLANS}__3d_cubic" / "fold_0"
-    act_final = smoke_study["results"] / f"SwinACTTrainer_smoke__{PLANS}__3d_fullres" / "fold_0" / \
-        "checkpoint_final.pth"
-    act_mtime = act_final.stat().st_mtime
-    # what a kill after epoch 0 leaves: checkpoint_latest.pth of epoch 1, no checkpoint_final.pth
-    ckpt = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    ckpt["current_epoch"] = 1
-    ckpt["logging"] = {k: v[:1] for k, v in ckpt["logging"].items()}
-    torch.save(ckpt, fold / "checkpoint_latest.pth")
-    (fold / "checkpoint_final.pth").unlink()
+    act_attempts = _state(smoke_study["out"])["steps"]["train ACT fold 0"]["attempts"]
+    for f in fold.glob("checkpoint_*.pth"):
+        f.unlink()
+    proc = subprocess.Popen(smoke_study["cmd"], env=smoke_study["env"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 900
+    while not (fold / "checkpoint_latest.pth").is_file():
+        assert proc.poll() is None and time.time() < deadline, "Base never wrote checkpoint_latest.pth"
+        time.sleep(0.1)
+    time.sleep(0.5)                                    # let torch.save finish the file
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (fold / "checkpoint_final.pth").exists()
     lines = subprocess.run(smoke_study["cmd"] + ["--print-commands"], env=smoke_study["env"], capture_output=True,
                            text=True, check=True).stdout.strip().splitlines()
     assert len(lines) == 1 and "SwinBaseTrainer_smoke" in lines[0] and lines[0].endswith("--c")
-    proc = subprocess.run(smoke_study["cmd"], env=smoke_study["env"], capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    again = subprocess.run(smoke_study["cmd"], env=smoke_study["env"], capture_output=True, text=True, timeout=1500)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     state = _state(smoke_study["out"])
-    runs = state["arms"]["Base"]["runs"]
-    assert len(runs) == 1 and runs[0]["action"] == "resumed (--c)" and runs[0]["exit_status"] == 0
-    assert runs[0]["command"].endswith("--c")
-    assert state["arms"]["ACT"]["runs"] == [{"fold": 0, "action": "skipped (checkpoint_final.pth present)"}]
-    assert act_final.stat().st_mtime == act_mtime
-    assert (fold / "checkpoint_final.pth").is_file()
+    attempt = state["steps"]["train Base fold 0"]["attempts"][-1]
+    assert attempt["outcome"] == "done" and attempt["command"].endswith("--c")
+    assert state["steps"]["train ACT fold 0"]["attempts"] == act_attempts
+    assert "[train ACT fold 0] skipped: done (checkpoint_final.pth present)" in again.stdout
+    assert re.search(r"Base fold 0: training from epoch [12] of 3", again.stdout), again.stdout[-2000:]
     resumed = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert len(resumed["logging"]["lrs"]) == 3
-    assert "training from epoch 1 of 3" in proc.stdout
     assert state["arms"]["Base"]["status"] == "done" and state["arms"]["ACT"]["status"] == "done"
