@@ -27,6 +27,7 @@ setup(
         "tqdm",
         "SimpleITK>=2.2.1",
         "batchgeneratorsv2>=0.3.2",
+        "submitit>=1.5",  # the study's SLURM executor (job arrays, requeue)
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "monai==1.6.1"],

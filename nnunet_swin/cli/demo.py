@@ -26,6 +26,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace a previous demo in the output folder")
     p.add_argument("--quiet", action="store_true", help="no progress output (logs are still written)")
     a = p.parse_args(argv)
+    from nnunet_swin.errors import UserError
+    from nnunet_swin.trainers import __all__ as trainer_names
+
+    # every argument checked before the dataset, planning and the encoder's pretraining start
+    if a.trainer not in trainer_names:
+        raise UserError(f"unknown trainer {a.trainer!r}; choose one of {', '.join(trainer_names)}")
+    if not 1 <= a.dataset_id <= 999:
+        raise UserError(f"dataset id must be between 1 and 999, got {a.dataset_id}")
+    for name, value, least in (("--num_train", a.num_train, 2), ("--num_test", a.num_test, 0),
+                               ("-np", a.num_processes, 1), ("--pretrain_epochs", a.pretrain_epochs, 1),
+                               ("--pretrain_iterations", a.pretrain_iterations, 1)):
+        if value < least:
+            raise UserError(f"{name} must be at least {least}, got {value}")
+    if not a.fov_mm > 0:
+        raise UserError(f"--fov_mm must be positive, got {a.fov_mm}")
     from nnunet_swin.workflows.demo import DemoSettings, run_demo
 
     result = run_demo(DemoSettings(output=Path(a.output), dataset_id=a.dataset_id, num_train=a.num_train,

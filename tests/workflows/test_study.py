@@ -443,3 +443,64 @@ def test_a_real_interruption_resumes_with_c(smoke_study):
     resumed = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert len(resumed["logging"]["lrs"]) == 3
     assert state["arms"]["Base"]["status"] == "done" and state["arms"]["ACT"]["status"] == "done"
+
+
+# ------------------------------------------------------------------------------------------------ bad input, before work
+
+def test_each_bad_argument_stops_before_any_work_with_one_line(toy, monkeypatch):
+    out = toy["tmp"] / "study"
+    # a plans name that does not exist (a typo) is not planned beside the real one unless --plan says so
+    with pytest.raises(UserError, match=r"-p nnUNetSMITPlanz: no nnUNetSMITPlanz.json .*\(plans there: "
+                                        r"nnUNetSMITPlans\); fix the name, or add --plan"):
+        st.resolve_study(_settings(toy, plans="nnUNetSMITPlanz"))
+    assert st.resolve_study(_settings(toy, plans="nnUNetSMITPlanz", plan=True)).plans_name == "nnUNetSMITPlanz"
+    # pretrained arms without an encoder stop before planning; Scratch alone needs none
+    monkeypatch.delenv("nnUNet_swin_pretrained")
+    with pytest.raises(UserError, match="arms ACT, Base start from a pretrained encoder and nnUNet_swin_pretrained is "
+                                        "not set; export nnUNet_swin_pretrained=.*--arms Scratch"):
+        st.resolve_study(_settings(toy, preset="smoke"))
+    assert [a.name for a in st.resolve_study(_settings(toy, arms=["Scratch"])).arms] == ["Scratch"]
+    monkeypatch.setenv("nnUNet_swin_pretrained", str(toy["tmp"] / "nowhere"))
+    with pytest.raises(UserError, match="nowhere does not exist"):
+        st.resolve_study(_settings(toy, preset="smoke"))
+    # devices this machine does not have
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(UserError, match="--devices 0: this machine has 0 CUDA device.*--device cpu"):
+        st.resolve_study(_settings(toy, devices=["0"], arms=["Scratch"]))
+    with pytest.raises(UserError, match="--device cuda: no CUDA GPU"):
+        st.resolve_study(_settings(toy, device="cuda", arms=["Scratch"]))
+    # SLURM asked for where there is none; --no-wait without SLURM
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(UserError, match="--executor slurm: sbatch/squeue are not on PATH.*or use --executor local"):
+        st.resolve_study(_settings(toy, executor="slurm", arms=["Scratch"]))
+    with pytest.raises(UserError, match="--no-wait is for --executor slurm"):
+        st.resolve_study(_settings(toy, arms=["Scratch"], slurm=st.SlurmOptions(wait=False)))
+    with pytest.raises(UserError, match="unknown executor 'pbs'"):
+        st.resolve_study(_settings(toy, executor="pbs"))
+    assert not out.exists()
+
+
+def test_the_cli_refuses_an_unknown_executor_and_a_bad_slurm_time(capsys):
+    from nnunet_swin.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["study", "-o", "x", "--executor", "pbs"])
+    assert e.value.code == 2 and "invalid choice: 'pbs' (choose from 'local', 'slurm')" in capsys.readouterr().err
+    assert main(["study", "-o", "x", "--executor", "slurm", "--slurm-time", "soon"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--slurm-time 'soon' is not a SLURM time" in err[0]
+
+
+def test_a_failed_step_is_shown_with_its_cause_and_the_study_exits_non_zero(toy, monkeypatch, capsys):
+    """Every arm fails in training: the report is still written, the screen names the cause, exit status 1."""
+    from nnunet_swin.cli import study as cli
+
+    monkeypatch.setattr(study_executors, "run_command",
+                        lambda cmd, env, log, on_line=None: (1, "epoch 0\nRuntimeError: CUDA out of memory\n"))
+    code = cli.main(["-o", str(toy["tmp"] / "study"), "-d", str(DATASET), "--preset", "smoke", "--device", "cpu",
+                     "--arms", "ACT"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "[train ACT fold 0] FAILED: exit status 1: RuntimeError: CUDA out of memory" in out
+    assert "step(s) FAILED: " in err and (toy["tmp"] / "study" / "report.md").is_file()
+    assert "| ACT | **FAILED** |" in (toy["tmp"] / "study" / "report.md").read_text()
