@@ -370,14 +370,17 @@ def build_table(study: Study, journal: Journal) -> list[Step]:
         table.insert(0, an.subtypes_step(study))
     report = study.paths.output / "report.md"
 
+    written = []
+
     def write() -> None:
         from nnunet_swin.workflows.study_report import write_study_report
         sp.arm_records(study, journal)
-        write_study_report(study)
+        written.append(write_study_report(study))
 
     step = Step("report", "report", study.paths.logs / "report.log", outputs=lambda: [report], function=write,
                 inputs=lambda: [p for s in table if s is not step for p in s.outputs() if p.exists()],
-                done=lambda: journal.attempts == 0 and step.fresh(), needs=tuple(s.name for s in table),
+                done=lambda: step.fresh() and (journal.attempts == 0 or bool(written)),
+                needs=tuple(s.name for s in table),
                 blocking=False, done_because="report.md newer than every result, and nothing ran")
     table.append(step)
     return table

@@ -117,8 +117,9 @@ class CommandJob:
         env.pop("CUDA_VISIBLE_DEVICES", None)          # the allocation's GPUs, as SLURM set them
         if "CUDA_VISIBLE_DEVICES" in os.environ:
             env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        started = time.perf_counter()
         code, tail = _shielded(self.cmd, env, Path(self.log))
-        return {"exit_status": code, "log_tail": tail}
+        return {"exit_status": code, "log_tail": tail, "seconds": round(time.perf_counter() - started, 2)}
 
     def resumed(self) -> "CommandJob":
         cmd = self.cmd if not self.resume_flag or self.resume_flag in self.cmd else self.cmd + [self.resume_flag]
@@ -239,7 +240,7 @@ class _SlurmHandle:
             attempt.outcome, attempt.log_tail = "failed", str(e)[-3000:]
             attempt.error = last_error_line(str(e))
             return attempt
-        attempt.exit_status = value["exit_status"]
+        attempt.exit_status, attempt.seconds = value["exit_status"], value.get("seconds", attempt.seconds)
         if value["exit_status"] == 0:
             attempt.outcome = "done"
         else:
