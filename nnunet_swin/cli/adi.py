@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     from nnunet_swin.errors import UserError
 
     from nnunet_swin.analysis.dilution_report import read_evaluation
-    from nnunet_swin.environment import check_device
+    from nnunet_swin.device import check_device
 
     if args.batch_size < 1:  # checked before any model is loaded
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")

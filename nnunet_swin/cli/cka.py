@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
         raise UserError("give exactly one of -a MODEL_FOLDER and --pretrained CHECKPOINT for model A")
     if args.batch_size < 4:
         raise UserError(f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {args.batch_size}")
-    from nnunet_swin.environment import check_device
+    from nnunet_swin.device import check_device
 
     check_device(args.device)
     model_b = load_model_folder(args.model_b, args.fold_b, args.checkpoint)
