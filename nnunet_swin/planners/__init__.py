@@ -1,6 +1,5 @@
-"""Experiment planners: target spacing, anisotropic patch from the fingerprint, network choice."""
-from nnunet_swin.planners.swin_planner import SMITPlanner, SwinPlannerBase, SwinUNETRPlanner
+"""Experiment planners: target spacing, anisotropic patch from the fingerprint, network choice.
 
-PLANNERS = {"SMITPlanner": SMITPlanner, "SwinUNETRPlanner": SwinUNETRPlanner}
-
-__all__ = ["PLANNERS", "SMITPlanner", "SwinPlannerBase", "SwinUNETRPlanner"]
+``swin_planner`` holds the planner classes (nnU-Net's ``ExperimentPlanner`` subclasses, so importing it imports
+nnU-Net and torch); ``run`` is plan-and-preprocess through nnU-Net's API and imports them only when it runs.
+"""

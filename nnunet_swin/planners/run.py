@@ -50,7 +50,7 @@ class SwinPlanOptions:
 
 def resolve_planner(name: str, options: SwinPlanOptions = SwinPlanOptions()):
     """Our planner (with options bound) or a stock nnU-Net planner class, by name."""
-    from nnunet_swin.planners import PLANNERS
+    from nnunet_swin.planners.swin_planner import PLANNERS
 
     if name in PLANNERS:
         return functools.partial(PLANNERS[name], **options.as_kwargs()), True

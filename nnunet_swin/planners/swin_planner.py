@@ -342,3 +342,6 @@ class SwinUNETRPlanner(SwinPlannerBase):
 
     backbone_family = default_backbone = "swin_unetr"
     default_plans_name = "nnUNetSwinUNETRPlans"
+
+
+PLANNERS = {"SMITPlanner": SMITPlanner, "SwinUNETRPlanner": SwinUNETRPlanner}
