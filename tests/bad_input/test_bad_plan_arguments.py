@@ -42,6 +42,6 @@ def test_broken_dataset_through_the_command(raw, nnunet_dirs):
 
 def test_unknown_configuration_is_refused(raw, nnunet_dirs):
     proc = run_cli("nnunet-swin", "plan_and_preprocess", "-d", "601", "-pl", "ExperimentPlanner", "-c", "3d_fulres",
-                   "-np", "1", "-npfp", "1", "--no_pbar", env={"nnUNet_n_proc_DA": "1"}, check=False)
+                   "-np", "1", "-npfp", "1", "--quiet", env={"nnUNet_n_proc_DA": "1"}, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "unknown configuration(s) 3d_fulres (-c); the plans nnUNetPlans have" in proc.stderr.strip().splitlines()[-1]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from nnunet_swin.environment import ext_trainer_dir, install_excepthook, user_error_message
+from nnunet_swin.environment import ext_trainer_dir
+from nnunet_swin.errors import install_excepthook, user_error_message
 from nnunet_swin.errors import UserError
 
 HERE = Path(__file__).resolve().parent

@@ -26,7 +26,7 @@ def test_synthetic_dataset_plans_and_stock_preprocess(nnunet_dirs):
     make_demo_dataset(nnunet_dirs["nnUNet_raw"], 511, spec=SyntheticSpec(num_train=4, num_test=1, fov_mm=64),
                       progress=False)
     run_cli("nnunet-swin", "plan_and_preprocess", "-d", "511", "-pl", "SMITPlanner", "-backbone", "smit_tiny",
-            "-np", "1", "-npfp", "1", "--no_pbar")
+            "-np", "1", "-npfp", "1", "--quiet")
     pre = nnunet_dirs["nnUNet_preprocessed"] / "Dataset511_SyntheticRectum"
     pm = _check_plans_with_nnunet(pre, "nnUNetSMITPlans")
     act = pm.get_configuration("3d_fullres")
@@ -45,7 +45,7 @@ def test_synthetic_dataset_plans_and_stock_preprocess(nnunet_dirs):
 def test_real_brain_mri_swin_unetr(nnunet_dirs):
     write_real_dataset(nnunet_dirs["nnUNet_raw"], 502, copies=2)
     out = run_cli("nnunet-swin", "plan_and_preprocess", "-d", "502", "-pl", "SwinUNETRPlanner", "-np", "1",
-                  "-npfp", "1", "--no_pbar", "--verify_dataset_integrity")
+                  "-npfp", "1", "--quiet", "--verify_dataset_integrity")
     assert "window padding" in out.stdout
     pre = nnunet_dirs["nnUNet_preprocessed"] / "Dataset502_RealBrain"
     pm = _check_plans_with_nnunet(pre, "nnUNetSwinUNETRPlans")
