@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import read_json
 
 OUR_NETWORK_PREFIX = "nnunet_swin."
 
@@ -72,15 +72,6 @@ class LoadedModel:
     @property
     def arch_kwargs(self) -> dict:
         return dict(self.configuration_manager.network_arch_init_kwargs)
-
-
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path} not found; {what}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e})")
 
 
 def _new_predictor():
@@ -140,9 +131,11 @@ def load_model_folder(folder: str | Path, fold: int | str = 0, checkpoint: str =
     """A trained model of ours restored as ``nnUNetv2_predict -f FOLD -chk CHECKPOINT`` restores it (one fold).
     ``configuration``, if given, must be the checkpoint's own."""
     folder = Path(folder)
-    plans = _read_json(folder / "plans.json", "give the trained model folder <Trainer>__<Plans>__<configuration> "
-                                              "that holds plans.json, dataset.json and fold_N/")
-    dataset_json = _read_json(folder / "dataset.json", "the model folder must hold the dataset.json nnU-Net copies there")
+    if not (folder / "plans.json").is_file():
+        raise UserError(f"{folder} is not a trained model folder (no plans.json); give the folder "
+                        f"<Trainer>__<Plans>__<configuration> that holds plans.json, dataset.json and fold_N/")
+    plans = read_json(folder / "plans.json", "plans")
+    dataset_json = read_json(folder / "dataset.json", "model folder's dataset.json")
     ckpt_path = folder / f"fold_{fold}" / checkpoint
     if not ckpt_path.is_file():
         folds = sorted(p.name for p in folder.glob("fold_*"))
@@ -180,8 +173,8 @@ def load_backbone(plans_file: str | Path, dataset_json_file: str | Path, configu
     (or random weights if None)."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    plans = _read_json(Path(plans_file), "give the nnU-Net plans file (nnUNet_preprocessed/DatasetXXX/<Plans>.json)")
-    dataset_json = _read_json(Path(dataset_json_file), "give the dataset's dataset.json")
+    plans = read_json(plans_file, "plans file (nnUNet_preprocessed/DatasetXXX/<Plans>.json)")
+    dataset_json = read_json(dataset_json_file, "dataset.json")
     pm, cm, in_ch, out_ch = _configuration(plans, dataset_json, configuration)
     network = nnUNetTrainer.build_network_architecture(pm, cm, in_ch, out_ch, enable_deep_supervision=False)
     if pretrained is not None:
