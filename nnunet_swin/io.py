@@ -39,8 +39,8 @@ def read_json(path: str | os.PathLike, what: str = "file"):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise UserError(f"{what} {path} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}); fix the "
-                        f"JSON syntax or write the file again") from None
+        raise UserError(f"invalid {what} at {path}: {e.msg} (line {e.lineno}, column {e.colno}); fix the JSON "
+                        f"syntax or write the file again") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{what} {path} cannot be read ({e}); check its permissions and contents") from None
 
