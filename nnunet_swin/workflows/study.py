@@ -15,20 +15,20 @@ study, an arm whose model folder was trained on other plans, and similar conflic
 """
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nnunet_swin.device import check_device, default_device
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import read_json
 from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_Z_EXTENTS, PRESETS, ArmSpec,
                                               parse_arm, parse_arms)
 from nnunet_swin.workflows.study_executors import LocalExecutor, SlurmExecutor, SlurmOptions, check_slurm
 from nnunet_swin.workflows.study_runner import Journal, Step, run_steps
 from nnunet_swin.workflows.study_state import STATE_FILE, StudyState, read_state
-from nnunet_swin.workflows.study_steps import fold_state, train_command  # noqa: F401  (re-exported)
 
 FILE_ENDING_DEFAULT = ".nii.gz"
 
@@ -115,7 +115,7 @@ class Study:
         return "gpu" if self.device == "cuda" else "cpu"
 
     def plans(self) -> dict:
-        return json.loads(self.plans_file.read_text())
+        return read_json(self.plans_file, "plans file")
 
     def trainer(self, arm: ArmSpec) -> str:
         return arm.trainer + self.suffix
@@ -140,7 +140,7 @@ class Study:
 
     def file_ending(self) -> str:
         ds = self.raw_dataset / "dataset.json"
-        return json.loads(ds.read_text()).get("file_ending", FILE_ENDING_DEFAULT) if ds.is_file() else \
+        return read_json(ds, "dataset.json").get("file_ending", FILE_ENDING_DEFAULT) if ds.is_file() else \
             FILE_ENDING_DEFAULT
 
     def test_split(self) -> bool:
@@ -177,7 +177,7 @@ def _nnunet_base(name: str, env: dict[str, str]) -> Path:
 
 
 def _dataset_folder(base: Path, dataset_id: int, kind: str) -> Path:
-    from nnunet_swin.planners.dataset_checks import find_dataset_folder
+    from nnunet_swin.raw_dataset.folders import find_dataset_folder
     return find_dataset_folder(base, dataset_id, kind)
 
 
@@ -233,18 +233,15 @@ def check_settings(settings: StudySettings) -> None:
         if settings.executor == "slurm":
             raise UserError("--devices is for --executor local; on SLURM the jobs get their GPUs from "
                             "--slurm-gpus-per-job")
-        import torch
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        bad = [d for d in settings.devices if not d.isdigit() or int(d) >= count]
-        if bad:
-            raise UserError(f"--devices {' '.join(bad)}: this machine has {count} CUDA device(s)"
-                            + (f" (0..{count - 1})" if count else "; run on the CPU with --device cpu"))
-    elif settings.device not in ("cpu", "cuda") and not settings.device.startswith("cuda:"):
-        raise UserError(f"--device {settings.device!r}: use cpu or cuda")
-    elif settings.device != "cpu" and settings.executor == "local":
-        import torch
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {settings.device}: no CUDA GPU is available on this machine; use --device cpu")
+        if default_device() == "cpu":
+            raise UserError(f"--devices {' '.join(settings.devices)}: this machine has no CUDA GPU; run on the CPU "
+                            f"with --device cpu (or without --devices)")
+        for d in settings.devices:
+            if not d.isdigit():
+                raise UserError(f"--devices {d!r}: give CUDA device ids (0, 1, ...)")
+            check_device(f"cuda:{d}", "--devices")
+    elif settings.executor == "local" and settings.device != "cpu":
+        check_device(settings.device)
     if not settings.slurm.wait and settings.executor != "slurm":
         raise UserError("--no-wait is for --executor slurm (local jobs end with this call)")
     if settings.executor == "slurm" and not (settings.print_commands or settings.report_only):
@@ -291,7 +288,7 @@ def check_plans_of_arms(study: Study) -> None:
         theirs_file = study.model_folder(arm) / "plans.json"
         if not theirs_file.is_file():
             continue
-        theirs = json.loads(theirs_file.read_text())
+        theirs = read_json(theirs_file, "plans file")
         same = theirs.get("plans_name") == ours.get("plans_name") and \
             theirs.get("configurations", {}).get(arm.configuration) == ours["configurations"].get(arm.configuration)
         if not same:

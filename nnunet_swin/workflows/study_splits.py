@@ -2,12 +2,11 @@
 ``splits_final.json`` (nnU-Net's own 5-fold split written first when the file is missing; existing folds untouched)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.io import write_json
+from nnunet_swin.io import read_json, write_json
 
 if TYPE_CHECKING:
     from nnunet_swin.workflows.study import Study
@@ -60,7 +59,7 @@ def custom_folds_current(study: Study) -> bool:
         return True
     if not splits_file.is_file():
         return False
-    splits = json.loads(splits_file.read_text())
+    splits = read_json(splits_file, "nnU-Net splits file")
     for sub in wanted:
         recorded = study.state.custom_folds.get(sub)
         if recorded is None or int(recorded["fold"]) >= len(splits) or \
@@ -82,7 +81,7 @@ def write_custom_folds(study: Study) -> None:
         raise UserError(f"no {csv.name}: the subtypes step did not finish, so the subtype arms have no fold")
     subtype_of = read_subtypes(csv)
     splits_file = study.preprocessed_dataset / "splits_final.json"
-    splits = json.loads(splits_file.read_text()) if splits_file.is_file() else default_splits(study)
+    splits = read_json(splits_file, "nnU-Net splits file") if splits_file.is_file() else default_splits(study)
     changed = not splits_file.is_file()
     for sub in wanted:
         fold = custom_fold(subtype_of, sub)

@@ -7,13 +7,12 @@ step did not run. Paths inside the study folder are recorded relative to it.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.io import write_json
+from nnunet_swin.io import read_json, write_json
 
 STATE_FILE = "study.json"
 KIND = "nnunet-swin study"
@@ -133,11 +132,7 @@ def read_state(output: Path) -> StudyState | None:
     path = output / STATE_FILE
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e}); it was not written by `nnunet-swin study`, give another "
-                        f"folder (-o)") from None
+    data = read_json(path, "study state (give another folder with -o)")
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise UserError(f"{path} was not written by `nnunet-swin study`; give another folder (-o)")
     try:

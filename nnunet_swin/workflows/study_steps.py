@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.workflows.study_arms import CUBIC_ARMS, ArmSpec
+from nnunet_swin.workflows.study_arms import ArmSpec
 from nnunet_swin.workflows.study_runner import Journal, Step
 from nnunet_swin.workflows.study_splits import case_ids, custom_folds_current, write_custom_folds
 
@@ -134,10 +134,11 @@ def training_steps(study: Study) -> list[Step]:
 
 
 def _predict_command(study: Study, arm: ArmSpec) -> list[str]:
-    from nnunet_swin.planners.dataset_checks import check_image_folder, load_dataset_json
+    from nnunet_swin.raw_dataset.checks import check_image_folder
+    from nnunet_swin.raw_dataset.folders import read_dataset_json
 
     # stock nnUNetv2_predict dies on one bad file without naming it: name it first
-    check_image_folder(study.raw_dataset / "imagesTs", load_dataset_json(study.raw_dataset))
+    check_image_folder(study.raw_dataset / "imagesTs", read_dataset_json(study.raw_dataset))
     out = study.prediction_folder(arm)
     cmd = [tool("nnUNetv2_predict"), "-i", str(study.raw_dataset / "imagesTs"), "-o", str(out), "-d",
            str(study.dataset_id), "-c", arm.configuration, "-f", *map(str, study.folds(arm)), "-tr",

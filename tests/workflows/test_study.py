@@ -150,6 +150,7 @@ def test_parallel_arms_get_one_device_each(toy, monkeypatch):
     monkeypatch.setattr(study_executors, "run_command", _fake_training(calls))
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    monkeypatch.setattr(st, "default_device", lambda: "cuda")
     study = st.resolve_study(_settings(toy, preset="smoke", jobs=2, devices=["0", "1"]))
     assert set(_train(study).values()) == {"done"}
     assert sorted(d for _, d in calls) == ["0", "1"]
@@ -465,7 +466,7 @@ def test_each_bad_argument_stops_before_any_work_with_one_line(toy, monkeypatch)
         st.resolve_study(_settings(toy, preset="smoke"))
     # devices this machine does not have
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(UserError, match="--devices 0: this machine has 0 CUDA device.*--device cpu"):
+    with pytest.raises(UserError, match="--devices 0: this machine has no CUDA GPU; run on the CPU with --device cpu"):
         st.resolve_study(_settings(toy, devices=["0"], arms=["Scratch"]))
     with pytest.raises(UserError, match="--device cuda: no CUDA GPU"):
         st.resolve_study(_settings(toy, device="cuda", arms=["Scratch"]))
