@@ -8,14 +8,16 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nnunet_swin.cli import options
+
     p = argparse.ArgumentParser(
-        prog="nnunet-swin study",
+        prog="nnunet-swin study", parents=[options.dataset(), options.device(), options.processes(2),
+                                           options.seed(0), options.progress()],
         description="Plan, train every arm with stock nnUNetv2_train (finished folds skipped, interrupted ones resumed "
                     "with --c), predict with stock nnUNetv2_predict, then evaluate, compare (Table 2), subtypes, ADI "
                     "and CKA, and write report.md + a self-contained report.html; here or on SLURM. State in "
                     "OUTPUT/study.json. Exit status 1 when a step failed (after the report).")
     p.add_argument("-o", "--output", required=True, help="study folder (report, logs, predictions, study.json)")
-    p.add_argument("-d", "--dataset_id", type=int, default=None, help="nnU-Net dataset id, e.g. 501")
     p.add_argument("-pl", "--planner", default="SMITPlanner", help="SMITPlanner (default) or SwinUNETRPlanner")
     p.add_argument("-p", "--plans", default=None,
                    help="plans identifier (default nnUNetSMITPlans / nnUNetSwinUNETRPlans by planner); must exist "
@@ -37,9 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="local: steps run at the same time (default 1)")
     p.add_argument("--devices", nargs="+", default=None,
                    help="local: CUDA device ids, one training per device at a time (e.g. --devices 0 1, or 0,1)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                   help="without --devices: cpu or cuda (default: cuda when available; on SLURM cuda when "
-                        "--slurm-gpus-per-job > 0)")
     s = p.add_argument_group("SLURM (--executor slurm)")
     s.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's default)")
     s.add_argument("--slurm-time", default="24:00:00",
@@ -56,12 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="submit what is ready and return; a later call picks the jobs up")
     s.add_argument("--analysis-local", action="store_true",
                    help="run the analysis steps (predict, evaluate, compare, ADI, CKA) here, not as jobs")
-    p.add_argument("-np", "--num-processes", type=int, default=2, help="worker processes of our steps (default 2)")
     p.add_argument("--print-commands", action="store_true",
                    help="print one shell line per unfinished arm and exit")
     p.add_argument("--report-only", action="store_true", help="train nothing; aggregate whatever has finished")
-    p.add_argument("--seed", type=int, default=0, help="seed of the demo data and stand-in checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress output (logs are still written)")
     return p
 
 
@@ -88,15 +84,15 @@ def main(argv: list[str]) -> int:
     devices = None
     if args.devices is not None:
         devices = [d for item in args.devices for d in item.split(",") if d.strip()]
-    device = args.device
-    if device is None:
+    device = args.device          # auto: the demo on the CPU, SLURM jobs on their GPUs, else this machine's rule
+    if device == "auto":
         if args.preset == "demo":
             device = "cpu"
         elif args.executor == "slurm":
             device = "cuda" if args.slurm_gpus_per_job > 0 else "cpu"
         else:
-            import torch
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            from nnunet_swin.device import default_device
+            device = default_device()
     slurm = SlurmOptions(partition=args.slurm_partition, time_min=parse_time(args.slurm_time),
                          gpus_per_job=args.slurm_gpus_per_job, cpus_per_job=args.slurm_cpus_per_job,
                          mem_gb=_mem_gb(args.slurm_mem), array_parallelism=args.slurm_array_parallelism,

@@ -34,7 +34,7 @@ def subtypes_step(study: Study) -> Step:
 def _common(study: Study) -> list[str]:
     tumor = study.tumor_labels()
     return ["--dataset-json", str(study.raw_dataset / "dataset.json"), "-np", str(study.settings.num_processes),
-            "--no-progress"] + (["--tumor-labels", *map(str, tumor)] if tumor else [])
+            "--quiet"] + (["--tumor-labels", *map(str, tumor)] if tumor else [])
 
 
 def _evaluation(study: Study, name: str) -> Path:

@@ -223,7 +223,7 @@ def plan_step(study: Study) -> Step:
 
     def command() -> list[str]:
         cmd = ours("plan_and_preprocess", "-d", str(study.dataset_id), "-pl", s.planner, "-npfp",
-                   str(s.num_processes), "-np", str(s.num_processes), "--no_pbar")
+                   str(s.num_processes), "-np", str(s.num_processes), "--quiet")
         cmd += ["-overwrite_plans_name", s.plans] if s.plans else []
         cmd += ["-backbone", s.backbone] if s.backbone else []
         return cmd + list(s.plan_args)
