@@ -382,7 +382,7 @@ def test_smoke_study_end_to_end(smoke_study):
         == "3d_cubic"
     assert state["test_split"] == "test split: imagesTs / labelsTs"
     for step in ("subtypes", "evaluate ACT", "evaluate Base", "evaluate Masked", "compare", "compare by subtype",
-                 "adi", "cka"):
+                 "adi", "cka ACT", "cka Base", "cka Masked", "report"):
         assert state["steps"][step]["status"] == "done", (step, state["steps"][step])
     assert len(list((out / "predictions" / "ACT").glob("*.nii.gz"))) == 2
     assert (out / "comparison" / "comparison_table.csv").is_file()
