@@ -81,7 +81,7 @@ def _build(plans: dict, dataset_json: dict, configuration: str, source: str, tra
 
 def _strip_prefixes(state: dict) -> dict:
     """The state dict with wrapper prefixes (``module.``, ``_orig_mod.``) removed, by the checkpoint adapters' rule."""
-    from nnunet_swin.networks.checkpoints import strip_key_prefixes
+    from nnunet_swin.networks.weights import strip_key_prefixes
     return {strip_key_prefixes(k): v for k, v in state.items()}
 
 

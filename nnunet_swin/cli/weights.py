@@ -6,26 +6,20 @@ from pathlib import Path
 
 
 def checkpoints_to_inspect(path: str, backbone: str | None) -> list[Path]:
-    """A file as given; a folder resolved as the trainers resolve ``nnUNet_swin_pretrained``: ``<backbone>.pt`` or
-    ``<backbone>.pth`` in it (with ``--backbone``), else every such file it holds."""
+    """A file as given; a folder with ``--backbone`` as the trainers resolve it (``<backbone>.pt`` / ``.pth`` in it,
+    the one resolver), else every such file it holds."""
     from nnunet_swin.errors import UserError
-    from nnunet_swin.trainers.pretrained import CHECKPOINT_SUFFIXES
+    from nnunet_swin.networks.weights.location import checkpoint_files_in, resolve_pretrained_checkpoint
 
     p = Path(path).expanduser()
-    if p.is_file():
-        return [p]
     if not p.exists():
         raise UserError(f"{path} does not exist; give a checkpoint file (.pt / .pth) or a folder holding "
                         f"<backbone>.pt / .pth files")
+    if p.is_file() or backbone is not None:
+        return [resolve_pretrained_checkpoint(backbone or p.stem, p)]
     if not p.is_dir():
         raise UserError(f"{path} is neither a file nor a folder")
-    present = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in CHECKPOINT_SUFFIXES)
-    if backbone is not None:
-        for suffix in CHECKPOINT_SUFFIXES:
-            if (p / f"{backbone}{suffix}").is_file():
-                return [p / f"{backbone}{suffix}"]
-        raise UserError(f"folder {path} has no {backbone}.pt or {backbone}.pth (the file the trainers take for "
-                        f"backbone {backbone}); it holds {', '.join(f.name for f in present) or 'no .pt/.pth file'}")
+    present = checkpoint_files_in(p)
     if not present:
         raise UserError(f"folder {path} holds no .pt/.pth file; the trainers look for <backbone>.pt or .pth there "
                         f"(e.g. smit.pth, swin_unetr.pt)")
@@ -41,8 +35,8 @@ def main(argv: list[str]) -> int:
     inspect.add_argument("--backbone", default=None,
                          help="with a folder: inspect only the file the trainers take for this backbone (e.g. smit)")
     args = parser.parse_args(argv)
-    from nnunet_swin.networks.checkpoints import inspect_checkpoint, read_checkpoint
-    from nnunet_swin.pretraining.metadata import describe, read_pretraining_metadata
+    from nnunet_swin.networks.weights import inspect_checkpoint, read_checkpoint
+    from nnunet_swin.networks.weights.metadata import describe, read_pretraining_metadata
 
     files = checkpoints_to_inspect(args.path, args.backbone)
     for i, path in enumerate(files):

@@ -220,7 +220,7 @@ class SwinEncoder(nn.Module):
                  shrink_window: bool = True, rel_index_slice: bool = True, skip_taps: str = "monai",
                  exclude_padding_keys: bool = False, gradient_checkpointing: bool = False,
                  adaptive_attention: bool = False, multiscale_fusion: bool = False, fusion_kernels=(3, 5, 7),
-                 fusion_weights: str = "bifpn") -> None:
+                 fusion_weights: str = "bifpn", family: str | None = None) -> None:
         super().__init__()
         if skip_taps not in ("monai", "smit"):
             raise ValueError(f"unknown skip_taps {skip_taps!r}; use 'monai' or 'smit'")
@@ -229,6 +229,7 @@ class SwinEncoder(nn.Module):
         if len(depths) != len(num_heads):
             raise ValueError("depths and num_heads need one entry per stage")
         self.in_channels = in_channels
+        self.family = family  # the preset's encoder family (which public checkpoints fit); None: not declared
         self.embed_dim = embed_dim
         self.depths, self.num_heads = tuple(depths), tuple(num_heads)
         self.window_size, self.patch_size = _triple(window_size), _triple(patch_size)
@@ -260,6 +261,12 @@ class SwinEncoder(nn.Module):
         self._exclude_padding_keys = bool(value)
         for _, _, blk in self.iter_blocks():
             blk.exclude_padding_keys = bool(value)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters exempt from weight decay (timm's convention): every 1-D parameter (biases, the
+        LayerNorm scales and shifts) and the relative-position bias tables."""
+        return {name for name, p in self.named_parameters()
+                if p.ndim <= 1 or name.endswith("relative_position_bias_table")}
 
     @property
     def channels(self) -> list[int]:

@@ -12,12 +12,16 @@ Switch meanings (see `shared/reference/backbones_and_checkpoints.md`):
   larger than the window; SMIT pads instead.
 - ``rel_index_slice``: with a shrunk window, MONAI slices the top-left block of the full-window relative-position
   index instead of recomputing it; reproduce that.
+- ``family``: which public checkpoints the encoder takes, ``swin_unetr`` (NVIDIA, MONAI) or ``smit``; the one
+  place the family is decided (the checkpoint adapters and the planners read it from here).
 - ``skip_taps``: ``monai`` = skips are the patch embedding and each stage's merged output, normalised by a
   non-affine LayerNorm; ``smit`` = skips are each stage's pre-merge tokens through a learned ``norm{i}``.
 """
 from __future__ import annotations
 
 import copy
+
+FAMILY_NAMES = {"swin_unetr": "Swin UNETR", "smit": "SMIT"}
 
 NETWORK_CLASS_NAME = "nnunet_swin.networks.segmentation.SwinSegmentationNetwork"
 
@@ -30,11 +34,11 @@ def _backbone(name: str, **config) -> dict:
     return copy.deepcopy({"backbone": name, **_COMMON, **config})
 
 
-_SWIN_UNETR = _backbone("swin_unetr", depths=[2, 2, 2, 2], num_heads=[3, 6, 12, 24], window_size=[7, 7, 7],
+_SWIN_UNETR = _backbone("swin_unetr", family="swin_unetr", depths=[2, 2, 2, 2], num_heads=[3, 6, 12, 24], window_size=[7, 7, 7],
                         patch_norm=False, pretrained_input_size=[96, 96, 96],
                         merge_order="legacy", window_reverse="inverse", shrink_window=True, rel_index_slice=True,
                         skip_taps="monai")
-_SMIT = _backbone("smit", depths=[2, 2, 12, 2], num_heads=[4, 4, 8, 16], window_size=[4, 4, 4],
+_SMIT = _backbone("smit", family="smit", depths=[2, 2, 12, 2], num_heads=[4, 4, 8, 16], window_size=[4, 4, 4],
                   patch_norm=True, pretrained_input_size=[128, 128, 128],
                   merge_order="smit", window_reverse="smit", shrink_window=False, rel_index_slice=False,
                   skip_taps="smit")
@@ -68,3 +72,8 @@ def get_preset(name: str) -> dict:
         from nnunet_swin.errors import UserError
         raise UserError(f"unknown backbone configuration {name!r}; choose one of: {', '.join(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
+
+
+def preset_family(name: str) -> str:
+    """The encoder family (``swin_unetr`` or ``smit``) of the named backbone configuration."""
+    return get_preset(name)["family"]

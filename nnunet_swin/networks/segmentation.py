@@ -20,13 +20,14 @@ from nnunet_swin.networks.attention import ProbeCallback
 from nnunet_swin.networks.decoder import DECODER_LEVELS, UnetrDecoder
 from nnunet_swin.networks.encoder import SwinEncoder
 from nnunet_swin.networks.geometry import size_divisor, stage_windows, valid_neighbours
+from nnunet_swin.networks.presets import PRESETS
 from nnunet_swin.networks.token_kinds import real_voxels_by_value
 
 # arch_kwargs understood by the network; everything else is rejected.
 ENCODER_KEYS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size", "mlp_ratio", "qkv_bias", "patch_norm",
                 "drop_path_rate", "merge_order", "window_reverse", "shrink_window", "rel_index_slice", "skip_taps",
                 "exclude_padding_keys", "gradient_checkpointing", "adaptive_attention", "multiscale_fusion",
-                "fusion_kernels", "fusion_weights")
+                "fusion_kernels", "fusion_weights", "family")
 NETWORK_KEYS = ("backbone", "decoder_features", "decoder_norm", "pretrained_input_size", "strides")
 # "strides" is written by nnU-Net's planning conventions and ignored: the Swin geometry fixes every stride to 2.
 
@@ -61,6 +62,8 @@ class SwinSegmentationNetwork(nn.Module):
         self.backbone = arch_kwargs.get("backbone", "swin_unetr")
         self.input_channels, self.num_classes = input_channels, num_classes
         enc_kwargs = {k: arch_kwargs[k] for k in ENCODER_KEYS if k in arch_kwargs}
+        if "family" not in enc_kwargs and self.backbone in PRESETS:  # plans written before presets named it
+            enc_kwargs["family"] = PRESETS[self.backbone]["family"]
         self.encoder = SwinEncoder(input_channels, **enc_kwargs)
         self.decoder = UnetrDecoder(input_channels, num_classes, self.encoder.channels,
                                     arch_kwargs.get("decoder_features", self.encoder.embed_dim),
@@ -78,6 +81,17 @@ class SwinSegmentationNetwork(nn.Module):
         self.input_padding_value = float(padding_value)
         self.encoder.exclude_padding_keys = True
         return self
+
+    @property
+    def family(self) -> str | None:
+        """The encoder family from the preset (``swin_unetr`` or ``smit``)."""
+        return self.encoder.family
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters exempt from weight decay (timm's convention): the encoder's (``SwinEncoder.no_weight_decay``)
+        and every 1-D parameter of the decoder (biases, norm scales and shifts)."""
+        return ({f"encoder.{n}" for n in self.encoder.no_weight_decay()}
+                | {f"decoder.{n}" for n, p in self.decoder.named_parameters() if p.ndim <= 1})
 
     @property
     def gradient_checkpointing(self) -> bool:

@@ -76,7 +76,7 @@ def validate_target_spacing(spacing) -> np.ndarray:
 class SwinPlannerBase(ExperimentPlanner):
     """Shared planning for both backbones. Subclasses set the backbone preset and the plans name only."""
 
-    backbone_family: str = ""            # preset names this planner accepts start with it
+    backbone_family: str = ""            # the presets' encoder family this planner plans
     default_backbone: str = ""
     default_plans_name: str = "nnUNetSwinPlans"
 
@@ -91,10 +91,11 @@ class SwinPlannerBase(ExperimentPlanner):
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
                          plans_name or self.default_plans_name, overwrite_target_spacing, suppress_transpose)
         backbone = backbone or self.default_backbone
-        if not backbone.startswith(self.backbone_family):
-            raise UserError(f"{type(self).__name__} plans {self.backbone_family}* backbones, got {backbone!r}; "
-                            f"use the other planner or a {self.backbone_family}* configuration")
         self.arch_kwargs = get_preset(backbone)
+        if self.arch_kwargs["family"] != self.backbone_family:
+            raise UserError(f"{type(self).__name__} plans {self.backbone_family} backbones, got {backbone!r} (a "
+                            f"{self.arch_kwargs['family']} configuration); use the other planner or a "
+                            f"{self.backbone_family} configuration")
         self.divisor = size_divisor(self.arch_kwargs)
         if isinstance(inplane_patch, int):
             inplane_patch = (inplane_patch, inplane_patch)

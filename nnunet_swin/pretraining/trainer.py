@@ -24,7 +24,7 @@ written atomically by ``nnunet_swin.io.save_checkpoint``, readable with ``torch.
      "metadata": {"format": "nnunet-swin pretraining", "method", "backbone", "spacing_zyx_mm", "intensity",
                   "epochs", "epochs_completed", "num_volumes", ...}}
 
-The adapters (``nnunet_swin.networks.checkpoints.unwrap``) look for ``student`` before ``teacher`` at the top level,
+The adapters (``nnunet_swin.networks.weights.unwrap``) look for ``student`` before ``teacher`` at the top level,
 so the student is kept inside ``pretraining`` and the file loads the **teacher** (DINO/iBOT practice: the EMA
 teacher is the better encoder) with 0 missing keys, format ``nnunet_swin``.
 """
@@ -45,13 +45,14 @@ from torch import nn
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import save_checkpoint, save_figure, write_json
 from nnunet_swin.networks.presets import get_preset
+from nnunet_swin.networks.weight_decay import adamw_param_groups
+from nnunet_swin.networks.weights.metadata import FORMAT, FORMAT_VERSION
 from nnunet_swin.pretraining import distributed as D
 from nnunet_swin.pretraining.data import IntensityScheme, RankBatches, TwoViewCrops, build_cache, collate
 from nnunet_swin.pretraining.losses import (Centre, cross_view_distillation, masked_l1, masked_patch_distillation,
                                             teacher_distribution)
 from nnunet_swin.pretraining.masking import (attention_guided_mask, attention_to_blocks, block_grid,
                                              random_block_mask, to_resolution)
-from nnunet_swin.pretraining.metadata import FORMAT, FORMAT_VERSION
 from nnunet_swin.pretraining.model import METHODS, PretrainingNetwork, build_pair, encoder_state
 from nnunet_swin.pretraining.schedules import linear_ramp, teacher_momentum, warmup_cosine
 from nnunet_swin.pretraining.teacher import NOISE_KINDS, ema_update, teacher_forward
@@ -81,7 +82,7 @@ class PretrainConfig:
     min_lr: float = 1e-6
     warmup_epochs: int = 20
     weight_decay: float = 0.04                     # [unverified for SMIT] iBOT/DINO's starting value; no decay on
-    clip_grad: float = 3.0                         #   biases and norms
+    clip_grad: float = 3.0                         #   biases, norms, relative-position tables, mask token
     freeze_last_layer_epochs: int = 1
     drop_path: float = 0.3                         # student only (the teacher runs in eval mode)
     # masking, heads, distillation
@@ -162,15 +163,6 @@ def loss_targets(block_mask: torch.Tensor, voxel_valid: torch.Tensor, token_grid
     voxels = to_resolution(block_mask, tuple(voxel_valid.shape[1:])) & voxel_valid
     tokens = to_resolution(block_mask, token_grid).flatten(1) & token_valid
     return voxels, tokens
-
-
-def _param_groups(model: nn.Module):
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") or name == "mask_token" else decay).append(p)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _rng_states() -> dict:
@@ -271,7 +263,8 @@ class Pretrainer:
         if cfg.method == "smart":
             self.centres["class"] = Centre(cfg.out_dim, cfg.centre_momentum)
         self.centres.to(self.device)
-        self.optimizer = torch.optim.AdamW(_param_groups(self.student), lr=0.0, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(adamw_param_groups(self.student, cfg.weight_decay), lr=0.0,
+                                           weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.state = RunState()
         self.grid = block_grid((cfg.crop,) * 3, cfg.mask_block)
@@ -480,7 +473,7 @@ class Pretrainer:
         D.barrier(self.world)
 
     def load(self, path: Path) -> None:
-        from nnunet_swin.networks.checkpoints import read_checkpoint
+        from nnunet_swin.networks.weights import read_checkpoint
         obj = read_checkpoint(path)
         state = obj["pretraining"]
         self.student.load_state_dict(state["student"])
@@ -514,7 +507,7 @@ class Pretrainer:
 
 def read_run_config(path: Path) -> PretrainConfig:
     """The configuration stored in a pretraining checkpoint (``UserError`` if it is not one)."""
-    from nnunet_swin.networks.checkpoints import read_checkpoint
+    from nnunet_swin.networks.weights import read_checkpoint
     obj = read_checkpoint(path)
     if not (isinstance(obj, dict) and isinstance(obj.get("pretraining"), dict) and "config" in obj["pretraining"]):
         raise UserError(f"{path} is not a checkpoint of `nnunet-swin pretrain`; cannot continue from it")

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from nnunet_swin.networks.checkpoints import load_pretrained_encoder, read_checkpoint
+from nnunet_swin.networks.weights import load_pretrained_encoder, read_checkpoint
 from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
 from nnunet_swin.pretraining.trainer import FINAL

@@ -6,11 +6,11 @@ import torch
 
 from nnunet_swin.cli.main import main as cli
 from nnunet_swin.errors import UserError
-from nnunet_swin.networks.checkpoints import inspect_checkpoint, load_pretrained_encoder, read_checkpoint
+from nnunet_swin.networks.weights import inspect_checkpoint, load_pretrained_encoder, read_checkpoint
 from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
 from nnunet_swin.pretraining.data import discover_images
-from nnunet_swin.pretraining.metadata import FORMAT, read_pretraining_metadata
+from nnunet_swin.networks.weights.metadata import FORMAT, read_pretraining_metadata
 from nnunet_swin.pretraining.trainer import FINAL, LATEST, Pretrainer
 
 from pretraining_fixtures import tiny_config

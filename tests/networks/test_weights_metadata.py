@@ -1,6 +1,6 @@
 """What a pretraining checkpoint says about itself, against the fine-tuning plans."""
-from nnunet_swin.pretraining.metadata import (FORMAT, compare_with_plans, describe, read_pretraining_metadata,
-                                              report_lines)
+from nnunet_swin.networks.weights.metadata import (FORMAT, compare_with_plans, describe, read_pretraining_metadata,
+                                                  report_lines)
 
 META = {"format": FORMAT, "method": "smart", "backbone": "smit", "spacing_zyx_mm": [1.0, 1.0, 1.0],
         "intensity": {"modality": "CT", "scheme": "ct_hu_window", "hu_window": [-175.0, 250.0],
