@@ -27,7 +27,7 @@ from nnunet_swin.networks.token_kinds import real_voxels_by_value
 ENCODER_KEYS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size", "mlp_ratio", "qkv_bias", "patch_norm",
                 "drop_path_rate", "merge_order", "window_reverse", "shrink_window", "rel_index_slice", "skip_taps",
                 "exclude_padding_keys", "gradient_checkpointing", "adaptive_attention", "multiscale_fusion",
-                "fusion_kernels", "fusion_weights", "family")
+                "fusion_kernels", "fusion_weights", "family", "use_v2")
 NETWORK_KEYS = ("backbone", "decoder_features", "decoder_norm", "pretrained_input_size", "strides")
 # "strides" is written by nnU-Net's planning conventions and ignored: the Swin geometry fixes every stride to 2.
 

@@ -7,6 +7,13 @@ Layouts understood (after ``reading.unwrap`` and ``reading.strip_key_prefixes``)
 - ``smit``: SMIT with the encoder under ``transformer.`` (``SMIT_3D_Seg``, ``Trans_Unetr``, iBOT backbones) or bare
   (``pre_train_weight.pt``): ``layers.{i}.blocks.{j}...``, ``norm{0..3}`` (skip norms), optional ``mask_token``.
 - ``nnunet_swin``: our own ``SwinSegmentationNetwork`` state dicts and nnU-Net checkpoints of it.
+- ``monai_swinunetr_v2``: MONAI ``SwinUNETR(use_v2=True)`` (VoComni): ``swinViT.layers{i}c.*`` residual blocks too.
+- ``voco_ssl_head``: VoCo's released SSL-head backbones: a bare V2 ``swinViT.*`` + ``encoder1..4/10.*``, no decoder.
+- ``suprem``: SuPreM ``{"net": module.backbone.swinViT.* ...}`` plus its universal-model head keys.
+- ``swin_ssl_head``: NVIDIA's ``SSLHead`` training layout (BrainSegFounder): ``module.swinViT.*`` plus
+  ``rotation_head``, ``contrastive_head`` and the ``conv`` reconstruction decoder.
+MONAI state dicts before and after 1.5 have the same keys and shapes (the PatchMerging order changed, PR #8285): the
+order is the network's ``merge_order`` switch, never guessed from keys (``loading`` reports which and why).
 
 Each entry: the backbone family its weights fit, a detection marker, the key function. A key function maps a
 checkpoint key to our encoder key, to ``Ignored(reason)``, or to None (a key that maps nowhere: reported as
@@ -38,10 +45,21 @@ _DECODER_PREFIXES = ("encoder1.", "encoder2.", "encoder3.", "encoder4.", "encode
                      "decoder3.", "decoder4.", "decoder5.", "out.", "decoder.")
 
 
+_FINAL_NORM = Ignored("final LayerNorm of MONAI's first SwinTransformer (removed in MONAI 0.9; MONAI's load_from "
+                      "never reads it either)")
+_SUPREM_HEAD = Ignored("SuPreM universal-model head (organ embedding, controller, text-to-vision)")
+_SUPREM_HEADS = ("organ_embedding", "controller.", "precls_conv.", "GAP.", "text_to_vision.")
+_SSL_HEADS = ("rotation_head.", "contrastive_head.", "conv.")
+
+
 def _swin_unetr_key(key: str) -> str | None:
-    """``layers{L}.0.blocks.j.mlp.fc1.weight`` (or ``linear1``) -> ``layers.{L-1}.blocks.j.mlp.fc1.weight``."""
+    """``layers{L}.0.blocks.j.mlp.fc1.weight`` (or ``linear1``) -> ``layers.{L-1}.blocks.j.mlp.fc1.weight``;
+    Swin UNETR-V2's ``layers{L}c.0.layer.conv1.conv.weight`` -> ``layers.{L-1}.residual.layer.conv1.conv.weight``."""
     if key.startswith("patch_embed."):
         return key
+    m = re.match(r"layers(\d+)c\.0\.(.*)$", key)
+    if m:
+        return f"layers.{int(m.group(1)) - 1}.residual.{m.group(2)}"
     m = re.match(r"layers(\d+)\.0\.(.*)$", key)
     if not m:
         return None
@@ -52,6 +70,8 @@ def _swin_unetr_key(key: str) -> str | None:
 # Key functions: one per source format, pure. A (prefix-stripped) checkpoint key -> our encoder key, ``Ignored``
 # (with the reason), or None (a key that maps nowhere: reported as unexpected).
 def nvidia_swinvit_key(key: str) -> str | Ignored | None:
+    if key in ("norm.weight", "norm.bias"):
+        return _FINAL_NORM
     target = _swin_unetr_key(key)
     if target is None and not key.startswith(("layers", "patch_embed")):
         return _SSL_HEAD
@@ -59,9 +79,22 @@ def nvidia_swinvit_key(key: str) -> str | Ignored | None:
 
 
 def monai_swinunetr_key(key: str) -> str | Ignored | None:
+    """MONAI ``SwinUNETR`` (v1 and V2 alike), the VoCo SSL-head backbones and VoComni: ``swinViT.*`` is the encoder,
+    ``encoder1..10`` / ``decoder*`` / ``out`` are the convolutional side (not loaded)."""
     if not key.startswith("swinViT."):
         return _DECODER if key.startswith(_DECODER_PREFIXES) else Ignored("not part of the Swin encoder")
     return _swin_unetr_key(key[len("swinViT."):])
+
+
+def suprem_key(key: str) -> str | Ignored | None:
+    """SuPreM ``{"net": module.backbone.<SwinUNETR key> + module.<head>}`` (prefixes already stripped)."""
+    return _SUPREM_HEAD if key.startswith(_SUPREM_HEADS) else monai_swinunetr_key(key)
+
+
+def swin_ssl_head_key(key: str) -> str | Ignored | None:
+    """NVIDIA's ``SSLHead`` training layout, as BrainSegFounder saves it: ``swinViT.*`` plus ``rotation_head``,
+    ``contrastive_head`` and the reconstruction ``conv`` decoder."""
+    return _SSL_HEAD if key.startswith(_SSL_HEADS) else monai_swinunetr_key(key)
 
 
 def smit_key(key: str) -> str | Ignored | None:
@@ -87,21 +120,46 @@ def nnunet_swin_key(key: str) -> str | Ignored | None:
 
 @dataclass(frozen=True)
 class CheckpointFormat:
-    """One source layout: the backbone family its weights fit (None: either, our own network), whether a
-    (prefix-stripped) key is characteristic of it, and its key function."""
+    """One source layout: the backbone family its weights fit (None: either, our own network), whether a checkpoint's
+    (prefix-stripped) keys are characteristic of it, its key function, and where such files come from."""
     family: str | None
-    marks: Callable[[str], bool]
+    marks: Callable[[list[str]], bool]
     map_key: Callable[[str], str | Ignored | None]
+    source: str
+
+
+def _any(pattern: str) -> Callable[[list[str]], bool]:
+    match = re.compile(pattern).match
+    return lambda keys: any(match(k) for k in keys)
+
+
+def _v2_without_decoder(keys: list[str]) -> bool:
+    return any(k.startswith("swinViT.layers1c.") for k in keys) and not any(
+        k.startswith(("decoder1.", "decoder5.", "out.")) for k in keys)
 
 
 # Detection tries the formats in this order; a new format is one key function and one entry here.
 FORMATS: dict[str, CheckpointFormat] = {
-    "nnunet_swin": CheckpointFormat(None, lambda k: k.startswith(("encoder.layers.", "encoder.patch_embed.")),
-                                    nnunet_swin_key),
-    "monai_swinunetr": CheckpointFormat("swin_unetr", lambda k: k.startswith("swinViT."), monai_swinunetr_key),
-    "nvidia_swinvit": CheckpointFormat("swin_unetr", re.compile(r"layers[1-9]\.0\.blocks\.").match,
-                                       nvidia_swinvit_key),
-    "smit": CheckpointFormat("smit", re.compile(r"(transformer\.)?layers\.\d+\.blocks\.").match, smit_key),
+    "nnunet_swin": CheckpointFormat(None, _any(r"encoder\.(layers|patch_embed)\."), nnunet_swin_key,
+                                    "nnunet_swin / nnU-Net checkpoint of our network, or `nnunet-swin pretrain`"),
+    "suprem": CheckpointFormat("swin_unetr", lambda keys: any(k.startswith(_SUPREM_HEADS) for k in keys)
+                               and any(k.startswith("swinViT.") for k in keys), suprem_key,
+                               "SuPreM Swin UNETR (supervised_suprem_swinunetr_2100.pth, MrGiovanni/SuPreM)"),
+    "swin_ssl_head": CheckpointFormat("swin_unetr", lambda keys: any(k.startswith(_SSL_HEADS[:2]) for k in keys)
+                                      and any(k.startswith("swinViT.") for k in keys), swin_ssl_head_key,
+                                      "Swin UNETR SSLHead training checkpoint (BrainSegFounder "
+                                      "model_weights_*-pretrain.pt; NVIDIA SSL pretraining runs)"),
+    "voco_ssl_head": CheckpointFormat("swin_unetr", _v2_without_decoder, monai_swinunetr_key,
+                                      "VoCo SSL-head backbone, Swin UNETR-V2 (VoCo_{B,L,H}_SSL_head.pt, Luffy503/VoCo)"),
+    "monai_swinunetr_v2": CheckpointFormat("swin_unetr", _any(r"swinViT\.layers\d+c\."), monai_swinunetr_key,
+                                           "MONAI SwinUNETR(use_v2=True) state dict (VoComni_{B,L,H}.pt)"),
+    "monai_swinunetr": CheckpointFormat("swin_unetr", _any(r"swinViT\."), monai_swinunetr_key,
+                                        "MONAI SwinUNETR state dict (any MONAI version; NVIDIA BTCV fine-tuned "
+                                        "swin_unetr.base_5000ep_f48_lr2e-4_pretrained.pt)"),
+    "nvidia_swinvit": CheckpointFormat("swin_unetr", _any(r"layers[1-9]\.0\.blocks\."), nvidia_swinvit_key,
+                                       "NVIDIA Swin UNETR self-supervised encoder (model_swinvit.pt)"),
+    "smit": CheckpointFormat("smit", _any(r"(transformer\.)?layers\.\d+\.blocks\."), smit_key,
+                             "SMIT (SMIT_3D_Seg / Trans_Unetr fine-tuned, iBOT backbone, pre_train_weight.pt)"),
 }
 
 
@@ -109,11 +167,12 @@ def detect_format(state: dict[str, torch.Tensor]) -> str:
     """One of ``FORMATS``' names, from the (prefix-stripped) key names; ``UserError`` when none fits."""
     keys = [strip_key_prefixes(k) for k in state]
     for name, fmt in FORMATS.items():
-        if any(fmt.marks(k) for k in keys):
+        if fmt.marks(keys):
             return name
     sample = ", ".join(list(state)[:4])
     raise UserError(f"unknown checkpoint layout (first keys: {sample}); expected NVIDIA model_swinvit.pt, a MONAI "
-                    "SwinUNETR state dict, a SMIT checkpoint or an nnunet_swin/nnU-Net checkpoint")
+                    "SwinUNETR state dict (v1 or V2), VoCo, SuPreM, BrainSegFounder, a SMIT checkpoint or an "
+                    "nnunet_swin/nnU-Net checkpoint")
 
 
 @dataclass

@@ -97,7 +97,7 @@ def unwrap(obj: object) -> tuple[str, dict[str, torch.Tensor]]:
     for _ in range(4):
         if not isinstance(obj, dict):
             break
-        for key in ("network_weights", "student", "state_dict", "model", "teacher"):
+        for key in ("network_weights", "student", "state_dict", "model", "net", "teacher"):
             if key in obj and isinstance(obj[key], dict):
                 path.append(key)
                 obj = obj[key]
@@ -109,7 +109,7 @@ def unwrap(obj: object) -> tuple[str, dict[str, torch.Tensor]]:
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not tensors:
         raise UserError("unknown checkpoint layout: no tensors found (looked inside network_weights, student, "
-                        f"state_dict, model; top-level keys: {', '.join(map(str, list(obj)[:8]))})")
+                        f"state_dict, model, net; top-level keys: {', '.join(map(str, list(obj)[:8]))})")
     return "/".join(path) or "bare", tensors
 
 

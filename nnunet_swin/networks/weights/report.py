@@ -19,6 +19,8 @@ class LoadReport:
     ignored: dict[str, str] = field(default_factory=dict)       # checkpoint key -> why it is not loaded
     renamed: dict[str, str] = field(default_factory=dict)       # checkpoint key -> encoder key
     new: list[str] = field(default_factory=list)                # variant-module keys the checkpoint cannot hold
+    merge_order: str | None = None                              # the patch-merging order the weights run with
+    merge_reason: str = ""                                      # why that order
 
     @property
     def complete(self) -> bool:
@@ -31,6 +33,8 @@ class LoadReport:
                  f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                  f"{len(self.shape_mismatched)} shape-mismatched, {n_ign} ignored"
                  + (f", {len(self.new)} new" if self.new else "")]
+        if self.merge_order is not None:
+            lines.append(f"  merge     patch-merging order {self.merge_order}: {self.merge_reason}")
         if self.new:
             lines.append(f"  new       {len(self.new)} key(s) of the variant's own modules (multi-scale fusion, "
                          "adaptive attention), kept at their identity initialisation")
@@ -59,7 +63,9 @@ class Inspection:
     path: str
     wrapper: str
     source_format: str
+    source: str
     family: str | None
+    architecture: str
     in_channels: int | None
     n_tensors: int
     fits: list[str]
@@ -67,10 +73,15 @@ class Inspection:
     report: LoadReport | None
 
     def __str__(self) -> str:
+        family = FAMILY_NAMES.get(self.family, "own network") if self.family else "nnunet_swin network"
         lines = [f"checkpoint: {self.path}", f"wrapper:    {self.wrapper}", f"format:     {self.source_format}"
-                 f" ({FAMILY_NAMES.get(self.family, 'own network') if self.family else 'nnunet_swin network'})",
+                 f" ({family})", f"source:     {self.source}", f"architecture: {self.architecture}",
                  f"tensors:    {self.n_tensors}", f"in_channels: {self.in_channels}",
                  "fits presets: " + (", ".join(self.fits) if self.fits else "none completely")]
+        if self.report is not None:
+            unmapped = self.report.unexpected
+            lines.append("unmapped keys: " + (", ".join(unmapped[:6]) + (" ..." if len(unmapped) > 6 else "")
+                                              if unmapped else "none"))
         if self.best_preset is not None:
             lines.append(f"mapping onto preset {self.best_preset!r}:")
             lines.append(str(self.report))
