@@ -176,3 +176,9 @@ def build_public_checkpoint(name: str, meta: bool = False) -> dict:
 def public_checkpoint():
     """``public_checkpoint(name)``: the loaded-object form of a public layout (see ``PUBLIC_LAYOUTS``)."""
     return build_public_checkpoint
+
+
+@pytest.fixture(params=list(PUBLIC_LAYOUTS))
+def public_layout(request):
+    """Each public layout in turn: ``(name, preset, number of tensors, format name)``."""
+    return (request.param, *PUBLIC_LAYOUTS[request.param])

@@ -8,7 +8,6 @@ import torch
 from monai.networks import nets as monai_nets
 from monai.networks.nets import swin_unetr as monai_swin
 
-from conftest import PUBLIC_LAYOUTS
 from nnunet_swin.errors import UserError
 from nnunet_swin.networks import SwinEncoder, inspect_checkpoint, load_pretrained_encoder
 from nnunet_swin.networks.presets import get_preset
@@ -34,9 +33,8 @@ def encoder_for(preset: str, in_ch: int = 1, **changes) -> torch.nn.Module:
     return holder
 
 
-@pytest.mark.parametrize("name", list(PUBLIC_LAYOUTS))
-def test_every_public_layout_loads_completely_and_by_value(name, public_checkpoint):
-    preset, n_tensors, fmt = PUBLIC_LAYOUTS[name]
+def test_every_public_layout_loads_completely_and_by_value(public_layout, public_checkpoint):
+    name, preset, n_tensors, fmt = public_layout
     obj = public_checkpoint(name)
     _, state = unwrap(obj)
     assert len(state) == n_tensors
@@ -113,3 +111,18 @@ def test_each_merge_order_matches_the_monai_it_claims_and_the_wrong_one_differs(
     print(f"merge order v2={v2}: right-order max |diff| {right:.2e}, wrong-order max |diff| {wrong:.3f} "
           f"(mean |feature| {scale:.3f})")
     assert right < 1e-4 and wrong > 1000 * right
+
+
+@pytest.mark.parametrize("preset,encoder_and_skips,network_out21", [
+    ("swin_unetr_v2", 53_164_146, 72_762_999), ("swin_unetr_v2_96", 211_999_362, 290_392_695),
+    ("swin_unetr_v2_192", 847_276_194, 1_160_845_431)])
+def test_larger_presets_have_the_parameter_counts_of_the_public_architecture(preset, encoder_and_skips, network_out21):
+    """The reference's counts from MONAI 1.6.1 (VoCo SSL-head = encoder + UNETR skip blocks; VoComni = out 21): VoCo's
+    README says 53 M / 206 M / 818 M; the architecture gives 53.2 M / 212.0 M / 847.3 M, which these presets match."""
+    from nnunet_swin.networks import SwinSegmentationNetwork
+    with torch.device("meta"):
+        net = SwinSegmentationNetwork(1, 21, **get_preset(preset))
+    skips = sum(p.numel() for n, p in net.decoder.named_parameters()
+                if n.split(".")[0] in ("encoder1", "encoder2", "encoder3", "encoder4", "encoder10"))
+    assert sum(p.numel() for p in net.encoder.parameters()) + skips == encoder_and_skips
+    assert sum(p.numel() for p in net.parameters()) == network_out21
