@@ -46,6 +46,12 @@ class SwinSegmentationNetwork(nn.Module):
     Deep supervision is not provided (the decoder has one output); ``deep_supervision=True`` raises ``UserError``.
     """
 
+    # The transfer surface, named on the model (dynamic-network-architectures' convention, read by nnU-Net 2.8.1's
+    # pretrained flow): the pretrained part, its stem, and the layers whose input side depends on the input channels.
+    key_to_encoder = "encoder"
+    key_to_stem = "encoder.patch_embed"
+    keys_to_in_proj = ("encoder.patch_embed.proj", "decoder.encoder1.layer.conv1.conv", "decoder.encoder1.layer.conv3.conv")
+
     def __init__(self, input_channels: int, num_classes: int, deep_supervision: bool = False, **arch_kwargs) -> None:
         super().__init__()
         unknown = sorted(set(arch_kwargs) - set(ENCODER_KEYS) - set(NETWORK_KEYS))

@@ -126,3 +126,17 @@ def test_larger_presets_have_the_parameter_counts_of_the_public_architecture(pre
                 if n.split(".")[0] in ("encoder1", "encoder2", "encoder3", "encoder4", "encoder10"))
     assert sum(p.numel() for p in net.encoder.parameters()) + skips == encoder_and_skips
     assert sum(p.numel() for p in net.parameters()) == network_out21
+
+
+def test_the_network_names_its_transfer_surface():
+    """``key_to_encoder`` / ``key_to_stem`` / ``keys_to_in_proj`` name real modules; the in-projections are exactly
+    the parameters whose shape depends on the input channels."""
+    from nnunet_swin.networks import SwinSegmentationNetwork
+    with torch.device("meta"):
+        one, three = (SwinSegmentationNetwork(c, 2, **get_preset("swin_unetr_tiny")) for c in (1, 3))
+    modules = dict(one.named_modules())
+    assert one.key_to_encoder in modules and one.key_to_stem in modules
+    assert all(k in modules for k in one.keys_to_in_proj)
+    changed = {n.rsplit(".", 1)[0] for (n, a), b in zip(one.state_dict().items(), three.state_dict().values())
+               if a.shape != b.shape}
+    assert changed == set(one.keys_to_in_proj)
