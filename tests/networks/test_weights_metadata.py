@@ -35,3 +35,32 @@ def test_spacing_and_range_kind_mismatch_warn():
     lines = report_lines(META, [3.0, 0.5, 0.5], ["ZScoreNormalization"])
     assert "pretraining [1.0, 1.0, 1.0]  |  plans [3.0, 0.5, 0.5]" in lines[1]
     assert sum(line.startswith("  WARNING:") for line in lines) == 2
+
+
+def test_adaptation_plan_block_in_nnssl_shape_names_the_networks_transfer_surface():
+    import json
+
+    from nnunet_swin.networks.presets import NETWORK_CLASS_NAME, get_preset
+    from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
+    from nnunet_swin.networks.weights.metadata import adaptation_plan
+
+    meta = {**META, "backbone": "smit_tiny", "arch_kwargs": get_preset("smit_tiny"), "crop": 64, "in_channels": 1,
+            "spacing_zyx_mm": [1.5, 1.0, 1.0]}
+    plan = adaptation_plan(meta)
+    assert set(plan) == {"architecture_plans", "pretrain_plan", "pretrain_num_input_channels",
+                         "recommended_downstream_patchsize", "key_to_encoder", "key_to_stem", "keys_to_in_proj",
+                         "key_to_lpe"}
+    assert plan["architecture_plans"]["arch_class_name"] == NETWORK_CLASS_NAME
+    (config,) = plan["pretrain_plan"]["configurations"].values()   # nnU-Net reads the first configuration
+    assert config["spacing"] == [1.5, 1.0, 1.0] and config["patch_size"] == [64, 64, 64]
+    assert config["normalization_schemes"] == ["ct_hu_window"] and config["intensity"]["hu_window"] == [-175.0, 250.0]
+    assert plan["recommended_downstream_patchsize"] == [64, 64, 64] and plan["pretrain_num_input_channels"] == 1
+    # the keys are the ones the network declares, and they name real parameters of a network built from the block
+    net = SwinSegmentationNetwork(1, 2, **plan["architecture_plans"]["arch_kwargs"])
+    names = [n for n, _ in net.named_parameters()]
+    assert plan["key_to_encoder"] == SwinSegmentationNetwork.key_to_encoder
+    assert any(n.startswith(plan["key_to_encoder"] + ".") for n in names)
+    assert any(n.startswith(plan["key_to_stem"] + ".") for n in names)
+    for key in plan["keys_to_in_proj"]:
+        assert net.get_parameter(key + ".weight").shape[1] == 1          # the layers that see the input channels
+    assert json.loads(json.dumps(plan)) == plan                            # plain JSON, as nnU-Net stores it

@@ -8,12 +8,17 @@ Pure functions on plain dicts (no torch needed), for the adapters' callers:
   ``nnunet-swin weights inspect``;
 - ``compare_with_plans(metadata, spacing, normalization_schemes)``: warning strings when the fine-tuning plans'
   spacing differs from the pretraining spacing, or the input ranges differ in kind (e.g. [0, 1] pretraining input
-  against z-scored fine-tuning input); ``report_lines`` puts both side by side for the trainer's load report.
+  against z-scored fine-tuning input); ``report_lines`` puts both side by side for the trainer's load report;
+- ``adaptation_plan(metadata)``: the block our pretraining writes beside its metadata (checkpoint key
+  ``ADAPTATION_PLAN_KEY``), in the shape of the ``nnssl_adaptation_plan`` nnU-Net's pretrained flow reads
+  (``nnUNetv2_preprocess_like_nnssl``, master after 2.8.1): pretraining spacing, normalisation and patch size, and the
+  network's transfer surface ``key_to_encoder`` / ``key_to_stem`` / ``keys_to_in_proj``.
 """
 from __future__ import annotations
 
 FORMAT = "nnunet-swin pretraining"
 FORMAT_VERSION = 1
+ADAPTATION_PLAN_KEY = "nnssl_adaptation_plan"   # the checkpoint key nnU-Net's pretrained flow reads
 
 # nnU-Net normalisation scheme name -> the kind of range the network sees
 RANGE_KINDS = {
@@ -87,3 +92,50 @@ def report_lines(metadata: dict, spacing, normalization_schemes) -> list[str]:
              f"{list(normalization_schemes or [])}"]
     lines += [f"  WARNING: {w}" for w in compare_with_plans(metadata, spacing, normalization_schemes)]
     return lines
+
+
+def intensity_scheme_name(intensity: dict) -> str:
+    """The name of the pretraining intensity scheme (``ct_hu_window`` / ``mr_percentile_clip``); no stock nnU-Net
+    scheme expresses either (the nearest is ``RescaleTo01Normalization``, per image min-max)."""
+    return str(intensity.get("scheme") or ("ct_hu_window" if intensity.get("modality") == "CT" else "unknown"))
+
+
+def adaptation_plan(metadata: dict, network_class=None) -> dict:
+    """The adaptation-plan block of a pretraining checkpoint, from its metadata (pure; no I/O).
+
+    Shape of nnssl's ``AdaptationPlan`` as serialised into ``checkpoint["nnssl_adaptation_plan"]``:
+    ``architecture_plans`` (class name, ``arch_kwargs``), ``pretrain_plan`` (one configuration with the pretraining
+    ``spacing`` (z, y, x) mm, ``patch_size`` (the crop, voxels) and ``normalization_schemes``, one per input channel),
+    ``pretrain_num_input_channels``, ``recommended_downstream_patchsize``, and the transfer surface the network
+    declares (``key_to_encoder``, ``key_to_stem``, ``keys_to_in_proj``; ``key_to_lpe`` None: Swin has no learned
+    absolute position embedding). ``network_class``: where the keys are read (default ``SwinSegmentationNetwork``,
+    imported only when called)."""
+    from nnunet_swin.networks.presets import NETWORK_CLASS_NAME
+
+    if network_class is None:
+        from nnunet_swin.networks.segmentation import SwinSegmentationNetwork as network_class
+    arch_kwargs = dict(metadata.get("arch_kwargs") or {})
+    crop = metadata.get("crop") or (arch_kwargs.get("pretrained_input_size") or [None])[0]
+    patch = [int(crop)] * 3 if crop is not None else None
+    channels = int(metadata.get("in_channels", 1))
+    intensity = dict(metadata.get("intensity") or {})
+    return {
+        "architecture_plans": {"arch_class_name": NETWORK_CLASS_NAME, "arch_kwargs": arch_kwargs,
+                               "arch_kwargs_requiring_import": []},
+        "pretrain_plan": {
+            "dataset_name": f"nnunet-swin pretraining on {metadata.get('num_volumes')} volumes",
+            "plans_name": f"nnunet_swin_{metadata.get('method')}_{metadata.get('backbone')}",
+            "configurations": {"pretraining": {
+                "spacing": [float(s) for s in metadata.get("spacing_zyx_mm") or []],
+                "patch_size": patch,
+                "normalization_schemes": [intensity_scheme_name(intensity)] * channels,
+                "intensity": intensity,
+            }},
+        },
+        "pretrain_num_input_channels": channels,
+        "recommended_downstream_patchsize": patch,
+        "key_to_encoder": network_class.key_to_encoder,
+        "key_to_stem": network_class.key_to_stem,
+        "keys_to_in_proj": list(network_class.keys_to_in_proj),
+        "key_to_lpe": None,
+    }

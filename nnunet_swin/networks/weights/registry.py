@@ -29,6 +29,11 @@ class PublicCheckpoint:
     preset: str               # the backbone preset it loads into
     md5: str | None = None    # the published checksum, when there is one
     own_download: bool = False  # the licence requires the user to download it themselves
+    # What `plan_and_preprocess -like_pretrained NAME` takes (None: no primary source says; the planner keeps its own)
+    modality: str = "CT"                        # "CT" or "MR": what the encoder saw
+    spacing_mm: tuple[float, float, float] | None = None   # pretraining target spacing (z, y, x)
+    input_range: tuple[float, float] = (0.0, 1.0)          # the range the encoder's input was scaled to
+    roi: int | None = None                      # side of the pretraining crop (None: the preset's input size)
 
 
 _HF = "https://huggingface.co"
@@ -38,32 +43,35 @@ REGISTRY: dict[str, PublicCheckpoint] = {e.name: e for e in [
                      "https://github.com/Project-MONAI/research-contributions/tree/main/SwinUNETR/Pretrain",
                      "code Apache-2.0; weights' own licence unverified", "8.06 M encoder (f48)",
                      "CT, 5,050 volumes (self-supervised)", "unverified (no resampling in the public pipeline)",
-                     "HU [-1000, 1000] -> [0, 1]", "swin_unetr"),
+                     "HU [-1000, 1000] -> [0, 1]", "swin_unetr", roi=96),
     PublicCheckpoint("voco_b", "VoCo_B_SSL_head.pt", f"{_HF}/Luffy503/VoCo/resolve/main/VoCo_B_SSL_head.pt",
                      f"{_HF}/Luffy503/VoCo", "see the model page", "53.2 M (README 53 M)",
                      "CT, PreCT-160K (160k volumes, self-supervised)", "1.5 mm isotropic (abdomen, head and neck)",
-                     "HU [-175, 250] -> [0, 1]", "swin_unetr_v2", md5="f80c4da2f81d700bdae3df188f2057eb"),
+                     "HU [-175, 250] -> [0, 1]", "swin_unetr_v2", md5="f80c4da2f81d700bdae3df188f2057eb",
+                     spacing_mm=(1.5, 1.5, 1.5), roi=64),
     PublicCheckpoint("voco_l", "VoCo_L_SSL_head.pt", f"{_HF}/Luffy503/VoCo/resolve/main/VoCo_L_SSL_head.pt",
                      f"{_HF}/Luffy503/VoCo", "see the model page", "212.0 M (README says 206 M)",
                      "CT, PreCT-160K (160k volumes, self-supervised)", "1.5 mm isotropic (abdomen, head and neck)",
-                     "HU [-175, 250] -> [0, 1]", "swin_unetr_v2_96", md5="795095d1d43ef3808ec4c41798310136"),
+                     "HU [-175, 250] -> [0, 1]", "swin_unetr_v2_96", md5="795095d1d43ef3808ec4c41798310136",
+                     spacing_mm=(1.5, 1.5, 1.5), roi=64),
     PublicCheckpoint("voco_h", "VoCo_H_SSL_head.pt", f"{_HF}/Luffy503/VoCo/resolve/main/VoCo_H_SSL_head.pt",
                      f"{_HF}/Luffy503/VoCo", "see the model page", "847.3 M (README says 818 M)",
                      "CT, PreCT-160K (160k volumes, self-supervised)", "1.5 mm isotropic (abdomen, head and neck)",
-                     "HU [-175, 250] -> [0, 1]", "swin_unetr_v2_192", md5="76f95a474736b60bf5b8aad94643744d"),
+                     "HU [-175, 250] -> [0, 1]", "swin_unetr_v2_192", md5="76f95a474736b60bf5b8aad94643744d",
+                     spacing_mm=(1.5, 1.5, 1.5), roi=64),
     PublicCheckpoint("suprem", "supervised_suprem_swinunetr_2100.pth",
                      f"{_HF}/MrGiovanni/SuPreM/resolve/main/supervised_suprem_swinunetr_2100.pth",
                      f"{_HF}/MrGiovanni/SuPreM", "CC BY-NC-ND 4.0 (non-commercial, no derivatives)",
                      "62.19 M network (f48)", "CT, AbdomenAtlas 1.1 (2,100 volumes, 25 classes, supervised)",
                      "1.5 mm isotropic", "HU [-175, 250] -> [0, 1]", "swin_unetr",
-                     md5="72688b8e5766e87f7c3712fa7555d1fd"),
+                     md5="72688b8e5766e87f7c3712fa7555d1fd", spacing_mm=(1.5, 1.5, 1.5), roi=96),
     PublicCheckpoint("brainsegfounder_ukb", "model_weights_UKB-pretrain.pt",
                      f"{_HF}/smilelab/BrainSegFounder/resolve/main/model_weights_UKB-pretrain.pt",
                      f"{_HF}/smilelab/BrainSegFounder", "UK Biobank material transfer agreement (no redistribution)",
                      "62.19 M network (f48, depths 2-2-2-2; deeper files: swin_unetr_d6 / d18)",
                      "MRI, UK Biobank T1 + T2-FLAIR (~41,000 subjects, 2 channels, self-supervised)",
                      "MNI grid as given (no resampling)", "unverified (script defaults -1000..1000 -> [0, 1])",
-                     "swin_unetr", own_download=True),
+                     "swin_unetr", own_download=True, modality="MR", roi=96),
 ]}
 
 
@@ -81,7 +89,8 @@ def table() -> str:
             f"{e.name}  ({e.file}; loads into preset {e.preset})", f"  source:     {e.url}",
             f"  licence:    {e.licence}" + ("  [download it yourself from the page]" if e.own_download else ""),
             f"  parameters: {e.parameters}", f"  data:       {e.data}", f"  spacing:    {e.spacing}",
-            f"  intensity:  {e.intensity}", f"  checksum:   {'md5 ' + e.md5 if e.md5 else 'none published'}"]))
+            f"  intensity:  {e.intensity}", f"  checksum:   {'md5 ' + e.md5 if e.md5 else 'none published'}",
+            f"  plan like:  nnunet-swin plan_and_preprocess -d ID -like_pretrained {e.name}"]))
     return "\n\n".join(blocks)
 
 
