@@ -172,6 +172,33 @@ def build_public_checkpoint(name: str, meta: bool = False) -> dict:
     raise KeyError(name)
 
 
+def build_pretraining_checkpoint(path: Path, backbone: str = "smit_tiny", spacing=(1.5, 1.5, 1.5), crop: int = 64,
+                                 modality: str = "CT") -> Path:
+    """A checkpoint file laid out as ``nnunet-swin pretrain`` writes it: the teacher encoder, the metadata (the schema
+    of ``networks.weights.metadata``) and its adaptation plan."""
+    import torch
+
+    from nnunet_swin.io import save_checkpoint
+    from nnunet_swin.networks.presets import get_preset
+    from nnunet_swin.networks.weights.metadata import ADAPTATION_PLAN_KEY, FORMAT, adaptation_plan
+
+    intensity = ({"modality": "CT", "scheme": "ct_hu_window", "hu_window": [-175.0, 250.0], "output_range": [0.0, 1.0]}
+                 if modality == "CT" else {"modality": "MR", "scheme": "mr_percentile_clip", "lower": "min",
+                                           "upper_percentile": 99.0, "output_range": [0.0, 1.0]})
+    meta = {"format": FORMAT, "format_version": 1, "method": "smit", "backbone": backbone,
+            "arch_kwargs": get_preset(backbone), "in_channels": 1, "crop": crop, "spacing_zyx_mm": list(spacing),
+            "intensity": intensity, "epochs": 1, "epochs_completed": 1, "num_volumes": 2, "finished": True,
+            "encoder_loaded": "teacher"}
+    return save_checkpoint(path, {"teacher": {"encoder.patch_embed.proj.weight": torch.zeros(12, 1, 2, 2, 2)},
+                                  "metadata": meta, ADAPTATION_PLAN_KEY: adaptation_plan(meta)})
+
+
+@pytest.fixture
+def pretraining_checkpoint():
+    """``pretraining_checkpoint(path, backbone, spacing, crop, modality)``: see ``build_pretraining_checkpoint``."""
+    return build_pretraining_checkpoint
+
+
 @pytest.fixture
 def public_checkpoint():
     """``public_checkpoint(name)``: the loaded-object form of a public layout (see ``PUBLIC_LAYOUTS``)."""

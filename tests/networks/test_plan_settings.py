@@ -3,33 +3,25 @@ import pytest
 import torch
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.io import save_checkpoint
 from nnunet_swin.networks.presets import get_preset
-from nnunet_swin.networks.weights.metadata import ADAPTATION_PLAN_KEY, FORMAT, adaptation_plan
+from nnunet_swin.networks.weights import read_checkpoint
+from nnunet_swin.networks.weights.metadata import ADAPTATION_PLAN_KEY
 from nnunet_swin.networks.weights.plan_settings import plan_settings
 from nnunet_swin.networks.weights.registry import REGISTRY
 
 
-def pretraining_checkpoint(path, backbone="smit_tiny", spacing=(1.5, 1.5, 1.5), crop=64, modality="CT"):
-    """A checkpoint laid out as ``nnunet-swin pretrain`` writes it (teacher encoder, metadata, adaptation plan)."""
-    intensity = ({"modality": "CT", "scheme": "ct_hu_window", "hu_window": [-175.0, 250.0], "output_range": [0.0, 1.0]}
-                 if modality == "CT" else {"modality": "MR", "scheme": "mr_percentile_clip", "lower": "min",
-                                           "upper_percentile": 99.0, "output_range": [0.0, 1.0]})
-    meta = {"format": FORMAT, "format_version": 1, "method": "smit", "backbone": backbone,
-            "arch_kwargs": get_preset(backbone), "in_channels": 1, "crop": crop, "spacing_zyx_mm": list(spacing),
-            "intensity": intensity, "epochs": 1, "epochs_completed": 1, "num_volumes": 2, "finished": True,
-            "encoder_loaded": "teacher"}
-    save_checkpoint(path, {"teacher": {"encoder.patch_embed.proj.weight": torch.zeros(12, 1, 2, 2, 2)},
-                           "metadata": meta, ADAPTATION_PLAN_KEY: adaptation_plan(meta)})
-    return path
-
-
-def test_our_checkpoint_gives_its_metadata_and_a_bare_name(tmp_path):
-    s = plan_settings(pretraining_checkpoint(tmp_path / "checkpoint_final.pth"))
+def test_our_checkpoint_gives_its_metadata_and_a_bare_name(tmp_path, pretraining_checkpoint):
+    path = pretraining_checkpoint(tmp_path / "checkpoint_final.pth")
+    s = plan_settings(path)
     assert (s.name, s.backbone, s.spacing_zyx_mm, s.normalization, s.cubic_size, s.modality) == \
         ("checkpoint_final.pth", "smit_tiny", (1.5, 1.5, 1.5), "rescale01", 64, "CT")
     assert str(tmp_path) not in repr(s.record())
     assert s.intensity == "CT, HU window [-175, 250] -> [0, 1]"
+    # the adaptation plan travels beside the metadata, loads with weights_only, and names the teacher's key prefix
+    obj = read_checkpoint(path)
+    plan = obj[ADAPTATION_PLAN_KEY]
+    assert all(k.startswith(plan["key_to_encoder"] + ".") for k in obj["teacher"])
+    assert next(iter(plan["pretrain_plan"]["configurations"].values()))["spacing"] == [1.5, 1.5, 1.5]
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))

@@ -1,8 +1,6 @@
 """`plan_and_preprocess -like_pretrained`: values taken from a checkpoint's metadata or the registry, flags that win or
 are refused, warnings where the dataset disagrees, and nothing written on bad input."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +9,6 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.networks.weights.plan_settings import plan_settings
 from nnunet_swin.planners.like_pretrained import apply_settings, dataset_disagreements
 from nnunet_swin.planners.run import SwinPlanOptions
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "networks"))
-from test_plan_settings import pretraining_checkpoint  # noqa: E402  (the checkpoint as `nnunet-swin pretrain` writes it)
 
 
 def test_values_taken_one_line_each_and_explicit_flags_win():
@@ -86,7 +81,7 @@ def test_bad_input_one_line_and_nothing_written(nnunet_dirs, capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_plan_like_our_checkpoint_and_like_a_registry_entry(nnunet_dirs, run_cli, tmp_path):
+def test_plan_like_our_checkpoint_and_like_a_registry_entry(nnunet_dirs, run_cli, tmp_path, pretraining_checkpoint):
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     make_demo_dataset(nnunet_dirs["nnUNet_raw"], 522, spec=SyntheticSpec(num_train=3, num_test=0, fov_mm=64),
