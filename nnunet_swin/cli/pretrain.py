@@ -144,12 +144,26 @@ def _given(args) -> dict:
     return out
 
 
+def _check_output_folder(out: Path) -> None:
+    """Up front, before any work: ``-o`` must be a folder (or not exist yet) we can write into."""
+    import os
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file, not a folder; choose a folder for the checkpoints, log and cache")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into {probe} (permission denied); choose an output folder (-o) you can "
+                        "write to")
+
+
 def resolve(args) -> tuple:
     """(config, images, resume) after every check that needs no writing; ``UserError`` on bad input."""
     from nnunet_swin.pretraining.data import MODALITIES, discover_images
     from nnunet_swin.pretraining.trainer import FINAL, LATEST, PretrainConfig, read_run_config
 
     out = Path(args.output).expanduser()
+    _check_output_folder(out)
     given = _given(args)
     if "modality" in given and given["modality"] not in MODALITIES:
         raise UserError(f"unknown modality {args.modality!r}; use --modality CT or --modality MR")

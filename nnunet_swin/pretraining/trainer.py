@@ -326,6 +326,10 @@ class Pretrainer:
         if not self.world.main:
             self.entries = build_cache(self.images, self.out / "cache", tuple(cfg.spacing), cfg.intensity(),
                                        min_side, progress=False)
+        if self.world.main and self.out.is_dir():
+            from nnunet_swin.io import sweep_temporaries
+            for removed in sweep_temporaries(self.out):        # e.g. a checkpoint save killed half-way
+                self.log(f"removed {removed.name}, a temporary file an interrupted save left behind")
         self.build_models()
         if self.resume:
             self.load(self.out / LATEST)
