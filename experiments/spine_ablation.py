@@ -102,7 +102,7 @@ def boundary_reweighting(model_folder: Path, images: Path, labels: Path) -> pd.D
     import torch.nn.functional as F
 
     from nnunet_swin.analysis.model_loading import load_model_folder, preprocess_case
-    from nnunet_swin.evaluation.folders import list_cases
+    from nnunet_swin.raw_dataset.naming import list_cases
     from nnunet_swin.networks import windows as win
 
     model = load_model_folder(model_folder, 0)

@@ -25,7 +25,24 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from nnunet_swin.errors import UserError
+
 TEMPORARY_SUFFIX = ".tmp"
+
+
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """The parsed JSON at ``path``, or a one-line UserError naming ``what`` is missing or broken and how to mend it.
+    The one reader of the package's JSON files (plans, dataset.json, study state, result tables)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"invalid {what} at {path}: {e.msg} (line {e.lineno}, column {e.colno}); fix the JSON "
+                        f"syntax or write the file again") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{what} {path} cannot be read ({e}); check its permissions and contents") from None
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:

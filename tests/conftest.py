@@ -32,7 +32,7 @@ def nnunet_dirs(tmp_path, monkeypatch):
     return dirs
 
 
-def run_cli(*args: str, env: dict | None = None, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def _run_cli(*args: str, env: dict | None = None, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a console script (ours or nnU-Net's) from the active environment's bin folder."""
     exe = Path(sys.executable).parent / args[0]
     cmd = [str(exe) if exe.exists() else shutil.which(args[0]) or args[0], *args[1:]]
@@ -42,7 +42,7 @@ def run_cli(*args: str, env: dict | None = None, check: bool = True, timeout: in
     return proc
 
 
-def write_real_dataset(raw: Path, dataset_id: int = 502, copies: int = 3) -> Path:
+def _write_real_dataset(raw: Path, dataset_id: int = 502, copies: int = 3) -> Path:
     """An nnU-Net raw dataset from the real thick-slice brain MRI: the volume and two flipped copies for training,
     the original in imagesTs."""
     import numpy as np
@@ -70,3 +70,16 @@ def write_real_dataset(raw: Path, dataset_id: int = 502, copies: int = 3) -> Pat
         "channel_names": {"0": "T2"}, "labels": {"background": 0, "lesion": 1},
         "numTraining": copies, "file_ending": ".nii.gz", "name": "RealBrain"}))
     return folder
+
+
+@pytest.fixture
+def run_cli():
+    """``run_cli("nnunet-swin", "evaluate", ..., env=..., check=...)``: a console script of this environment in a
+    subprocess (callers are marked ``slow`` when the command trains or plans)."""
+    return _run_cli
+
+
+@pytest.fixture
+def write_real_dataset():
+    """``write_real_dataset(raw, dataset_id, copies)``: a raw dataset from the real thick-slice brain MRI."""
+    return _write_real_dataset

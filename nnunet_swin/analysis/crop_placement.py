@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnunet_swin.planners.padding import padding_fractions  # paper eq. 4, one implementation
+from nnunet_swin.geometry.padding import padding_fractions  # paper eq. 4, one implementation
 
 
 def _placement(side: int, crop: int) -> tuple[slice, slice]:

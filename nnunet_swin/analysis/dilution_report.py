@@ -27,7 +27,7 @@ from nnunet_swin.analysis.attention_dilution import AttentionDilutionMeter
 from nnunet_swin.analysis.crop_placement import CropPlacement, place_in_crop
 from nnunet_swin.analysis.model_loading import LoadedModel, preprocess_case
 from nnunet_swin.errors import UserError
-from nnunet_swin.evaluation.folders import list_cases
+from nnunet_swin.raw_dataset.naming import list_cases
 from nnunet_swin.io import write_csv, write_json
 
 POOLING = ("per (scan, stage, block, head): sum H_RP / (sum H_RR + sum H_RP) over all real queries of all windows "
@@ -136,7 +136,7 @@ def run_adi(models: list[ModelInput], images: str | Path, out_dir: str | Path, b
             previous: dict[str, str | Path] | None = None, progress: bool = True) -> dict:
     """The whole command: measure every model on the same raw images, write tables and figures. The inputs that need
     no model (batch size, device, evaluation table) are checked before anything is measured."""
-    from nnunet_swin.environment import check_device
+    from nnunet_swin.device import check_device
 
     if int(batch_size) < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")

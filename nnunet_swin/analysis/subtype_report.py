@@ -16,7 +16,7 @@ from nnunet_swin.analysis import figures
 from nnunet_swin.analysis.model_loading import read_image_and_label
 from nnunet_swin.analysis.subtypes import SubtypeModel, assign_subtypes, check_k, fit_subtypes, tumour_features
 from nnunet_swin.errors import UserError
-from nnunet_swin.evaluation.folders import list_cases
+from nnunet_swin.raw_dataset.naming import list_cases
 from nnunet_swin.io import write_csv, write_json
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from nnunet_swin.cli import options
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        parents=[options.device(), options.progress()],
         prog="nnunet-swin adi",
         description="Attention dilution index (paper eq. 7) per Swin stage for every image of a raw folder: "
                     "nnU-Net predictor preprocessing, centred zero-padding / centre crop into the configuration's "
@@ -27,8 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluation", help="per-case evaluation CSV (case_id + metric) for the binned figure")
     p.add_argument("--metric", help="metric column of --evaluation (default: sdsc / nsd / surface_dice / dice)")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true")
     return p
 
 
@@ -41,11 +42,11 @@ def main(argv: list[str]) -> int:
     from nnunet_swin.errors import UserError
 
     from nnunet_swin.analysis.dilution_report import read_evaluation
-    from nnunet_swin.environment import check_device
+    from nnunet_swin.device import resolve_device
 
     if args.batch_size < 1:  # checked before any model is loaded
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    check_device(args.device)
+    args.device = resolve_device(args.device)
     if args.evaluation is not None:
         read_evaluation(args.evaluation, args.metric)
     backbone = bool(args.plans or args.dataset_json or args.pretrained)

@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from nnunet_swin.cli import options
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        parents=[options.device(), options.progress()],
         prog="nnunet-swin cka",
         description="Layer x layer minibatch linear CKA (unbiased HSIC, float64) between the transformer blocks of "
                     "two models on the same raw images; block outputs pooled to 8x8x8 tokens.")
@@ -21,8 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold-b", default="0")
     p.add_argument("--checkpoint", default="checkpoint_final.pth")
     p.add_argument("--batch-size", type=int, default=8, help="fixed CKA minibatch (>= 4); short last batch dropped")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true")
     return p
 
 
@@ -38,9 +39,9 @@ def main(argv: list[str]) -> int:
         raise UserError("give exactly one of -a MODEL_FOLDER and --pretrained CHECKPOINT for model A")
     if args.batch_size < 4:
         raise UserError(f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {args.batch_size}")
-    from nnunet_swin.environment import check_device
+    from nnunet_swin.device import resolve_device
 
-    check_device(args.device)
+    args.device = resolve_device(args.device)
     model_b = load_model_folder(args.model_b, args.fold_b, args.checkpoint)
     if args.model_a:
         model_a = load_model_folder(args.model_a, args.fold_a, args.checkpoint)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_swin.cli.evaluate import add_common_arguments, common_kwargs
+from nnunet_swin.cli.evaluate import add_common_arguments, common_kwargs, common_parents
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="nnunet-swin compare",
+        prog="nnunet-swin compare", parents=common_parents(),
         description="Compare models on the same cases: median [IQR] with bounded penalties for misses, cases missed "
                     "by all left out, Wilcoxon + Bonferroni, detection differences with McNemar. Writes CSV, "
                     "Markdown, JSON and boxplots.")

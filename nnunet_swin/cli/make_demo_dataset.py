@@ -4,20 +4,19 @@ from __future__ import annotations
 import argparse
 import os
 
+from nnunet_swin.cli import options
 from nnunet_swin.errors import UserError
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="nnunet-swin make_demo_dataset",
+    p = argparse.ArgumentParser(prog="nnunet-swin make_demo_dataset", parents=[options.dataset(501), options.seed(0)],
                                 description="Write DatasetNNN_Name (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json) "
                                             "with bright/sharp and dark/diffuse tumour subtypes; deterministic.")
-    p.add_argument("-d", "--dataset_id", type=int, default=501, help="dataset id (default 501)")
     p.add_argument("--name", default="SyntheticRectum", help="dataset name (default SyntheticRectum)")
     p.add_argument("-o", "--output", default=None, help="nnUNet_raw folder (default: $nnUNet_raw)")
     p.add_argument("--num_train", type=int, default=16, help="training cases (default 16)")
     p.add_argument("--num_test", type=int, default=6, help="test cases in imagesTs/labelsTs (default 6)")
     p.add_argument("--fov_mm", type=float, default=96.0, help="in-plane field of view in mm (default 96)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--channels", nargs="+", default=["T2"], choices=("T2", "DWI"),
                    help="image channels: T2 (default), or T2 DWI for a second, diffusion-weighted-like channel")
     p.add_argument("--labels", default="tumour", choices=("tumour", "tumour+wall+nodes"),

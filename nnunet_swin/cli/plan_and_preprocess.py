@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_swin.cli import options
 from nnunet_swin.planners.run import PlanRequest, SwinPlanOptions, plan_and_preprocess
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="nnunet-swin plan_and_preprocess",
+        prog="nnunet-swin plan_and_preprocess", parents=[options.progress()],
         description="Fingerprint extraction, experiment planning and preprocessing exactly as "
                     "nnUNetv2_plan_and_preprocess, with -pl SMITPlanner / SwinUNETRPlanner available. "
                     "Stock planner names are passed through unchanged.")
@@ -35,7 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "stock default: 2d 3d_fullres 3d_lowres)")
     p.add_argument("-np", type=int, nargs="+", default=None, help="processes per configuration")
     p.add_argument("--verbose", action="store_true", help="print a lot of stuff")
-    p.add_argument("--no_pbar", action="store_true", help="disable progress bars")
     g = p.add_argument_group("nnunet-swin planner options (SMITPlanner / SwinUNETRPlanner only)")
     g.add_argument("-backbone", default=None,
                    help="backbone configuration: smit (default of SMITPlanner), smit96, smit_tiny; swin_unetr "
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zscore (default, nnU-Net's): per-image z-score; rescale01: nnU-Net's RescaleTo01 (per-image "
                         "min-max to [0, 1], the range the CT encoder saw; the paper also clips at the 99th "
                         "percentile first, which no stock scheme can express)")
-    g.add_argument("-tumor_labels", type=int, nargs="+", default=None,
+    g.add_argument("-tumor_labels", "--tumor-labels", dest="tumor_labels", type=int, nargs="+", default=None,
                    help="labels that are tumour (tumour-aware augmentation, subtypes, detection); default: all "
                         "foreground labels")
     return p
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
                       no_pp=a.no_pp, clean=a.clean, gpu_memory_target=a.gpu_memory_target,
                       preprocessor_name=a.preprocessor_name, overwrite_target_spacing=a.overwrite_target_spacing,
                       overwrite_plans_name=a.overwrite_plans_name, configurations=a.c, num_processes=a.np,
-                      verbose=a.verbose, progress=not a.no_pbar, check_dataset=not a.no_dataset_check)
+                      verbose=a.verbose, progress=not a.quiet, check_dataset=not a.no_dataset_check)
     identifier = plan_and_preprocess(req)
     print(f"done: plans identifier {identifier} (train with -p {identifier})")
     return 0

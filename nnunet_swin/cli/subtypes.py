@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from nnunet_swin.cli import options
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        parents=[options.file_ending(), options.tumor_labels("every foreground label; e.g. the plans' -tumor_labels"),
+                 options.seed(0), options.progress()],
         prog="nnunet-swin subtypes",
         description="Fit appearance subtypes (seven tumour features, z-scoring, k-means with k chosen by silhouette, "
                     "Calinski-Harabasz and Davies-Bouldin) on a training set and/or assign them to a test set. "
@@ -17,16 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-images", help="test images to assign")
     p.add_argument("--test-labels", help="test labels")
     p.add_argument("--model", help="a stored subtype_model.json to apply instead of fitting")
-    p.add_argument("--file-ending", default=".nii.gz")
     p.add_argument("--channel", type=int, default=0, help="image channel the features use (default 0)")
-    p.add_argument("--tumor-labels", type=int, nargs="+", default=None,
-                   help="label values that are tumour (default: every foreground label); e.g. the plans' -tumor_labels")
     p.add_argument("--k-min", type=int, default=2)
     p.add_argument("--k-max", type=int, default=5)
     p.add_argument("--k", type=int, default=None, help="force this k instead of choosing by validity")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth", help="CSV case_id,subtype of known subtypes: report the agreement")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 

@@ -20,7 +20,7 @@ from nnunet_swin.evaluation.detection import is_detected
 from nnunet_swin.evaluation.hausdorff import MISSED_HAUSDORFF_MM, hausdorff_distance
 from nnunet_swin.evaluation.multiclass import dice_from_counts, overlap_counts
 from nnunet_swin.evaluation.surface_dice import surface_dice
-from nnunet_swin.planners.padding import case_padding_fraction
+from nnunet_swin.geometry.padding import case_padding_fraction
 
 # Columns of a per-case row, in order (besides case_id / label / file names added by the folder layer).
 METRIC_COLUMNS = ("dice", "surface_dice", "volume_ratio", "detected", "hd95", "padding_fraction")

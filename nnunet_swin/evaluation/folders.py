@@ -6,8 +6,6 @@ need them; the reader/writer registry does not import torch (checked in the test
 """
 from __future__ import annotations
 
-import json
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +14,11 @@ import numpy as np
 import pandas as pd
 
 from nnunet_swin.errors import UserError
+from nnunet_swin.io import read_json
+from nnunet_swin.raw_dataset.files import nifti_file_problem
+from nnunet_swin.raw_dataset.naming import case_id as named_case_id
 
 Label = int | tuple[int, ...]
-_CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")  # nnU-Net raw image names: {case}_{XXXX}
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _known_endings() -> list[str]:
     return sorted(endings, key=len, reverse=True)
 
 
-def load_dataset_json(dataset_json, reference_folder, prediction_folder) -> dict | None:
+def find_dataset_json(dataset_json, reference_folder, prediction_folder) -> dict | None:
     """``dataset_json`` as given (path or dict), else ``dataset.json`` in the prediction folder (nnU-Net copies it
     there) or next to the reference folder (raw ``labelsTr/..``, preprocessed ``gt_segmentations/..``), else None."""
     if isinstance(dataset_json, dict):
@@ -60,10 +60,7 @@ def load_dataset_json(dataset_json, reference_folder, prediction_folder) -> dict
         candidates = [Path(prediction_folder) / "dataset.json", Path(reference_folder).parent / "dataset.json"]
     for path in candidates:
         if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} is not valid JSON ({e}); fix it or pass --dataset-json") from None
+            return read_json(path, "dataset.json")
     return None
 
 
@@ -103,7 +100,7 @@ def resolve_setup(reference_folder, prediction_folder, *, labels=None, file_endi
     for name, folder in (("reference", reference_folder), ("prediction", Path(prediction_folder))):
         if not folder.is_dir():
             raise UserError(f"{name} folder does not exist: {folder}")
-    dataset = load_dataset_json(dataset_json, reference_folder, prediction_folder)
+    dataset = find_dataset_json(dataset_json, reference_folder, prediction_folder)
     if file_ending is None:
         file_ending = dataset["file_ending"] if dataset and "file_ending" in dataset else _infer_file_ending(
             reference_folder)
@@ -198,8 +195,6 @@ DUMMY_2D_SPACING = 999.0  # nnU-Net's readers give 2D images this slice spacing 
 def _read_seg(reader_writer: type, path: str, case_id: str, what: str):
     """nnU-Net's ``read_seg``, with an unreadable or truncated file (which SimpleITK would fill with zeros) turned into
     one line naming it."""
-    from nnunet_swin.planners.dataset_checks import nifti_file_problem
-
     fix = "predict the case again" if what == "prediction" else "replace the file"
     broken = nifti_file_problem(Path(path))
     if broken and not broken.startswith("has "):  # NaN/Inf values are refused with the other value checks
@@ -260,16 +255,8 @@ def load_subtypes(subtypes_csv, case_ids, file_ending: str) -> pd.Series:
         raise UserError(f"{path} needs the columns case_id,subtype; it has {', '.join(table.columns)}")
     known = set(case_ids)
 
-    def normalise(case_id: str) -> str:
-        case_id = case_id.strip()
-        if case_id.endswith(file_ending):
-            case_id = case_id[: -len(file_ending)]
-        m = _CHANNEL_FILE.match(case_id)
-        if case_id not in known and m:
-            case_id = m["case"]
-        return case_id
-
-    table = table.dropna(subset=["case_id"]).assign(case_id=lambda t: t["case_id"].map(normalise))
+    table = table.dropna(subset=["case_id"]).assign(
+        case_id=lambda t: t["case_id"].map(lambda name: named_case_id(name, file_ending, known)))
     table = table.drop_duplicates(["case_id", "subtype"])
     clashes = table["case_id"][table["case_id"].duplicated()].unique().tolist()
     if clashes:
@@ -282,33 +269,3 @@ def load_subtypes(subtypes_csv, case_ids, file_ending: str) -> pd.Series:
     if len(matched) < len(known):
         warnings.warn(f"{len(known) - len(matched)} case(s) have no subtype in {path}")
     return mapping
-
-
-def list_cases(images_folder: str | Path, file_ending: str, num_channels: int | None = None) -> dict[str, list[Path]]:
-    """nnU-Net raw image naming ``{case}_{XXXX}{file_ending}`` -> case id -> channel files (0..C-1 in order).
-
-    The one parser of nnU-Net's image names. Raises UserError for a file that does not follow the naming, an empty
-    folder, and a case whose channels are not ``0..C-1`` (C = ``num_channels`` when given, the case's own count
-    otherwise)."""
-    folder = Path(images_folder)
-    if not folder.is_dir():
-        raise UserError(f"image folder {folder} not found")
-    cases: dict[str, dict[int, Path]] = {}
-    for p in sorted(folder.iterdir()):
-        if not p.name.endswith(file_ending):
-            continue
-        m = _CHANNEL_FILE.match(p.name[: -len(file_ending)])
-        if not m:
-            raise UserError(f"{p.name} does not follow nnU-Net's {{case}}_{{XXXX}}{file_ending} naming")
-        cases.setdefault(m["case"], {})[int(m["channel"])] = p
-    if not cases:
-        raise UserError(f"no *{file_ending} images in {folder}")
-    out = {}
-    for case, chans in cases.items():
-        expected = len(chans) if num_channels is None else num_channels
-        if sorted(chans) != list(range(expected)):
-            wanted = "the model takes" if num_channels is not None else "expected"
-            raise UserError(f"case {case} has channels {sorted(chans)} but {wanted} {expected} "
-                            f"(_0000.._{expected - 1:04d}); give images of the right channel count")
-        out[case] = [chans[c] for c in range(expected)]
-    return out

@@ -27,7 +27,7 @@ from torch.utils.checkpoint import checkpoint
 
 from nnunet_swin.networks import windows as win
 from nnunet_swin.networks.attention import AttentionEvent, ProbeCallback, WindowAttention
-from nnunet_swin.networks.geometry import effective_window, padded_size
+from nnunet_swin.geometry.tokens import effective_window, padded_size
 from nnunet_swin.networks.multiscale_fusion import MultiScaleFusion
 from nnunet_swin.networks.token_kinds import TOKEN_REAL, embedded_kinds, merged_kinds, window_padded_kinds
 

@@ -19,7 +19,7 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.networks.attention import ProbeCallback
 from nnunet_swin.networks.decoder import DECODER_LEVELS, UnetrDecoder
 from nnunet_swin.networks.encoder import SwinEncoder
-from nnunet_swin.networks.geometry import size_divisor, stage_windows, valid_neighbours
+from nnunet_swin.geometry.tokens import size_divisor, stage_windows, valid_neighbours
 from nnunet_swin.networks.token_kinds import real_voxels_by_value
 
 # arch_kwargs understood by the network; everything else is rejected.

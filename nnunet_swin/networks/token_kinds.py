@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nnunet_swin.networks.geometry import padded_size
+from nnunet_swin.geometry.tokens import padded_size
 
 TOKEN_REAL, TOKEN_INPUT_PADDING, TOKEN_WINDOW_PADDING = 0, 1, 2
 NNUNET_PADDING_VALUE = 0.0  # what nnU-Net pads images with, in training (data loader, spatial aug) and prediction

@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass, field
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.planners.dataset_checks import check_raw_dataset, find_raw_dataset, load_dataset_json
+from nnunet_swin.raw_dataset.checks import check_raw_dataset
+from nnunet_swin.raw_dataset.folders import find_raw_dataset, read_dataset_json
 
 STOCK_DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
 # stock configurations a planner may leave out (nnU-Net skips them with a message): not an error when asked for
@@ -49,7 +50,7 @@ class SwinPlanOptions:
 
 def resolve_planner(name: str, options: SwinPlanOptions = SwinPlanOptions()):
     """Our planner (with options bound) or a stock nnU-Net planner class, by name."""
-    from nnunet_swin.planners import PLANNERS
+    from nnunet_swin.planners.swin_planner import PLANNERS
 
     if name in PLANNERS:
         return functools.partial(PLANNERS[name], **options.as_kwargs()), True
@@ -111,7 +112,7 @@ def plan_and_preprocess(req: PlanRequest) -> str:
     _check_preprocessor(req.preprocessor_name)
     raw_folders = [find_raw_dataset(d) for d in req.dataset_ids]
     for folder in raw_folders:  # fail before anything is written
-        load_dataset_json(folder)
+        read_dataset_json(folder)
     if req.check_dataset:
         for folder in raw_folders:
             check_raw_dataset(folder, num_threads=req.num_processes_fingerprint)

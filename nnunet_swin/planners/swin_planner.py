@@ -29,9 +29,9 @@ from nnunetv2.utilities.json_export import recursive_fix_for_json_export
 from nnunet_swin import __version__
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import write_json
-from nnunet_swin.networks.geometry import size_divisor, stage_windows
+from nnunet_swin.geometry.tokens import size_divisor, stage_windows
 from nnunet_swin.networks.presets import NETWORK_CLASS_NAME, get_preset
-from nnunet_swin.planners.padding import choose_inplane_crop, choose_z_crop, padding_statistics, resampled_shape
+from nnunet_swin.geometry.padding import choose_inplane_crop, choose_z_crop, padding_statistics, resampled_shape
 
 SPACING_LIMITS_MM = (0.05, 20.0)
 
@@ -342,3 +342,6 @@ class SwinUNETRPlanner(SwinPlannerBase):
 
     backbone_family = default_backbone = "swin_unetr"
     default_plans_name = "nnUNetSwinUNETRPlans"
+
+
+PLANNERS = {"SMITPlanner": SMITPlanner, "SwinUNETRPlanner": SwinUNETRPlanner}

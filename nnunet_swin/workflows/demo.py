@@ -193,10 +193,11 @@ def run_demo(settings: DemoSettings) -> DemoResult:
 
     stages.start("predict", "nnUNetv2_predict on the test split (sliding window, 50% overlap, left-right flip)")
     predictions = ws.root / "predictions"
-    from nnunet_swin.planners.dataset_checks import check_image_folder, load_dataset_json
+    from nnunet_swin.raw_dataset.checks import check_image_folder
+    from nnunet_swin.raw_dataset.folders import read_dataset_json
 
     # stock predict dies on one bad file without naming it (and writes none of the good cases): check first
-    check_image_folder(raw / "imagesTs", load_dataset_json(raw), num_threads=settings.num_processes)
+    check_image_folder(raw / "imagesTs", read_dataset_json(raw), num_threads=settings.num_processes)
     predict_cmd = [tool("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions), "-d",
                    str(settings.dataset_id), "-c", CONFIGURATION, "-f", str(settings.fold), "-tr", settings.trainer,
                    "-p", PLANS, "-device", "cpu", "-npp", "1", "-nps", "1"]

@@ -170,7 +170,7 @@ def _nnunet_base(name: str, env: dict[str, str]) -> Path:
 
 
 def _dataset_folder(base: Path, dataset_id: int, kind: str) -> Path:
-    from nnunet_swin.planners.dataset_checks import find_dataset_folder
+    from nnunet_swin.raw_dataset.folders import find_dataset_folder
     return find_dataset_folder(base, dataset_id, kind)
 
 
@@ -683,10 +683,11 @@ def predict_arm(study: Study, arm: ArmSpec) -> bool:
         env["CUDA_VISIBLE_DEVICES"], device = s.devices[0], "cuda"
     elif s.device != "cpu":
         device = "cuda"
-    from nnunet_swin.planners.dataset_checks import check_image_folder, load_dataset_json
+    from nnunet_swin.raw_dataset.checks import check_image_folder
+    from nnunet_swin.raw_dataset.folders import read_dataset_json
 
     # stock nnUNetv2_predict dies on one bad file without naming it: name it first
-    check_image_folder(study.raw_dataset / "imagesTs", load_dataset_json(study.raw_dataset))
+    check_image_folder(study.raw_dataset / "imagesTs", read_dataset_json(study.raw_dataset))
     cmd = [_tool("nnUNetv2_predict"), "-i", str(study.raw_dataset / "imagesTs"), "-o", str(out), "-d",
            str(study.dataset_id), "-c", arm.configuration, "-f", *map(str, study.folds(arm)), "-tr",
            study.trainer(arm), "-p", study.plans_name, "-device", device, "-npp", "1", "-nps", "1"]

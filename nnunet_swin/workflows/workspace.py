@@ -57,7 +57,7 @@ class Workspace:
                 "nnUNet_n_proc_DA": str(da_processes), "nnUNet_compile": "f"}
 
     def dataset_folder(self, kind: str, dataset_id: int) -> Path:
-        from nnunet_swin.planners.dataset_checks import find_dataset_folder
+        from nnunet_swin.raw_dataset.folders import find_dataset_folder
 
         base = {"raw": self.raw, "preprocessed": self.preprocessed, "results": self.results}[kind]
         return find_dataset_folder(base, dataset_id, f"nnUNet_{kind}")

@@ -46,11 +46,12 @@ DATASET_JSON = {"channel_names": {"0": "T2"}, "labels": {"background": 0, "tumou
 
 
 def write_model_folder(root: Path, seed: int = 0, patch=(32, 64, 64), network=NETWORK,
-                       preset="smit_tiny") -> Path:
-    """root/Dataset990_Tiny/T__nnUNetSMITPlans__3d_fullres with plans, dataset.json and fold_0 weights."""
+                       preset="smit_tiny", trainer: str = "nnUNetTrainer") -> Path:
+    """root/Dataset990_Tiny/<trainer>__nnUNetSMITPlans__3d_fullres with plans, dataset.json and fold_0 weights, as
+    nnU-Net's trainer saves them (``trainer_name``, ``init_args``, ``inference_allowed_mirroring_axes``)."""
     from nnunet_swin.networks import SwinSegmentationNetwork
 
-    folder = root / "Dataset990_Tiny" / "nnUNetTrainer__nnUNetSMITPlans__3d_fullres"
+    folder = root / "Dataset990_Tiny" / f"{trainer}__nnUNetSMITPlans__3d_fullres"
     (folder / "fold_0").mkdir(parents=True)
     plans = plans_dict(patch, network, preset)
     (folder / "plans.json").write_text(json.dumps(plans))
@@ -58,8 +59,9 @@ def write_model_folder(root: Path, seed: int = 0, patch=(32, 64, 64), network=NE
     torch.manual_seed(seed)
     arch = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
     net = SwinSegmentationNetwork(input_channels=1, num_classes=2, deep_supervision=False, **arch)
-    torch.save({"network_weights": net.state_dict(), "trainer_name": "nnUNetTrainer",
-                "init_args": {"configuration": "3d_fullres"}}, folder / "fold_0" / "checkpoint_final.pth")
+    torch.save({"network_weights": net.state_dict(), "trainer_name": trainer,
+                "init_args": {"configuration": "3d_fullres"}, "inference_allowed_mirroring_axes": (0, 1, 2)},
+               folder / "fold_0" / "checkpoint_final.pth")
     return folder
 
 

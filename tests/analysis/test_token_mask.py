@@ -4,7 +4,7 @@ the window padding of a feature map is its own kind."""
 import pytest
 import torch
 
-from nnunet_swin.networks.geometry import effective_window, stage_windows
+from nnunet_swin.geometry.tokens import effective_window, stage_windows
 from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.networks.token_kinds import (TOKEN_INPUT_PADDING, TOKEN_REAL, TOKEN_WINDOW_PADDING, embedded_kinds,
                                               merged_kinds, window_padded_kinds)

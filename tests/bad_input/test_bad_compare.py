@@ -16,7 +16,7 @@ def root(tmp_path):
 
 def _compare(root, *extra, out="c", models=("modelA", "modelB")):
     return cli(["compare", str(root / "ref"), *(str(root / m) for m in models), "-o", str(root / out), "-np", "1",
-                "--no-progress", "--no-figures", *extra])
+                "--quiet", "--no-figures", *extra])
 
 
 def _error(capsys) -> str:

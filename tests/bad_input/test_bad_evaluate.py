@@ -17,7 +17,7 @@ def root(tmp_path):
 
 
 def _evaluate(root, *extra, prediction="modelA"):
-    return cli(["evaluate", str(root / "ref"), str(root / prediction), "-np", "1", "--no-progress", *extra])
+    return cli(["evaluate", str(root / "ref"), str(root / prediction), "-np", "1", "--quiet", *extra])
 
 
 def _error(capsys) -> str:

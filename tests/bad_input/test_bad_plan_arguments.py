@@ -1,7 +1,6 @@
 """`plan_and_preprocess` argument and dataset errors end in one line, exit 2, before anything is written."""
 import pytest
 
-from conftest import run_cli
 from raw_data import write_raw_dataset
 from nnunet_swin.cli.main import main
 
@@ -30,7 +29,8 @@ def test_planner_arguments(raw, nnunet_dirs, capsys, argv, text):
     assert not any(nnunet_dirs["nnUNet_preprocessed"].iterdir())
 
 
-def test_broken_dataset_through_the_command(raw, nnunet_dirs):
+@pytest.mark.slow
+def test_broken_dataset_through_the_command(raw, nnunet_dirs, run_cli):
     (raw / "labelsTr" / "case_001.nii.gz").write_bytes(b"junk")
     proc = run_cli("nnunet-swin", "plan_and_preprocess", "-d", "601", "-pl", "ExperimentPlanner", "-npfp", "1",
                    check=False)
@@ -40,8 +40,9 @@ def test_broken_dataset_through_the_command(raw, nnunet_dirs):
     assert not any(nnunet_dirs["nnUNet_preprocessed"].iterdir())
 
 
-def test_unknown_configuration_is_refused(raw, nnunet_dirs):
+@pytest.mark.slow
+def test_unknown_configuration_is_refused(raw, nnunet_dirs, run_cli):
     proc = run_cli("nnunet-swin", "plan_and_preprocess", "-d", "601", "-pl", "ExperimentPlanner", "-c", "3d_fulres",
-                   "-np", "1", "-npfp", "1", "--no_pbar", env={"nnUNet_n_proc_DA": "1"}, check=False)
+                   "-np", "1", "-npfp", "1", "--quiet", env={"nnUNet_n_proc_DA": "1"}, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "unknown configuration(s) 3d_fulres (-c); the plans nnUNetPlans have" in proc.stderr.strip().splitlines()[-1]

@@ -6,7 +6,7 @@ import pytest
 
 from raw_data import case_arrays, write_dataset_json, write_image, write_raw_dataset
 from nnunet_swin.errors import UserError
-from nnunet_swin.planners.dataset_checks import check_raw_dataset
+from nnunet_swin.raw_dataset.checks import check_raw_dataset
 
 
 def _problems(folder) -> str:
@@ -146,14 +146,26 @@ def test_fewer_than_five_cases_warns_and_names_fold_all(tmp_path):
 
 
 def test_images_to_predict_are_checked_first(raw):
-    from nnunet_swin.planners.dataset_checks import check_image_folder, load_dataset_json
+    from nnunet_swin.raw_dataset.checks import check_image_folder
+    from nnunet_swin.raw_dataset.folders import read_dataset_json
 
     images = raw / "imagesTr"
-    assert check_image_folder(images, load_dataset_json(raw)) == 5
+    assert check_image_folder(images, read_dataset_json(raw)) == 5
     (images / "case_003_0000.nii.gz").write_bytes((images / "case_003_0000.nii.gz").read_bytes()[:200])
     (images / "case_004_0003.nii.gz").write_bytes(b"")
     with pytest.raises(UserError) as e:
-        check_image_folder(images, load_dataset_json(raw))
+        check_image_folder(images, read_dataset_json(raw))
     message = str(e.value)
     assert message.startswith("2 problems in imagesTr: ") and "then predict again" in message
     assert "case_003_0000.nii.gz: truncated" in message and "case_004_0003.nii.gz: is not named" in message
+
+
+def test_first_file_corrupt_names_it_without_reader_noise(raw, capfd):
+    """A web page saved as the first case's image: nnU-Net's reader lookup would print a traceback per reader and
+    then blame the file ending; the check names the file, says it is broken, and prints nothing else."""
+    (raw / "imagesTr" / "case_000_0000.nii.gz").write_text("<html><body>Sign in to download</body></html>")
+    message = _problems(raw)
+    assert message.startswith("1 problem in Dataset601_Bad: case_000_0000.nii.gz: ")
+    assert "not a readable gzip" in message and "no reader" not in message
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err

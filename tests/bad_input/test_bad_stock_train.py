@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-from nnunet_swin.environment import ext_trainer_dir, install_excepthook, user_error_message
+from nnunet_swin.environment import ext_trainer_dir
+from nnunet_swin.errors import install_excepthook, user_error_message
 from nnunet_swin.errors import UserError
 
 HERE = Path(__file__).resolve().parent
@@ -35,28 +35,31 @@ def stock_env(tmp_path):
             "nnUNet_n_proc_DA": "0", "nnUNet_compile": "f", "nnUNet_swin_pretrained": ""}
 
 
-def _train(env, plans="nnUNetSMITPlans"):
+def _train(run_cli, env, plans="nnUNetSMITPlans"):
     return run_cli("nnUNetv2_train", "987", "3d_fullres", "0", "-tr", "SwinACTTrainer", "-p", plans,
                    "-device", "cpu", env=env, check=False, timeout=300)
 
 
-def test_unset_checkpoint_is_one_line(stock_env):
-    proc = _train(stock_env)
+@pytest.mark.slow
+def test_unset_checkpoint_is_one_line(stock_env, run_cli):
+    proc = _train(run_cli, stock_env)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("nnunet-swin: no CT-pretrained checkpoint") and "nnUNet_swin_pretrained" in lines[-1]
 
 
-def test_empty_checkpoint_is_one_line(stock_env, tmp_path):
+@pytest.mark.slow
+def test_empty_checkpoint_is_one_line(stock_env, tmp_path, run_cli):
     (tmp_path / "smit_tiny.pth").write_bytes(b"")
-    proc = _train({**stock_env, "nnUNet_swin_pretrained": str(tmp_path)})
+    proc = _train(run_cli, {**stock_env, "nnUNet_swin_pretrained": str(tmp_path)})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "IndexError" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("nnunet-swin: checkpoint") and "is empty (0 bytes)" in proc.stderr
 
 
-def test_nnunet_errors_keep_their_traceback(stock_env):
-    proc = _train(stock_env, plans="nnUNetNoSuchPlans")       # nnU-Net's FileNotFoundError, after our shim loaded
+@pytest.mark.slow
+def test_nnunet_errors_keep_their_traceback(stock_env, run_cli):
+    proc = _train(run_cli, stock_env, plans="nnUNetNoSuchPlans")       # nnU-Net's FileNotFoundError, after our shim loaded
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "nnunet-swin:" not in proc.stderr
     assert "nnUNetNoSuchPlans.json" in proc.stderr
 

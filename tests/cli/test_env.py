@@ -4,17 +4,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_cli
 
 
-def test_help_lists_every_command():
+def test_help_lists_every_command(run_cli):
     out = run_cli("nnunet-swin", "--help").stdout
     for cmd in ("plan_and_preprocess", "env", "make_demo_dataset", "demo", "evaluate", "compare", "adi", "cka",
                 "subtypes", "weights"):
         assert cmd in out
 
 
-def test_unknown_command_is_one_line():
+def test_unknown_command_is_one_line(run_cli):
     proc = run_cli("nnunet-swin", "frobnicate", check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "unknown command" in proc.stderr
 
@@ -39,7 +38,7 @@ def test_export_line_lets_stock_lookup_find_our_trainer(tmp_path):
     assert missing.returncode != 0 and "Could not find requested nnunet trainer" in missing.stderr
 
 
-def test_env_checks_pass():
+def test_env_checks_pass(run_cli):
     proc = run_cli("nnunet-swin", "env", env={"nnUNet_extTrainer": ""})
     assert proc.stdout.splitlines()[0].startswith("export nnUNet_extTrainer=")
     assert all(line.startswith("#") for line in proc.stdout.splitlines()[1:])

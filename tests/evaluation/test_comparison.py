@@ -152,12 +152,12 @@ def test_compare_folders_end_to_end(model_folders):
 
 def test_cli_evaluate_and_compare(model_folders, capsys):
     root = model_folders
-    assert cli(["evaluate", str(root / "ref"), str(root / "modelB"), "-np", "1", "--no-progress",
+    assert cli(["evaluate", str(root / "ref"), str(root / "modelB"), "-np", "1", "--quiet",
                 "--crop-depth", "16"]) == 0
     out = capsys.readouterr().out
     assert "80.0% [37.6" in out and (root / "modelB" / "summary_extended.json").is_file()
     assert cli(["compare", str(root / "ref"), str(root / "modelA"), str(root / "modelB"), "-o", str(root / "c"),
-                "--names", "A", "B", "-np", "1", "--no-progress", "--no-figures",
+                "--names", "A", "B", "-np", "1", "--quiet", "--no-figures",
                 "--missed-volume-ratio", "5"]) == 0
     table = pd.read_csv(root / "c" / "comparison_per_case.csv")
     assert set(table["model"]) == {"A", "B"}
@@ -169,9 +169,9 @@ def test_cli_errors_are_one_line(model_folders, capsys):
     root = model_folders
     (root / "modelA" / "case_3.nii.gz").unlink()
     assert cli(["compare", str(root / "ref"), str(root / "modelA"), str(root / "modelB"), "-o", str(root / "c2"),
-                "-np", "1", "--no-progress"]) == 2
+                "-np", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "case_3.nii.gz" in err and err.startswith("nnunet-swin compare: error:")
     assert not (root / "c2").exists()
-    assert cli(["compare", str(root / "ref"), str(root / "modelB"), "-o", str(root / "c3"), "--no-progress"]) == 2
+    assert cli(["compare", str(root / "ref"), str(root / "modelB"), "-o", str(root / "c3"), "--quiet"]) == 2
     assert "at least two" in capsys.readouterr().err

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.networks.geometry import size_divisor, stage_windows, valid_neighbours
+from nnunet_swin.geometry.tokens import size_divisor, stage_windows, valid_neighbours
 from nnunet_swin.networks.presets import get_preset
-from nnunet_swin.planners.padding import (case_padding_fraction, choose_inplane_crop, choose_z_crop,
+from nnunet_swin.geometry.padding import (case_padding_fraction, choose_inplane_crop, choose_z_crop,
                                           padding_fractions, padding_statistics, resampled_shape)
 
 

@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_real_dataset
 from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
 
 
@@ -22,11 +21,11 @@ def _check_plans_with_nnunet(pre, plans_name):
 
 
 @pytest.mark.slow
-def test_synthetic_dataset_plans_and_stock_preprocess(nnunet_dirs):
+def test_synthetic_dataset_plans_and_stock_preprocess(nnunet_dirs, run_cli):
     make_demo_dataset(nnunet_dirs["nnUNet_raw"], 511, spec=SyntheticSpec(num_train=4, num_test=1, fov_mm=64),
                       progress=False)
     run_cli("nnunet-swin", "plan_and_preprocess", "-d", "511", "-pl", "SMITPlanner", "-backbone", "smit_tiny",
-            "-np", "1", "-npfp", "1", "--no_pbar")
+            "-np", "1", "-npfp", "1", "--quiet")
     pre = nnunet_dirs["nnUNet_preprocessed"] / "Dataset511_SyntheticRectum"
     pm = _check_plans_with_nnunet(pre, "nnUNetSMITPlans")
     act = pm.get_configuration("3d_fullres")
@@ -42,10 +41,10 @@ def test_synthetic_dataset_plans_and_stock_preprocess(nnunet_dirs):
 
 
 @pytest.mark.slow
-def test_real_brain_mri_swin_unetr(nnunet_dirs):
+def test_real_brain_mri_swin_unetr(nnunet_dirs, run_cli, write_real_dataset):
     write_real_dataset(nnunet_dirs["nnUNet_raw"], 502, copies=2)
     out = run_cli("nnunet-swin", "plan_and_preprocess", "-d", "502", "-pl", "SwinUNETRPlanner", "-np", "1",
-                  "-npfp", "1", "--no_pbar", "--verify_dataset_integrity")
+                  "-npfp", "1", "--quiet", "--verify_dataset_integrity")
     assert "window padding" in out.stdout
     pre = nnunet_dirs["nnUNet_preprocessed"] / "Dataset502_RealBrain"
     pm = _check_plans_with_nnunet(pre, "nnUNetSwinUNETRPlans")
@@ -68,13 +67,13 @@ def _assert_one_line_error(proc, text):
     assert "Traceback" not in proc.stderr
 
 
-def test_unknown_dataset_id(nnunet_dirs):
+def test_unknown_dataset_id(nnunet_dirs, run_cli):
     proc = run_cli("nnunet-swin", "plan_and_preprocess", "-d", "777", check=False)
     _assert_one_line_error(proc, "unknown dataset id 777")
     assert not any(nnunet_dirs["nnUNet_preprocessed"].iterdir())
 
 
-def test_invalid_dataset_json(nnunet_dirs):
+def test_invalid_dataset_json(nnunet_dirs, run_cli):
     folder = nnunet_dirs["nnUNet_raw"] / "Dataset503_Broken"
     folder.mkdir()
     (folder / "dataset.json").write_text('{"channel_names": {"0": "T2"}, "labels": ')
@@ -87,7 +86,7 @@ def test_invalid_dataset_json(nnunet_dirs):
     assert not any(nnunet_dirs["nnUNet_preprocessed"].iterdir())
 
 
-def test_unknown_planner_and_misplaced_options(nnunet_dirs):
+def test_unknown_planner_and_misplaced_options(nnunet_dirs, run_cli):
     make_demo_dataset(nnunet_dirs["nnUNet_raw"], 504, spec=SyntheticSpec(num_train=2, num_test=0, fov_mm=48),
                       progress=False)
     proc = run_cli("nnunet-swin", "plan_and_preprocess", "-d", "504", "-pl", "NoSuchPlanner", check=False)

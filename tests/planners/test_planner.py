@@ -7,7 +7,7 @@ import SimpleITK as sitk
 from scipy import stats
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.planners import SMITPlanner, SwinUNETRPlanner
+from nnunet_swin.planners.swin_planner import SMITPlanner, SwinUNETRPlanner
 
 
 def _cohort_fingerprint(n=169, seed=0):

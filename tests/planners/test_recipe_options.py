@@ -6,7 +6,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.planners import SMITPlanner
+from nnunet_swin.planners.swin_planner import SMITPlanner
 from test_planner import cohort_dataset  # noqa: F401  (fixture)
 
 

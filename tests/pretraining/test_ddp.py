@@ -1,6 +1,8 @@
 """A 2-process gloo DDP run on CPU through torchrun: sharded data, ranks in sync, a loadable checkpoint."""
 import os
 import subprocess
+
+import pytest
 import sys
 
 from nnunet_swin.networks.checkpoints import load_pretrained_encoder, read_checkpoint
@@ -9,6 +11,7 @@ from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
 from nnunet_swin.pretraining.trainer import FINAL
 
 
+@pytest.mark.slow
 def test_two_rank_gloo_run_shards_the_data_and_keeps_the_ranks_in_sync(ct_folder, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",

@@ -49,7 +49,7 @@ def pipeline(tmp_path_factory):
                                                                    z_iqr_mm=(32.0, 48.0), short_share=0.0), progress=False)
     _run([sys.executable, "-m", "nnunet_swin.cli.main", "plan_and_preprocess", "-d", str(DATASET), "-pl",
           "SMITPlanner", "-backbone", "smit_tiny", "-inplane_patch", "64", "64", "-cubic_size", "64", "-c",
-          "3d_fullres", "-npfp", "1", "-np", "1", "--no_pbar"], env)
+          "3d_fullres", "-npfp", "1", "-np", "1", "--quiet"], env)
     pre = next((root / "pre").glob(f"Dataset{DATASET}_*"))
     cases = sorted(p.name[:-len(".pkl")] for p in (pre / "nnUNetSMITPlans_3d_fullres").glob("*.pkl"))
     (pre / "splits_final.json").write_text(json.dumps([{"train": cases[:3], "val": cases[3:]}]))

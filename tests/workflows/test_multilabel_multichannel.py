@@ -41,7 +41,7 @@ def study(tmp_path_factory):
     raw = make_demo_dataset(root / "raw", DATASET, spec=spec, progress=False)
     plan = run_cli("nnunet-swin", "plan_and_preprocess", "-d", str(DATASET), "-pl", "SMITPlanner", "-backbone",
                    "smit_tiny", "-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres", "-npfp", "1",
-                   "-np", "1", "--no_pbar", "-tumor_labels", "1", env=env)
+                   "-np", "1", "--quiet", "--tumor-labels", "1", env=env)
     pre = next((root / "pre").glob(f"Dataset{DATASET}_*"))
     cases = sorted(p.name[:-len(".pkl")] for p in (pre / "nnUNetSMITPlans_3d_fullres").glob("*.pkl"))
     (pre / "splits_final.json").write_text(json.dumps([{"train": cases[:3], "val": cases[3:]}]))
@@ -78,7 +78,7 @@ def test_best_checkpoint_by_full_volume_dice(study):
 def test_evaluate_compare_per_label_with_tumour_detection(study):
     root, raw, env = study["root"], study["raw"], study["env"]
     run_cli("nnunet-swin", "evaluate", str(raw / "labelsTs"), str(root / "pred_final"), "-o", str(root / "eval"),
-            "--tumor-labels", "1", "-np", "1", "--no-progress", env=env)
+            "--tumor-labels", "1", "-np", "1", "--quiet", env=env)
     per_case = pd.read_csv(root / "eval" / "metrics_per_case.csv")
     assert sorted(per_case["label"].unique().tolist()) == [1, 2, 3]
     assert per_case.groupby("label")["surface_dice"].count().to_dict() == {1: 2, 2: 2, 3: 2}
@@ -89,7 +89,7 @@ def test_evaluate_compare_per_label_with_tumour_detection(study):
     assert summary["multiclass"]["background"] == "excluded"
     assert set(summary["multiclass"]["per_class"]) == {"1", "2", "3"}
     run_cli("nnunet-swin", "compare", str(raw / "labelsTs"), str(root / "pred_final"), str(root / "pred_best"),
-            "--names", "final", "best", "-o", str(root / "cmp"), "--tumor-labels", "1", "-np", "1", "--no-progress",
+            "--names", "final", "best", "-o", str(root / "cmp"), "--tumor-labels", "1", "-np", "1", "--quiet",
             "--no-figures", env=env)
     table = pd.read_csv(root / "cmp" / "comparison_table.csv")
     assert set(table["label"]) == {1, 2, 3}

@@ -10,74 +10,19 @@ go through stock ``nnUNetv2_predict``.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_swin.errors import UserError
-
-
-def find_raw_dataset(dataset_id: int) -> Path:
-    """``$nnUNet_raw/DatasetNNN_*`` for an id, or a UserError saying what is missing."""
-    raw = os.environ.get("nnUNet_raw")
-    if not raw:
-        raise UserError("nnUNet_raw is not set; export nnUNet_raw=/path/to/nnUNet_raw "
-                        "(and nnUNet_preprocessed, nnUNet_results) as for stock nnU-Net")
-    return find_dataset_folder(raw, dataset_id, "nnUNet_raw")
-
-
-def find_dataset_folder(base: str | os.PathLike, dataset_id: int, name: str = "nnUNet_raw") -> Path:
-    """The one ``DatasetNNN_*`` folder of an id under ``base`` (``name`` says which nnU-Net folder it is), or a
-    UserError when there is none or more than one."""
-    matches = [m for m in sorted(Path(base).glob(f"Dataset{int(dataset_id):03d}_*")) if m.is_dir()]
-    if not matches:
-        raise UserError(f"unknown dataset id {dataset_id}: no folder Dataset{int(dataset_id):03d}_* in "
-                        f"{name}={base}; check -d or create the dataset (e.g. `nnunet-swin make_demo_dataset`)")
-    if len(matches) > 1:
-        raise UserError(f"dataset id {dataset_id} is ambiguous in {base}: {', '.join(m.name for m in matches)}; "
-                        f"keep one folder per id")
-    return matches[0]
-
-
-def load_dataset_json(dataset_folder: Path) -> dict:
-    """Parse and check ``dataset.json`` (channel_names, labels with background 0 and a foreground, numTraining,
-    file_ending)."""
-    path = Path(dataset_folder) / "dataset.json"
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; every nnU-Net raw dataset needs a dataset.json")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"invalid dataset.json at {path}: {e.msg} (line {e.lineno}, column {e.colno}); "
-                        f"fix the JSON syntax") from None
-    if not isinstance(data, dict):
-        raise UserError(f"invalid dataset.json at {path}: expected a JSON object")
-    channels = data.get("channel_names", data.get("modality"))
-    if not isinstance(channels, dict) or not channels:
-        raise UserError(f"invalid dataset.json at {path}: 'channel_names' must map channel indices to names, "
-                        f'e.g. {{"0": "T2"}}')
-    labels = data.get("labels")
-    if not isinstance(labels, dict) or labels.get("background") != 0:
-        raise UserError(f"invalid dataset.json at {path}: 'labels' must contain \"background\": 0 and the "
-                        f'foreground labels, e.g. {{"background": 0, "tumour": 1}}')
-    if len(labels) < 2:
-        raise UserError(f"invalid dataset.json at {path}: 'labels' has no foreground label; add one, "
-                        f'e.g. "tumour": 1')
-    if not isinstance(data.get("numTraining"), int) or data["numTraining"] < 1:
-        raise UserError(f"invalid dataset.json at {path}: 'numTraining' must be a positive integer")
-    if not isinstance(data.get("file_ending"), str) or not data["file_ending"].startswith("."):
-        raise UserError(f"invalid dataset.json at {path}: 'file_ending' must be a string such as \".nii.gz\"")
-    return data
+from nnunet_swin.raw_dataset.files import header_dimension, nifti_file_problem, read_image, reader_for
+from nnunet_swin.raw_dataset.folders import num_channels, read_dataset_json
+from nnunet_swin.raw_dataset.naming import split_image_name
 
 
 # ------------------------------------------------------------------------------------------ the whole dataset
 MIN_CASES_FOR_FIVE_FOLDS = 5
 SHOWN_PROBLEMS = 4
-_CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")  # nnU-Net raw image names: {case}_{XXXX}
 _IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".gipl", ".png", ".bmp", ".tif", ".tiff")
 _SPACING_RTOL = 1e-3
 
@@ -126,92 +71,10 @@ def declared_label_values(dataset: dict) -> tuple[set[int], list[str]]:
     return set(ids), problems
 
 
-def nifti_file_problem(path: Path) -> str | None:
-    """For a ``.nii.gz`` / ``.nii`` (NIfTI-1): a truncated file, or NaN/Inf voxels; None when intact (or not NIfTI-1).
-
-    SimpleITK fills a truncated file's missing voxels with zeros and reads NaN as 0, both without a word, so the file
-    is decompressed here in full: its length is compared with what the header announces, and float voxels are
-    checked for NaN/Inf."""
-    import gzip
-    import struct
-    import zlib
-
-    import numpy as np
-
-    name = path.name
-    opener = gzip.open if name.endswith(".nii.gz") else open if name.endswith(".nii") else None
-    if opener is None:
-        return None
-    chunks = []
-    try:
-        with opener(path, "rb") as f:
-            header = f.read(348)
-            while True:
-                chunk = f.read(1 << 22)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    except EOFError:
-        return "truncated (the compressed stream ends early); copy or download the file again"
-    except (OSError, zlib.error) as e:
-        return f"not a readable gzip/NIfTI file ({e}); copy or download it again"
-    if len(header) < 348:
-        return f"truncated ({len(header)} bytes, shorter than a NIfTI header); copy or download it again"
-    for order in "<>":
-        if struct.unpack(order + "i", header[:4])[0] == 348:
-            break
-    else:
-        return None  # NIfTI-2 or not NIfTI: the reader decides
-    dim = struct.unpack(order + "8h", header[40:56])
-    datatype, bitpix = struct.unpack(order + "2h", header[70:74])
-    vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
-    n_dim = dim[0] if 1 <= dim[0] <= 7 else 0
-    voxels = 1
-    for d in dim[1:1 + n_dim]:
-        voxels *= max(int(d), 1)
-    total = len(header) + sum(len(c) for c in chunks)
-    expected = vox_offset + voxels * max(int(bitpix), 8) // 8
-    if total < expected:
-        return f"truncated ({total} of {expected} bytes the header announces); copy or download the file again"
-    dtype = {16: "f4", 64: "f8"}.get(int(datatype))
-    if dtype is not None and vox_offset >= 348:
-        data = b"".join(chunks)[vox_offset - 348: expected - 348]
-        values = np.frombuffer(data, dtype=order + dtype)
-        n_bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-        if n_bad:
-            return (f"has {n_bad} NaN/Inf voxel(s) (nnU-Net's reader turns NaN into 0 without a word); replace them "
-                    f"(e.g. by 0 or the background value) before planning")
-    return None
-
-
-def _read(reader_writer, path: Path, seg: bool):
-    """(array (C, Z, Y, X), spacing (Z, Y, X)) through nnU-Net's reader, or (None, problem text)."""
-    try:  # one file at a time: nnU-Net's readers print only when several files disagree (no redirect: threads)
-        arr, props = reader_writer().read_seg(str(path)) if seg else reader_writer().read_images([str(path)])
-        return arr, tuple(float(s) for s in props["spacing"])
-    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
-        text = str(e).strip().splitlines()
-        detail = text[-1] if text else type(e).__name__
-        return None, f"cannot be read by {reader_writer.__name__} ({detail[:160]}); replace the file"
-
-
-def _header_dimension(path: Path) -> int | None:
-    """Number of image axes from the file header (SimpleITK), None when SimpleITK cannot tell."""
-    try:
-        import SimpleITK as sitk
-
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        reader.ReadImageInformation()
-        return int(reader.GetDimension())
-    except Exception:  # noqa: BLE001
-        return None
-
-
 def _list_training_files(folder: Path, dataset: dict, problems: DatasetProblems):
     """case id -> ({channel: image path}, label path or None), from dataset.json's ``dataset`` list or the folders."""
     ending = dataset["file_ending"]
-    n_channels = len(dataset.get("channel_names", dataset.get("modality")))
+    n_channels = num_channels(dataset)
     cases: dict[str, tuple[dict[int, Path], Path | None]] = {}
     if "dataset" in dataset:  # explicit file lists (nnU-Net's alternative to imagesTr/labelsTr)
         for case, entry in dataset["dataset"].items():
@@ -238,16 +101,16 @@ def _list_training_files(folder: Path, dataset: dict, problems: DatasetProblems)
                 problems.add(p.name, f"file ending differs from dataset.json's file_ending {ending!r}; convert the "
                                      f"file or fix file_ending")
             continue
-        m = _CHANNEL_NAME.match(p.name[: -len(ending)])
-        if not m:
+        parsed = split_image_name(p.name, ending)
+        if parsed is None:
             problems.add(p.name, f"lacks the channel suffix; name it {{case}}_0000{ending} (nnU-Net raw naming)")
             continue
-        channel = int(m["channel"])
+        case, channel = parsed
         if channel >= n_channels:
             problems.add(p.name, f"channel {channel:04d}, but dataset.json declares {n_channels} channel(s) "
                                  f"(_0000.._{n_channels - 1:04d}); rename it or add the channel to channel_names")
             continue
-        cases.setdefault(m["case"], ({}, None))[0][channel] = p
+        cases.setdefault(case, ({}, None))[0][channel] = p
     labels = {}
     if not labels_dir.is_dir():
         problems.add("labelsTr", f"folder missing in {folder}; put one label file per case there")
@@ -292,11 +155,11 @@ def _check_case(case: str, chans: dict[int, Path], label: Path | None, reader_wr
             report.problems.append((path.name, broken))
             if not broken.startswith("has "):
                 continue
-        if _header_dimension(path) == 4:
+        if header_dimension(path) == 4:
             report.problems.append((path.name, "is a 4D image; give one 3D volume per channel file "
                                                "({case}_0000, {case}_0001, ...)"))
             continue
-        arr, spacing = _read(reader_writer, path, seg=False)
+        arr, spacing = read_image(reader_writer, path, seg=False)
         if arr is None:
             report.problems.append((path.name, spacing))
             continue
@@ -323,10 +186,10 @@ def _check_case(case: str, chans: dict[int, Path], label: Path | None, reader_wr
     if broken:
         report.problems.append((where, broken.replace("voxel(s)", "value(s)")))
         return report
-    if _header_dimension(label) == 4:
+    if header_dimension(label) == 4:
         report.problems.append((where, "is a 4D label file; a label file is one 3D volume of label values"))
         return report
-    seg, spacing = _read(reader_writer, label, seg=True)
+    seg, spacing = read_image(reader_writer, label, seg=True)
     if seg is None:
         report.problems.append((where, spacing))
         return report
@@ -377,7 +240,7 @@ def check_raw_dataset(dataset_folder: str | os.PathLike, num_threads: int = 4, w
     from concurrent.futures import ThreadPoolExecutor
 
     folder = Path(dataset_folder)
-    dataset = load_dataset_json(folder)
+    dataset = read_dataset_json(folder)
     problems = DatasetProblems(folder.name)
     declared, label_problems = declared_label_values(dataset)
     for text in label_problems:
@@ -386,16 +249,14 @@ def check_raw_dataset(dataset_folder: str | os.PathLike, num_threads: int = 4, w
     if cases and dataset["numTraining"] != len(cases):
         problems.add("dataset.json", f"numTraining is {dataset['numTraining']} but imagesTr holds {len(cases)} "
                                      f"case(s); set numTraining to {len(cases)}")
-    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
-
     reader_writer = None
-    first = next((p for chans, _ in cases.values() for p in chans.values()), None)
-    if first is not None:
+    files = [p for chans, _ in cases.values() for p in chans.values()]
+    if files:  # the reader is chosen on an intact file; broken ones are named by the file checks below
+        example = next((p for p in files if nifti_file_problem(p) is None), files[0])
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                reader_writer = determine_reader_writer_from_dataset_json(dataset, str(first), verbose=False)
-        except Exception:  # noqa: BLE001
-            problems.add(first.name, f"nnU-Net has no reader for file ending {dataset['file_ending']!r}")
+            reader_writer = reader_for(dataset, example)
+        except UserError as e:
+            problems.add("imagesTr", str(e))
     reports: dict[str, _CaseReport] = {}
     if reader_writer is not None:
         with ThreadPoolExecutor(max(1, int(num_threads))) as pool:
@@ -434,11 +295,9 @@ def check_image_folder(images_folder: str | os.PathLike, dataset: dict, num_thre
     :func:`check_raw_dataset`, one UserError naming every bad file; returns the number of cases."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
-
     folder = Path(images_folder)
     ending = dataset["file_ending"]
-    n_channels = len(dataset.get("channel_names", dataset.get("modality")))
+    n_channels = num_channels(dataset)
     problems = DatasetProblems(folder.name)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist")
@@ -446,12 +305,12 @@ def check_image_folder(images_folder: str | os.PathLike, dataset: dict, num_thre
     for p in sorted(folder.iterdir()):
         if not p.is_file() or p.name.startswith(".") or not p.name.endswith(ending):
             continue
-        m = _CHANNEL_NAME.match(p.name[: -len(ending)])
-        if not m or int(m["channel"]) >= n_channels:
+        parsed = split_image_name(p.name, ending)
+        if parsed is None or parsed[1] >= n_channels:
             problems.add(p.name, f"is not named {{case}}_0000{ending} .. _{n_channels - 1:04d}{ending} "
                                  f"({n_channels} channel(s)); rename it")
             continue
-        cases.setdefault(m["case"], {})[int(m["channel"])] = p
+        cases.setdefault(parsed[0], {})[parsed[1]] = p
     if not cases and not problems:
         raise UserError(f"no *{ending} images in {folder}; give the images to predict ({{case}}_0000{ending})")
     for case, chans in cases.items():
@@ -460,8 +319,7 @@ def check_image_folder(images_folder: str | os.PathLike, dataset: dict, num_thre
             problems.add(case, f"lacks channel(s) {', '.join(f'{case}_{c:04d}{ending}' for c in missing)}")
     if cases:
         first = next(iter(next(iter(cases.values())).values()))
-        with contextlib.redirect_stdout(io.StringIO()):
-            reader_writer = determine_reader_writer_from_dataset_json(dataset, str(first), verbose=False)
+        reader_writer = reader_for(dataset, first)
         with ThreadPoolExecutor(max(1, int(num_threads))) as pool:
             reports = list(pool.map(lambda item: _check_case(item[0], item[1], None, reader_writer, set()),
                                     cases.items()))

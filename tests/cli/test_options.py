@@ -1,0 +1,64 @@
+"""The shared command-line vocabulary: one spelling per option, old spellings kept for a release with one line."""
+import argparse
+import dataclasses
+
+import pytest
+
+from nnunet_swin.cli import options
+
+
+def _parser(*parents):
+    return argparse.ArgumentParser(prog="nnunet-swin x", parents=list(parents))
+
+
+def test_new_spellings_parse():
+    p = _parser(options.progress(), options.processes(3), options.seed(7), options.tumor_labels(),
+                options.file_ending(), options.dataset(501), options.device())
+    a = p.parse_args([])
+    assert (a.quiet, a.num_processes, a.seed, a.tumor_labels, a.file_ending, a.dataset_id, a.device) == \
+        (False, 3, 7, None, ".nii.gz", 501, "auto")
+    a = p.parse_args(["--quiet", "-np", "1", "--seed", "2", "--tumor-labels", "1", "2", "--file-ending", ".nrrd",
+                      "-d", "9", "--device", "cpu"])
+    assert (a.quiet, a.num_processes, a.seed, a.tumor_labels, a.file_ending, a.dataset_id, a.device) == \
+        (True, 1, 2, [1, 2], ".nrrd", 9, "cpu")
+
+
+@pytest.mark.parametrize("old, new, dest, value", [
+    (["--no-progress"], "--quiet", "quiet", True),
+    (["--no_pbar"], "--quiet", "quiet", True),
+    (["--num_processes", "4"], "-np/--num-processes", "num_processes", 4),
+    (["--dataset_id", "12"], "-d/--dataset", "dataset_id", 12),
+    (["--tumor_labels", "3"], "--tumor-labels", "tumor_labels", [3]),
+    (["--file_ending", ".mha"], "--file-ending", "file_ending", ".mha"),
+])
+def test_old_spellings_still_work_with_one_deprecation_line(old, new, dest, value, capsys):
+    p = _parser(options.progress(), options.processes(2), options.dataset(), options.tumor_labels(),
+                options.file_ending())
+    assert getattr(p.parse_args(old), dest) == value
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{old[0]} is deprecated" in err[0] and err[0].endswith(f"use {new}")
+
+
+def test_old_spellings_are_hidden_from_help():
+    text = _parser(options.progress(), options.processes(2)).format_help()
+    assert "--quiet" in text and "--num-processes" in text
+    assert "--no-progress" not in text and "--num_processes" not in text
+
+
+def test_options_from_dataclass_fields_carry_default_and_help_once():
+    @dataclasses.dataclass
+    class Settings:
+        num_train: int = dataclasses.field(default=16, metadata={"help": "training cases"})
+        fov_mm: float = dataclasses.field(default=96.0, metadata={"help": "field of view in mm"})
+        overwrite: bool = dataclasses.field(default=False, metadata={"help": "replace what is there"})
+        channels: tuple = dataclasses.field(default=("T2",), metadata={"help": "channels", "nargs": "+"})
+
+    p = _parser()
+    options.from_dataclass(p, Settings, "num_train", "fov_mm", "overwrite", "channels")
+    a = p.parse_args([])
+    assert Settings(**vars(a)) == Settings()
+    a = p.parse_args(["--num-train", "3", "--fov-mm", "50", "--overwrite", "--channels", "T2", "DWI"])
+    assert (a.num_train, a.fov_mm, a.overwrite, a.channels) == (3, 50.0, True, ["T2", "DWI"])
+    text = " ".join(p.format_help().split())
+    assert "training cases (default 16)" in text and "field of view in mm (default 96.0)" in text
+    assert "channels (default T2)" in text
