@@ -28,7 +28,7 @@ REAL_CT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real
 RUN_ARGS = ["-backbone", "smit_tiny", "--modality", "CT", "--epochs", "20", "--iterations-per-epoch", "20",
             "--crop", "32", "--batch-size", "2", "--device", "cpu", "--out-dim", "1024", "--head-hidden", "512",
             "--head-bottleneck", "64", "--lr-per-sample", "5e-4", "--num-workers", "1", "--save-every", "1",
-            "--no-progress"]
+            "--quiet"]
 
 
 def make_corpora(work: Path, cases: int = 12) -> None:

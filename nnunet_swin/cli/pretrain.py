@@ -17,8 +17,10 @@ from nnunet_swin.errors import UserError
 
 def build_parser() -> argparse.ArgumentParser:
     from nnunet_swin.networks.presets import PRESETS
+    from nnunet_swin.cli import options
     p = argparse.ArgumentParser(prog="nnunet-swin pretrain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[options.device(), options.progress()])
     src = p.add_mutually_exclusive_group()
     src.add_argument("-i", "--input", help="folder of images (any format nnU-Net reads; labels are not needed)")
     src.add_argument("-d", "--dataset", help="nnU-Net raw dataset id or name (imagesTr + imagesTs; labels ignored)")
@@ -40,13 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hu-window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="CT window in HU (default -175 250, SMIT's)")
     p.add_argument("--mr-percentile", type=float, default=None, help="MR upper clip percentile (default 99)")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
-                   help="auto (default: cuda when visible, with AMP; else cpu)")
     p.add_argument("--save-every", type=int, default=None, help="write checkpoint_latest.pth every N epochs (10)")
     p.add_argument("--num-workers", type=int, default=None, help="data-loader worker processes (default 2)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable, 2D or too small images (named in the log) instead of stopping")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("method options (defaults: SMIT's public script; SMART's are unverified choices)")
     g.add_argument("--mask-ratio", type=float, default=None, help="share of masked blocks (0.7)")
     g.add_argument("--mask-block", type=int, default=None, help="mask block side in voxels (16)")
@@ -201,11 +200,9 @@ def main(argv: list[str]) -> int:
     from nnunet_swin.pretraining.trainer import Pretrainer
     out = Path(args.output).expanduser()
     created = not out.exists()
-    device = args.device
-    if device == "auto":
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    trainer = Pretrainer(config, out, images, device=device, resume=resume, progress=not args.no_progress)
+    from nnunet_swin.device import resolve_device
+    device = resolve_device(args.device)
+    trainer = Pretrainer(config, out, images, device=device, resume=resume, progress=not args.quiet)
     trainer.skip_bad = args.skip_bad
     try:
         trainer.setup()

@@ -49,7 +49,7 @@ class DemoPretraining:
                 str(self.iterations_per_epoch), "--crop", str(self.crop), "--batch-size", str(self.batch_size),
                 "--device", "cpu", "--out-dim", "1024", "--head-hidden", "512", "--head-bottleneck", "64",
                 "--lr-per-sample", "5e-4", "--save-every", "1", "--num-workers", "1", "--seed", str(self.seed),
-                "--no-progress"] + ([] if self.distillation else ["--w-mpd", "0", "--w-itd", "0"])
+                "--quiet"] + ([] if self.distillation else ["--w-mpd", "0", "--w-itd", "0"])
 
 
 @dataclass

@@ -11,7 +11,7 @@ from nnunet_swin.pretraining.trainer import FINAL, LATEST
 from pretraining_fixtures import ct_volume, write_volume
 
 ARGS = ["--epochs", "1", "--iterations-per-epoch", "1", "--crop", "32", "--batch-size", "1", "--device", "cpu",
-        "--num-workers", "0", "--out-dim", "32", "--head-hidden", "16", "--head-bottleneck", "8", "--no-progress",
+        "--num-workers", "0", "--out-dim", "32", "--head-hidden", "16", "--head-bottleneck", "8", "--quiet",
         "-backbone", "smit_tiny", "--modality", "CT"]
 
 

@@ -84,7 +84,7 @@ def test_resume_reproduces_the_uninterrupted_run(ct_folder, tmp_path):
 
 
 ARGS = ["--epochs", "1", "--iterations-per-epoch", "1", "--crop", "32", "--batch-size", "1", "--device", "cpu",
-        "--num-workers", "0", "--out-dim", "32", "--head-hidden", "16", "--head-bottleneck", "8", "--no-progress",
+        "--num-workers", "0", "--out-dim", "32", "--head-hidden", "16", "--head-bottleneck", "8", "--quiet",
         "-backbone", "smit_tiny"]
 
 
