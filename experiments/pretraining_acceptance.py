@@ -108,13 +108,14 @@ def main(argv=None) -> int:
     p.add_argument("--method", default="smit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path)
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="more `nnunet-swin pretrain` options after --")
-    a = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []        # more `nnunet-swin pretrain` options
+    a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     if a.step == "corpus":
         make_corpora(a.work)
         return 0
     if a.step == "run":
-        return run(a.work, a.name, a.corpus, a.method, a.seed, [x for x in a.extra if x != "--"])
+        return run(a.work, a.name, a.corpus, a.method, a.seed, extra)
     summarise(a.work, a.output)
     return 0
 
