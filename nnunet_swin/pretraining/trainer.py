@@ -211,6 +211,8 @@ class PretrainConfig:
         cfg = cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
         if "ramp_scaling" not in d:        # a run written before ramp scaling existed keeps its schedules
             cfg.ramp_scaling = False
+        if "norm_class_query" not in d:    # ... and its class attention without the query norm
+            cfg.norm_class_query = False
         return cfg
 
     def intensity(self) -> IntensityScheme:
