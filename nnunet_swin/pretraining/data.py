@@ -234,22 +234,7 @@ def build_cache(files: list[Path], cache_dir: Path, spacing: tuple[float, float,
                             "nothing was written")
         write_json(tmp / "index.json", {"settings": settings, "entries": entries,
                                         "skipped": [{"source": p.path, "reason": p.reason} for p in skipped]})
-    share_like_umask(cache_dir)
     return [{**e, "file": str(cache_dir / e["file"])} for e in entries]
-
-
-def share_like_umask(folder: Path) -> None:
-    """Give ``folder`` and the files in it the permissions ``mkdir``/``open`` would have under the umask (the
-    atomic writers create them 0700/0600), so colleagues in a shared lab folder can read the cache."""
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(folder, 0o777 & ~umask)
-        for f in Path(folder).iterdir():
-            if f.is_file():
-                os.chmod(f, 0o666 & ~umask)
-    except OSError:
-        pass
 
 
 # ------------------------------------------------------------------------------------------------ crops

@@ -625,8 +625,6 @@ class Pretrainer:
         save_checkpoint(path, obj)
         write_json(self.out / HISTORY_FILE, {"config": asdict(cfg), "history": self.state.history,
                                              "monitor": metadata["monitor"]})
-        for written in (path, self.out / HISTORY_FILE):
-            _share_like_umask(written)
         self.plot()
         D.barrier(self.world)
 
@@ -684,18 +682,7 @@ class Pretrainer:
         mon.set_title(title)
         mon.legend(fontsize=7, loc="lower left")
         save_figure(self.out / CURVE_FILE, fig)
-        _share_like_umask(self.out / CURVE_FILE)
         plt.close(fig)
-
-
-def _share_like_umask(path: Path) -> None:
-    """Give a file the permissions ``open()`` would have (0666 minus the umask): our atomic writer's temporary is
-    0600, so without this colleagues in a shared lab folder could not read the checkpoint and the history."""
-    import os
-    umask = os.umask(0)
-    os.umask(umask)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~umask)
 
 
 def read_run_config(path: Path) -> PretrainConfig:
