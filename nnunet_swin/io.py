@@ -76,6 +76,16 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, write)
 
 
+def write_chunks(path: str | os.PathLike, chunks) -> Path:
+    """Bytes from an iterable of chunks (e.g. a download), written whole or not at all: an exception raised while
+    the chunks are produced (a broken connection, a checksum that does not match) leaves ``path`` as it was."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+    return atomic_write(path, write)
+
+
 def jsonable(value):
     """Nested dicts/lists with NaN/inf -> None, numpy scalars/arrays -> Python numbers/lists, paths -> str."""
     if isinstance(value, dict):

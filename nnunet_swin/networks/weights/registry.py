@@ -97,7 +97,7 @@ def table() -> str:
 def fetch(name: str, folder: str | Path, url: str | None = None) -> Path:
     """Download checkpoint ``name`` into ``folder`` as ``<preset>.pt`` (the name ``nnUNet_swin_pretrained`` looks for),
     checking the published md5; ``url`` replaces the registry's source (a mirror, a ``file://`` copy)."""
-    from nnunet_swin.io import atomic_write
+    from nnunet_swin.io import write_chunks
 
     entry = lookup(name)
     if entry.own_download:
@@ -106,13 +106,13 @@ def fetch(name: str, folder: str | Path, url: str | None = None) -> Path:
     source = url or entry.url
     target = Path(folder) / f"{entry.preset}.pt"
 
-    def download(tmp: str) -> None:
+    def download():
         digest = hashlib.md5()
         try:
-            with urllib.request.urlopen(source, timeout=60) as response, open(tmp, "wb") as out:
+            with urllib.request.urlopen(source, timeout=60) as response:
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
-                    out.write(chunk)
+                    yield chunk
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise UserError(f"cannot download {name} from {source} ({reason}); this machine may be offline: download "
@@ -121,7 +121,7 @@ def fetch(name: str, folder: str | Path, url: str | None = None) -> Path:
             raise UserError(f"{name} from {source} has md5 {digest.hexdigest()}, the published one is {entry.md5}; "
                             "the download is corrupt or not this checkpoint: fetch it again")
 
-    return atomic_write(target, download)
+    return write_chunks(target, download())
 
 
 __all__ = ["PublicCheckpoint", "REGISTRY", "fetch", "lookup", "table"]
