@@ -76,9 +76,11 @@ def judge(paper: PaperEffect | None, estimate, ci_low, ci_high, p_adjusted, min_
         what = f"the paper's {paper.size:+.3g}" if _finite(paper.size) else "every effect in the paper's direction"
         return Verdict(CONTRADICTED, f"the interval [{ci_low:+.3g}, {ci_high:+.3g}] excludes {what}")
     if _finite(min_attainable_p_adjusted) and min_attainable_p_adjusted > alpha:
+        tail = "the interval does not exclude the paper's effect" if _finite(ci_low) else "no interval to bound it"
         return Verdict(NOT_TESTABLE, f"the smallest attainable adjusted p is {min_attainable_p_adjusted:.3g} > "
-                                     f"{alpha}, and the interval does not exclude the paper's effect")
-    interval = f"the interval [{ci_low:+.3g}, {ci_high:+.3g}]" if _finite(ci_low) and _finite(ci_high) \
-        else "no interval"
+                                     f"{alpha}; {tail}")
     p_text = f"adjusted p {p_adjusted:.3g}" if _finite(p_adjusted) else "no p"
-    return Verdict(INCONCLUSIVE, f"{p_text}, {interval} does not exclude the paper's effect")
+    if _finite(ci_low) and _finite(ci_high):
+        return Verdict(INCONCLUSIVE, f"{p_text}; the interval [{ci_low:+.3g}, {ci_high:+.3g}] does not exclude the "
+                                     "paper's effect")
+    return Verdict(INCONCLUSIVE, f"{p_text}; no interval to bound the effect")
