@@ -17,13 +17,16 @@ from nnunet_swin.errors import UserError
 
 def build_parser() -> argparse.ArgumentParser:
     from nnunet_swin.networks.presets import PRESETS
+    from nnunet_swin.cli import options
     p = argparse.ArgumentParser(prog="nnunet-swin pretrain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[options.device(), options.progress()])
     src = p.add_mutually_exclusive_group()
     src.add_argument("-i", "--input", help="folder of images (any format nnU-Net reads; labels are not needed)")
     src.add_argument("-d", "--dataset", help="nnU-Net raw dataset id or name (imagesTr + imagesTs; labels ignored)")
     p.add_argument("-o", "--output", required=True, help="output folder (checkpoints, log, cache)")
-    p.add_argument("--method", choices=["smit", "smart"], default=None, help="SMIT (default) or SMART")
+    from nnunet_swin.pretraining.methods import METHODS
+    p.add_argument("--method", choices=list(METHODS), default=None, help="SMIT (default) or SMART")
     p.add_argument("-backbone", "--backbone", choices=list(PRESETS), default=None, help="encoder preset (default smit)")
     p.add_argument("--modality", default=None,
                    help="CT (HU window -> [0, 1]) or MR (per-image percentile clip -> [0, 1]); with -d the "
@@ -39,13 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hu-window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="CT window in HU (default -175 250, SMIT's)")
     p.add_argument("--mr-percentile", type=float, default=None, help="MR upper clip percentile (default 99)")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
-                   help="auto (default: cuda when visible, with AMP; else cpu)")
     p.add_argument("--save-every", type=int, default=None, help="write checkpoint_latest.pth every N epochs (10)")
     p.add_argument("--num-workers", type=int, default=None, help="data-loader worker processes (default 2)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable, 2D or too small images (named in the log) instead of stopping")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("method options (defaults: SMIT's public script; SMART's are unverified choices)")
     g.add_argument("--mask-ratio", type=float, default=None, help="share of masked blocks (0.7)")
     g.add_argument("--mask-block", type=int, default=None, help="mask block side in voxels (16)")
@@ -69,7 +69,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SMART: relative weight-noise std, or the dropout probability (0.01)")
     g.add_argument("--class-attention-heads", type=int, default=None,
                    help="SMART: heads of the class attention (default: the last stage's)")
+    g.add_argument("--norm-class-query", dest="norm_class_query", action=argparse.BooleanOptionalAction,
+                   default=None, help="SMART: layer-normalise the class token before the query projection (CaiT; "
+                                      "default on)")
     g.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    d = p.add_argument_group("distillation and optimisation (defaults: SMIT's public script; every ramp is scaled "
+                             "to a run shorter than it, see --no-ramp-scaling)")
+    d.add_argument("--masking", choices=["smit", "ibot"], default=None,
+                   help="smit: every view masked at --mask-ratio (default); ibot: half the views unmasked, the "
+                        "others at a ratio drawn from --ibot-ratio")
+    d.add_argument("--ibot-ratio", type=float, nargs=2, default=None, metavar=("RATIO", "VAR"),
+                   help="iBOT masking: ratio drawn from [RATIO - VAR, RATIO + VAR] (0.3 0.2)")
+    d.add_argument("--ibot-unmasked-share", type=float, default=None, help="iBOT masking: unmasked views (0.5)")
+    d.add_argument("--student-temp", type=float, default=None, help="student temperature (0.1)")
+    d.add_argument("--teacher-temp", type=float, nargs=2, default=None, metavar=("START", "END"),
+                   help="teacher temperature ramp (0.04 0.07)")
+    d.add_argument("--teacher-temp-warmup-epochs", type=int, default=None,
+                   help="epochs of the global teacher-temperature ramp (30)")
+    d.add_argument("--patch-temp-delay-epochs", type=int, default=None,
+                   help="epochs the patch teacher temperature is held at START (30)")
+    d.add_argument("--patch-temp-warmup-epochs", type=int, default=None,
+                   help="epochs of the patch teacher-temperature ramp after the delay (30)")
+    d.add_argument("--no-ramp-scaling", dest="ramp_scaling", action="store_const", const=False, default=None,
+                   help="keep the ramps as given even when the run is shorter than them")
+    d.add_argument("--freeze-last-layer-epochs", type=int, default=None,
+                   help="epochs the heads' prototype layers get no gradient (1)")
+    d.add_argument("--teacher-momentum", type=float, default=None,
+                   help="EMA teacher momentum at step 0, cosine to 1 at the end (0.996)")
+    d.add_argument("--centre-momentum", type=float, default=None, help="momentum of the teacher centres (0.9)")
+    d.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (0.04)")
+    d.add_argument("--clip-grad", type=float, default=None, help="gradient-norm clipping, 0 = off (3.0)")
+    d.add_argument("--encoder", choices=["auto", "student", "teacher"], default=None,
+                   help="which encoder the checkpoint exports for fine-tuning: auto (default) = the student while "
+                        "the EMA teacher still holds more than --teacher-share-threshold of its initialisation, "
+                        "else the teacher")
+    d.add_argument("--teacher-share-threshold", type=float, default=None,
+                   help="auto export: the teacher's remaining share of its initialisation above which the student "
+                        "is exported (0.05)")
     return p
 
 
@@ -82,7 +118,17 @@ _FIELDS = {"method": "method", "backbone": "backbone", "modality": "modality", "
            "lr_per_sample": "lr_per_sample", "warmup_epochs": "warmup_epochs", "out_dim": "out_dim", "head_hidden": "head_hidden", "head_bottleneck": "head_bottleneck",
            "drop_path": "drop_path", "random_share": "random_share", "guided_masking": "guided_masking",
            "teacher_noise": "teacher_noise", "teacher_noise_std": "teacher_noise_std", "seed": "seed",
-           "class_attention_heads": "class_attention_heads"}
+           "class_attention_heads": "class_attention_heads", "norm_class_query": "norm_class_query",
+           "masking": "masking", "ibot_ratio": "ibot_ratio", "ibot_unmasked_share": "ibot_unmasked_share",
+           "student_temp": "student_temp", "teacher_temp": "teacher_temp",
+           "teacher_temp_warmup_epochs": "teacher_temp_warmup_epochs",
+           "patch_temp_delay_epochs": "patch_temp_delay_epochs", "patch_temp_warmup_epochs": "patch_temp_warmup_epochs",
+           "ramp_scaling": "ramp_scaling", "freeze_last_layer_epochs": "freeze_last_layer_epochs",
+           "teacher_momentum": "teacher_momentum", "centre_momentum": "centre_momentum",
+           "weight_decay": "weight_decay", "clip_grad": "clip_grad", "encoder": "encoder",
+           "teacher_share_threshold": "teacher_share_threshold"}
+# options a --continue may change: how the run is saved and exported, not what it trains
+_CONTINUE_MAY_CHANGE = ("save_every", "num_workers", "encoder", "teacher_share_threshold")
 
 
 def _given(args) -> dict:
@@ -97,12 +143,26 @@ def _given(args) -> dict:
     return out
 
 
+def _check_output_folder(out: Path) -> None:
+    """Up front, before any work: ``-o`` must be a folder (or not exist yet) we can write into."""
+    import os
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file, not a folder; choose a folder for the checkpoints, log and cache")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into {probe} (permission denied); choose an output folder (-o) you can "
+                        "write to")
+
+
 def resolve(args) -> tuple:
     """(config, images, resume) after every check that needs no writing; ``UserError`` on bad input."""
     from nnunet_swin.pretraining.data import MODALITIES, discover_images
     from nnunet_swin.pretraining.trainer import FINAL, LATEST, PretrainConfig, read_run_config
 
     out = Path(args.output).expanduser()
+    _check_output_folder(out)
     given = _given(args)
     if "modality" in given and given["modality"] not in MODALITIES:
         raise UserError(f"unknown modality {args.modality!r}; use --modality CT or --modality MR")
@@ -117,12 +177,12 @@ def resolve(args) -> tuple:
             raise UserError(f"--continue: {out} has no {LATEST} to continue from; run without --continue to start")
         saved = read_run_config(out / LATEST)
         for name, value in given.items():
-            if name not in ("save_every", "num_workers") and value != getattr(saved, name):
+            if name not in _CONTINUE_MAY_CHANGE and value != getattr(saved, name):
                 raise UserError(f"--continue: {out} holds a run with {name} {getattr(saved, name)!r}, not "
                                 f"{value!r}; drop the option to continue that run, or use another output folder "
                                 f"for a different {name}")
         kept = {f.name: getattr(saved, f.name) for f in fields(PretrainConfig)}
-        kept.update({k: v for k, v in given.items() if k in ("save_every", "num_workers")})
+        kept.update({k: v for k, v in given.items() if k in _CONTINUE_MAY_CHANGE})
         return PretrainConfig(**kept).validate(), images, True
     if (out / LATEST).is_file():
         raise UserError(f"{out} holds an unfinished run ({LATEST}); pass --continue to resume it or choose another "
@@ -140,11 +200,9 @@ def main(argv: list[str]) -> int:
     from nnunet_swin.pretraining.trainer import Pretrainer
     out = Path(args.output).expanduser()
     created = not out.exists()
-    device = args.device
-    if device == "auto":
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    trainer = Pretrainer(config, out, images, device=device, resume=resume, progress=not args.no_progress)
+    from nnunet_swin.device import resolve_device
+    device = resolve_device(args.device)
+    trainer = Pretrainer(config, out, images, device=device, resume=resume, progress=not args.quiet)
     trainer.skip_bad = args.skip_bad
     try:
         trainer.setup()

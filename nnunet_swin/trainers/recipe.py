@@ -49,7 +49,8 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.io import write_text
 from nnunet_swin.networks.weight_decay import adamw_param_groups
 from nnunet_swin.networks.weights import load_pretrained_encoder, read_checkpoint, resolve_pretrained_checkpoint
-from nnunet_swin.networks.weights.metadata import compare_with_plans, read_pretraining_metadata, report_lines
+from nnunet_swin.networks.weights.metadata import (compare_with_plans, encoder_summary, read_pretraining_metadata,
+                                                   report_lines)
 from nnunet_swin.trainers.compatibility import geometry_mismatch, require_foreground, require_swin_network
 from nnunet_swin.trainers.mirroring import left_right_axis
 from nnunet_swin.trainers.progress import progress_line
@@ -318,7 +319,8 @@ class SwinBaseTrainer(nnUNetTrainer):
             print(progress_line(event, **fields), flush=True)
 
     def load_pretrained_encoder(self):
-        """Load the CT-pretrained encoder named by ``$nnUNet_swin_pretrained``; print, log and save the report."""
+        """Load the pretrained encoder named by ``$nnUNet_swin_pretrained``; print, log and save the report, which says
+        what the encoder is (for our own pretraining: method, steps, corpus, which encoder and whether it collapsed)."""
         backbone = self.configuration_manager.network_arch_init_kwargs.get("backbone")
         if not backbone:
             raise UserError(f"plans {self.plans_manager.plans_name!r} name no backbone in arch_kwargs; re-plan with "
@@ -326,8 +328,10 @@ class SwinBaseTrainer(nnUNetTrainer):
         path = resolve_pretrained_checkpoint(backbone)
         checkpoint = read_checkpoint(path)  # read once, for the weights and for what the file says about itself
         report = load_pretrained_encoder(self.plain_network(), checkpoint)
-        text = f"CT-pretrained {backbone} encoder loaded from {path}\n{report}"
         metadata = read_pretraining_metadata(checkpoint)
+        # what the encoder is, from what the file says about itself: never "CT-pretrained" for our own short runs
+        what = encoder_summary(metadata) if metadata is not None else f"pretrained {backbone} encoder"
+        text = f"loaded {what} from {path}\n{report}"
         if metadata is not None:  # our own pretraining: its spacing and intensity beside the plans'
             cm = self.configuration_manager
             text += "\n" + "\n".join(report_lines(metadata, cm.spacing, cm.normalization_schemes))

@@ -64,3 +64,20 @@ def test_adaptation_plan_block_in_nnssl_shape_names_the_networks_transfer_surfac
     for key in plan["keys_to_in_proj"]:
         assert net.get_parameter(key + ".weight").shape[1] == 1          # the layers that see the input channels
     assert json.loads(json.dumps(plan)) == plan                            # plain JSON, as nnU-Net stores it
+
+
+def test_describe_and_summary_say_which_encoder_why_and_what_the_monitor_saw():
+    from nnunet_swin.networks.weights.metadata import encoder_summary
+    meta = {**META, "method": "smit", "backbone": "smit_tiny", "steps": 400, "num_volumes": 13,
+            "encoder_loaded": "student", "encoder_rule": "the EMA teacher still holds 0.45 of its random "
+            "initialisation (> 0.05) after 400 steps",
+            "monitor": {"collapsed": True, "first_collapse": {"epoch": 3, "step": 60, "heads": ["itd", "mpd"]}}}
+    line = describe(meta)
+    assert "load the student encoder (the EMA teacher still holds 0.45" in line
+    assert "collapse in epoch 3 (ITD, MPD)" in line
+    summary = encoder_summary(meta)
+    assert summary.startswith("smit_tiny encoder from an `nnunet-swin pretrain` run (SMIT, 400 steps on 13 CT")
+    assert "student encoder" in summary and "distillation collapsed in epoch 3" in summary
+    meta["monitor"] = {"collapsed": False, "first_collapse": None}
+    assert "no distillation collapse seen" in encoder_summary(meta) and "saw no collapse" in describe(meta)
+    assert "collapse" not in describe(META)                       # older files: nothing claimed

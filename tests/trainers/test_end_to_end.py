@@ -73,7 +73,7 @@ def test_training_ran_with_the_pretrained_encoder_and_the_recipe(pipeline):
         encoder = SwinEncoder(1, **{k: v for k, v in kw.items() if k in ENCODER_KEYS})
     n_keys = len([k for k in encoder.state_dict() if not k.endswith("relative_position_index")])
     coverage = f"format smit: {n_keys} matched, 0 adapted, 0 missing, 0 unexpected, 0 shape-mismatched"
-    assert "smit_tiny encoder loaded from" in log and coverage in log
+    assert "loaded pretrained smit_tiny encoder from" in log and coverage in log
     assert coverage in (out / "pretrained_encoder_report.txt").read_text()
     ckpt = torch.load(out / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert ckpt["trainer_name"] == TRAINER and tuple(ckpt["inference_allowed_mirroring_axes"]) == (2,)
@@ -92,7 +92,7 @@ def test_resume_with_c_continues_on_the_same_learning_rate_curve(pipeline):
     torch.save(ckpt, out / "checkpoint_latest.pth")
     (out / "checkpoint_final.pth").unlink()
     log = _run(pipeline["train"] + ["--c"], pipeline["env"])
-    assert "encoder loaded from" not in log  # resuming never reloads the pretrained encoder
+    assert "smit_tiny encoder from" not in log  # resuming never reloads the pretrained encoder
     epochs = re.findall(r"Epoch (\d+)\n.*Current learning rate: ([0-9.e-]+)", log)
     assert [int(e) for e, _ in epochs] == [1, 2]
     resumed = torch.load(out / "checkpoint_final.pth", map_location="cpu", weights_only=False)

@@ -4,8 +4,11 @@ Pure functions on plain dicts (no torch needed), for the adapters' callers:
 
 - ``read_pretraining_metadata(obj)``: the metadata dict of a loaded checkpoint written by ``nnunet-swin pretrain``
   (``obj["metadata"]["format"] == FORMAT``), else None;
-- ``describe(metadata)``: one line naming the file ("nnunet-swin pretraining, method ..., backbone ..."), for
-  ``nnunet-swin weights inspect``;
+- ``describe(metadata)``: one line naming the file ("nnunet-swin pretraining, method ..., backbone ..."), which
+  encoder the adapters load and why, and what the collapse monitor saw, for ``nnunet-swin weights inspect`` and the
+  trainer's load report;
+- ``encoder_summary(metadata)``: what the encoder is in one phrase (method, steps, corpus, exported encoder,
+  collapse), for load lines and reports;
 - ``compare_with_plans(metadata, spacing, normalization_schemes)``: warning strings when the fine-tuning plans'
   spacing differs from the pretraining spacing, or the input ranges differ in kind (e.g. [0, 1] pretraining input
   against z-scored fine-tuning input); ``report_lines`` puts both side by side for the trainer's load report;
@@ -56,10 +59,44 @@ def describe(metadata: dict) -> str:
     sp = metadata.get("spacing_zyx_mm")
     spacing = "x".join(f"{s:g}" for s in sp) + " mm" if sp else "unknown spacing"
     state = "finished" if metadata.get("finished") else "unfinished"
-    return (f"{FORMAT} ({state}): method {metadata.get('method')}, backbone {metadata.get('backbone')}, "
+    text = (f"{FORMAT} ({state}): method {metadata.get('method')}, backbone {metadata.get('backbone')}, "
             f"{metadata.get('epochs_completed')}/{metadata.get('epochs')} epochs on {metadata.get('num_volumes')} "
             f"volumes, {spacing}, {describe_intensity(metadata.get('intensity') or {})}; "
             f"the adapters load the {metadata.get('encoder_loaded', 'teacher')} encoder")
+    if metadata.get("encoder_rule"):
+        text += f" ({metadata['encoder_rule']})"
+    return text + _monitor_note(metadata)
+
+
+def _monitor_note(metadata: dict) -> str:
+    monitor = metadata.get("monitor")
+    if not isinstance(monitor, dict):
+        return ""
+    first = monitor.get("first_collapse") or {}
+    if monitor.get("collapsed"):
+        return (f"; the collapse monitor saw the distillation collapse in epoch {first.get('epoch')} "
+                f"({', '.join(h.upper() for h in first.get('heads', []))}): its distillation terms taught nothing "
+                "after that, only the reconstruction term trained the encoder")
+    return "; the collapse monitor saw no collapse"
+
+
+def encoder_summary(metadata: dict) -> str:
+    """What the encoder is, in one phrase for load lines and reports, from its metadata: e.g. "smit_tiny encoder
+    pretrained with nnunet-swin pretrain (SMIT, 400 steps on 13 CT volumes; student encoder; distillation
+    collapsed in epoch 3)"."""
+    steps = metadata.get("steps")
+    modality = (metadata.get("intensity") or {}).get("modality", "")
+    monitor = metadata.get("monitor") if isinstance(metadata.get("monitor"), dict) else None
+    parts = [f"{str(metadata.get('method', '?')).upper()}, {steps if steps is not None else '?'} steps on "
+             f"{metadata.get('num_volumes')} {modality} volumes".replace("  ", " "),
+             f"{metadata.get('encoder_loaded', 'teacher')} encoder"]
+    if monitor is not None:
+        first = monitor.get("first_collapse") or {}
+        parts.append(f"distillation collapsed in epoch {first.get('epoch')}" if monitor.get("collapsed")
+                     else "no distillation collapse seen")
+    state = "" if metadata.get("finished") else "unfinished "
+    return (f"{metadata.get('backbone')} encoder from an {state}`nnunet-swin pretrain` run ("
+            + "; ".join(parts) + ")")
 
 
 def compare_with_plans(metadata: dict, spacing, normalization_schemes, tolerance: float = 0.05) -> list[str]:
