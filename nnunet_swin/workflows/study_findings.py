@@ -28,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from nnunet_swin.evaluation.comparison import compare_tables
 from nnunet_swin.evaluation.families import PAPER_FAMILIES, families_for
 from nnunet_swin.evaluation.paired_statistics import (bonferroni, fisher_floor, min_attainable_adjusted,
                                                       spearman_permutation, wilcoxon_paired)
-from nnunet_swin.evaluation.verdicts import NO_PAPER_RESULT, NOT_COMPARABLE, PaperEffect, Verdict, judge
-from scipy import stats
+from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, PaperEffect, Verdict, judge
 
 CUBIC_UNMASKED = ("Base", "TA")     # the paper's cubic-input arms (Masked excludes its padding by construction)
 METRIC_NAMES = {"surface_dice": "sDSC @2 mm", "dice": "Dice", "detected": "detection (pp)"}
