@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from nnunet_swin.evaluation.comparison import compare_tables
-from nnunet_swin.evaluation.families import PAPER_FAMILIES, families_for
+from nnunet_swin.evaluation.families import families_for
 from nnunet_swin.evaluation.paired_statistics import (bonferroni, fisher_floor, min_attainable_adjusted,
                                                       spearman_permutation, wilcoxon_paired)
 from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, PaperEffect, Verdict, judge
