@@ -11,16 +11,12 @@ import contextlib
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
+
+from nnunet_swin._nnunet_ext import ext_trainer_dir
 
 EXT_TRAINER_VAR = "nnUNet_extTrainer"
 NNUNET_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer", "nnUNet_swin_pretrained",
                "nnUNet_n_proc_DA", "nnUNet_def_n_proc", "nnUNet_compile")
-
-
-def ext_trainer_dir() -> Path:
-    """The folder to put on ``nnUNet_extTrainer``."""
-    return Path(__file__).resolve().parent / "_nnunet_ext"
 
 
 def ext_trainer_value(current: str | None = None) -> str:
