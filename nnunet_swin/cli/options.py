@@ -13,9 +13,11 @@ Every command spells a shared option the same way:
 | ``--file-ending`` | image / segmentation file ending |
 | ``-d`` / ``--dataset`` | nnU-Net dataset id |
 
-Older spellings (``--no-progress``, ``--no_pbar``, ``--num_processes``, ``--dataset_id``, ``--tumor_labels``) still
-work for this release and print one deprecation line naming the new spelling. Importing this module imports
-neither torch nor nnU-Net (``nnunet-swin <command> --help`` stays fast).
+Older spellings (``--no-progress``, ``--no_pbar``, ``--num_processes``, ``--dataset_id``, ``--tumor_labels``,
+``make_demo_dataset --num_train``, ``env --no_check``, ...) still work for this release and print one deprecation
+line naming the new spelling (``deprecated``). A command's own settings come from its settings dataclass
+(``from_dataclass``: flag, default and help written once, on the field; ``PretrainConfig``, ``SyntheticSpec``).
+Importing this module imports neither torch nor nnU-Net (``nnunet-swin <command> --help`` stays fast).
 """
 from __future__ import annotations
 

@@ -111,3 +111,11 @@ def test_underscore_aliases_work_with_one_deprecation_line(capsys):
     assert p.parse_args(["--ramp_scaling"]).ramp_scaling is False         # the alias of a switch keeps its value
     assert "--ramp_scaling is deprecated" in capsys.readouterr().err
     assert "--num_workers" not in p.format_help()
+
+
+def test_make_demo_dataset_takes_the_old_underscore_spellings_with_one_line(tmp_path, capsys):
+    from nnunet_swin.cli.main import main
+    assert main(["make_demo_dataset", "-o", str(tmp_path), "--num_train", "2", "--fov_mm", "30"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "--num_train is deprecated" in err[0] and "--fov_mm is deprecated" in err[1]
+    assert "--fov-mm must be at least 40 mm" in err[2] and not any(tmp_path.iterdir())
