@@ -3,28 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-
-def checkpoints_to_inspect(path: str, backbone: str | None) -> list[Path]:
-    """A file as given; a folder with ``--backbone`` as the trainers resolve it (``<backbone>.pt`` / ``.pth`` in it,
-    the one resolver), else every such file it holds."""
-    from nnunet_swin.errors import UserError
-    from nnunet_swin.networks.weights.location import checkpoint_files_in, resolve_pretrained_checkpoint
-
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError(f"{path} does not exist; give a checkpoint file (.pt / .pth) or a folder holding "
-                        f"<backbone>.pt / .pth files")
-    if p.is_file() or backbone is not None:
-        return [resolve_pretrained_checkpoint(backbone or p.stem, p)]
-    if not p.is_dir():
-        raise UserError(f"{path} is neither a file nor a folder")
-    present = checkpoint_files_in(p)
-    if not present:
-        raise UserError(f"folder {path} holds no .pt/.pth file; the trainers look for <backbone>.pt or .pth there "
-                        f"(e.g. smit.pth, swin_unetr.pt)")
-    return present
 
 
 def main(argv: list[str]) -> int:
@@ -53,16 +31,6 @@ def main(argv: list[str]) -> int:
         path = fetch_checkpoint(args.name, args.output, args.url)
         print(f"{args.name} -> {path} (export nnUNet_swin_pretrained={path.parent})")
         return 0
-    from nnunet_swin.networks.weights import inspect_checkpoint, read_checkpoint
-    from nnunet_swin.networks.weights.metadata import describe, read_pretraining_metadata
-
-    files = checkpoints_to_inspect(args.path, args.backbone)
-    for i, path in enumerate(files):
-        if len(files) > 1:
-            print(("\n" if i else "") + f"== {path.name} (used for backbone {path.stem!r})")
-        obj = read_checkpoint(path)  # read once: checkpoints can be large
-        print(inspect_checkpoint(obj, label=str(path), merge_order=args.merge_order))
-        metadata = read_pretraining_metadata(obj)
-        if metadata is not None:
-            print(describe(metadata))
+    from nnunet_swin.networks.weights import describe_checkpoints
+    print(describe_checkpoints(args.path, args.backbone, args.merge_order))
     return 0

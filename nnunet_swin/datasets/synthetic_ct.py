@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from nnunet_swin.datasets.synthetic import SyntheticSpec, _draw_z_extent, _smooth_noise, _write_nifti, tumour_on_wall
+from nnunet_swin.datasets.synthetic import SyntheticSpec, _draw_z_extent, _smooth_noise, _write_nifti, tumor_on_wall
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import atomic_folder, write_json
 
@@ -113,15 +113,15 @@ def synthesize_ct_case(rng: np.random.Generator, spec: CTSpec, subtype: str) -> 
     tissue[r_rect < wall_r] = t["rectal_wall"]
     tissue[r_rect < wall_r - 3.0] = t["lumen"]
 
-    label, signed, rough = tumour_on_wall(rng, (X, Y, Z), z, cx, cy, wall_r, nz, sp_xy, sp_z)
+    label, signed, rough = tumor_on_wall(rng, (X, Y, Z), z, cx, cy, wall_r, nz, sp_xy, sp_z)
     tissue[label > 0] = t["tumour"]
 
     lut = np.array([var["hu"].get(name, 0.0) for name in TISSUES], np.float32)
     img = lut[tissue]
-    tumour_hu = rng.uniform(85.0, 110.0) if subtype == "bright" else rng.uniform(15.0, 28.0)
+    tumor_hu = rng.uniform(85.0, 110.0) if subtype == "bright" else rng.uniform(15.0, 28.0)
     edge_mm = 0.5 if subtype == "bright" else 2.5
     weight = 1.0 / (1.0 + np.exp(np.clip(signed / edge_mm, -50, 50)))
-    img = img * (1 - weight) + tumour_hu * weight * (1 + 0.05 * rough)
+    img = img * (1 - weight) + tumor_hu * weight * (1 + 0.05 * rough)
     tex = var["texture_mm"]
     img += var["texture_hu"] * _smooth_noise(rng, X.shape, (tex / sp_xy, tex / sp_xy, tex / sp_z)) * (tissue != t["air"])
     img = ndimage.gaussian_filter(img, (0.4 / sp_xy, 0.4 / sp_xy, 0.2))

@@ -50,7 +50,7 @@ import datetime as _dt
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,170 +63,19 @@ from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.networks.weight_decay import adamw_param_groups
 from nnunet_swin.networks.weights.metadata import ADAPTATION_PLAN_KEY, FORMAT, FORMAT_VERSION, adaptation_plan
 from nnunet_swin.pretraining import distributed as D
-from nnunet_swin.pretraining.data import IntensityScheme, RankBatches, TwoViewCrops, build_cache, collate
+from nnunet_swin.pretraining.data import RankBatches, TwoViewCrops, build_cache, collate
 from nnunet_swin.pretraining import monitor as M
 from nnunet_swin.pretraining.losses import Centre
 from nnunet_swin.pretraining.masking import block_grid, to_resolution
-from nnunet_swin.pretraining.methods import METHODS, StepInputs, get_method
+from nnunet_swin.pretraining.methods import StepInputs, get_method
 from nnunet_swin.pretraining.model import PretrainingNetwork, build_pair, encoder_state
 from nnunet_swin.pretraining.schedules import (REFERENCE_EPOCHS, RampPlan, linear_ramp, teacher_init_share, teacher_momentum,
                                                warmup_cosine)
-from nnunet_swin.pretraining.teacher import NOISE_KINDS, ema_update, teacher_forward
+from nnunet_swin.pretraining.settings import FINAL, LATEST, PretrainConfig, read_run_config  # noqa: F401
+from nnunet_swin.pretraining.teacher import ema_update, teacher_forward
 
-LATEST, FINAL = "checkpoint_latest.pth", "checkpoint_final.pth"
 LOG_FILE, HISTORY_FILE, CURVE_FILE = "pretrain_log.txt", "losses.json", "loss_curve.png"
 LOSS_PARTS = ("mip", "mpd", "itd", "ctd")
-MASKINGS = ("smit", "ibot")
-ENCODER_CHOICES = ("auto", "student", "teacher")
-
-
-@dataclass
-class PretrainConfig:
-    """Every setting of a pretraining run (defaults: SMIT's public script per the reference; SMART's unverified
-    choices marked). Stored in the checkpoint; ``--continue`` reads it back."""
-    method: str = "smit"
-    backbone: str = "smit"
-    modality: str = "CT"
-    spacing: tuple = (1.0, 1.0, 1.0)               # target spacing (z, y, x) mm; the backbone's pretraining spacing
-    hu_window: tuple = (-175.0, 250.0)
-    mr_percentile: float = 99.0
-    epochs: int = 500
-    iterations_per_epoch: int = 250
-    batch_size: int = 2                            # volumes per rank and step (two views each)
-    crop: int | None = None                        # view side in voxels; None = the preset's pretrained input size
-    region_scale: float = 4 / 3                    # both views come from one region of this many crop sides (128/96)
-    # optimisation
-    lr_per_sample: float = 1e-4                    # peak lr = lr_per_sample * global batch (SMIT: 1e-4 x 6)
-    min_lr: float = 1e-6
-    warmup_epochs: int = 20
-    weight_decay: float = 0.04                     # [unverified for SMIT] iBOT/DINO's starting value; no decay on
-    clip_grad: float = 3.0                         #   biases, norms, relative-position tables, mask token
-    freeze_last_layer_epochs: int = 1
-    drop_path: float = 0.3                         # student only (the teacher runs in eval mode)
-    # masking, heads, distillation
-    masking: str = "smit"                          # "smit": every view at mask_ratio; "ibot": iBOT's variable masks
-    mask_block: int = 16
-    mask_ratio: float = 0.7
-    ibot_ratio: tuple = (0.3, 0.2)                 # iBOT: ratio ~ U[0.3 - 0.2, 0.3 + 0.2] on masked views
-    ibot_unmasked_share: float = 0.5               # iBOT: share of views left unmasked
-    out_dim: int = 8192
-    head_hidden: int = 2048
-    head_bottleneck: int = 256
-    student_temp: float = 0.1
-    teacher_temp: tuple = (0.04, 0.07)
-    teacher_temp_warmup_epochs: int = 30           # global: 0.04 -> 0.07 over these epochs
-    patch_temp_delay_epochs: int = 30              # patch: held at 0.04 for these epochs, then ramped over
-    patch_temp_warmup_epochs: int = 30             #   these epochs
-    ramp_scaling: bool = True                      # scale every ramp by epochs / 500 when the run is shorter
-    centre_momentum: float = 0.9
-    teacher_momentum: float = 0.996
-    w_mip: float = 1.0
-    w_mpd: float = 0.1
-    w_itd: float = 0.1
-    # which encoder the checkpoint exports (see the module docstring)
-    encoder: str = "auto"                          # "auto" | "student" | "teacher"
-    teacher_share_threshold: float = 0.05          # auto: the student while the teacher keeps more of its init
-    # SMART (every choice [unverified]; see the README section "Pretraining your own encoder")
-    w_ctd: float = 0.1                             # class-token distillation
-    guided_masking: bool = True                    # teacher class attention ranks the blocks (False: random, SMIT)
-    random_share: float = 0.5                      # share of the masked blocks drawn at random
-    teacher_noise: str = "weights"                 # "weights" | "dropout" | "none"
-    teacher_noise_std: float = 0.01                # relative weight noise, or dropout probability
-    class_attention_heads: int | None = None       # None: the last stage's head count
-    norm_class_query: bool = True                  # CaiT: layer-normalise the class token before the query
-    # run
-    seed: int = 0
-    save_every: int = 10
-    num_workers: int = 2
-
-    def validate(self) -> "PretrainConfig":
-        if self.method not in METHODS:
-            raise UserError(f"unknown method {self.method!r}; use --method " + " or --method ".join(METHODS))
-        preset = get_preset(self.backbone)
-        IntensityScheme(self.modality, tuple(self.hu_window), self.mr_percentile)
-        if self.teacher_noise not in NOISE_KINDS:
-            raise UserError(f"unknown teacher noise {self.teacher_noise!r}; choose one of {', '.join(NOISE_KINDS)}")
-        if self.crop is None:
-            self.crop = int(preset["pretrained_input_size"][0])
-        divisor = preset["patch_size"][0] * 2 ** len(preset["depths"])
-        step = math.lcm(divisor, self.mask_block)
-        if self.crop <= 0 or self.crop % step:
-            raise UserError(f"--crop {self.crop} must be a positive multiple of {step} (the {self.backbone} encoder "
-                            f"halves {len(preset['depths'])} times after a patch of {int(preset['patch_size'][0])}, "
-                            f"and the mask block is {self.mask_block}); e.g. "
-                            f"--crop {int(max(step, self.crop // step * step))}")
-        if self.mask_block % preset["patch_size"][0]:
-            raise UserError(f"--mask-block {self.mask_block} must be a multiple of the patch size "
-                            f"{int(preset['patch_size'][0])}")
-        for name in ("epochs", "iterations_per_epoch", "batch_size", "save_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise UserError(f"--mask-ratio must be in (0, 1), got {self.mask_ratio}")
-        self._check_training_values()
-        if len(self.spacing) != 3 or min(self.spacing) <= 0:
-            raise UserError(f"--spacing needs three positive values (z y x mm), got {list(self.spacing)}")
-        return self
-
-    def _check_training_values(self) -> None:
-        """One-line errors for values the optimisation cannot use (the flag's name, the value, the valid range)."""
-        def bad(flag, value, rule):
-            raise UserError(f"--{flag} must be {rule}, got {_plain(value)}")
-        if self.masking not in MASKINGS:
-            bad("masking", self.masking, f"one of {', '.join(MASKINGS)}")
-        if self.encoder not in ENCODER_CHOICES:
-            bad("encoder", self.encoder, f"one of {', '.join(ENCODER_CHOICES)}")
-        if not (math.isfinite(self.student_temp) and self.student_temp > 0):
-            bad("student-temp", self.student_temp, "a positive number (SMIT: 0.1)")
-        if len(self.teacher_temp) != 2 or not all(math.isfinite(t) and t > 0 for t in self.teacher_temp):
-            bad("teacher-temp", list(self.teacher_temp), "two positive numbers START END (SMIT: 0.04 0.07)")
-        for flag, value in (("teacher-momentum", self.teacher_momentum), ("centre-momentum", self.centre_momentum),
-                            ("teacher-share-threshold", self.teacher_share_threshold),
-                            ("ibot-unmasked-share", self.ibot_unmasked_share), ("random-share", self.random_share)):
-            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                bad(flag, value, "between 0 and 1")
-        for flag, value in (("teacher-temp-warmup-epochs", self.teacher_temp_warmup_epochs),
-                            ("patch-temp-delay-epochs", self.patch_temp_delay_epochs),
-                            ("patch-temp-warmup-epochs", self.patch_temp_warmup_epochs),
-                            ("freeze-last-layer-epochs", self.freeze_last_layer_epochs),
-                            ("warmup-epochs", self.warmup_epochs)):
-            if value < 0:
-                bad(flag, value, "0 or more")
-        for flag, value in (("weight-decay", self.weight_decay), ("clip-grad", self.clip_grad),
-                            ("drop-path", self.drop_path), ("teacher-noise-std", self.teacher_noise_std),
-                            ("w-mip", self.w_mip), ("w-mpd", self.w_mpd), ("w-itd", self.w_itd),
-                            ("w-ctd", self.w_ctd)):
-            if not (math.isfinite(value) and value >= 0):
-                bad(flag, value, "a number >= 0 (0 turns it off)")
-        if not (math.isfinite(self.lr_per_sample) and self.lr_per_sample > 0):
-            bad("lr-per-sample", self.lr_per_sample, "a positive number (SMIT: 1e-4)")
-        lo, var = self.ibot_ratio
-        if not (0.0 < lo - var and lo + var < 1.0):
-            bad("ibot-ratio", list(self.ibot_ratio), "RATIO VAR with 0 < RATIO - VAR and RATIO + VAR < 1 (iBOT: 0.3 0.2)")
-        if self.drop_path >= 1:
-            bad("drop-path", self.drop_path, "below 1")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PretrainConfig":
-        names = {f.name for f in fields(cls)}
-        cfg = cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
-        if "ramp_scaling" not in d:        # a run written before ramp scaling existed keeps its schedules
-            cfg.ramp_scaling = False
-        if "norm_class_query" not in d:    # ... and its class attention without the query norm
-            cfg.norm_class_query = False
-        return cfg
-
-    def intensity(self) -> IntensityScheme:
-        return IntensityScheme(self.modality, tuple(self.hu_window), self.mr_percentile)
-
-
-def _plain(value):
-    """Numbers as a user typed them (no ``np.int64(8)`` in messages)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return value
 
 
 @dataclass
@@ -683,12 +532,3 @@ class Pretrainer:
         mon.legend(fontsize=7, loc="lower left")
         save_figure(self.out / CURVE_FILE, fig)
         plt.close(fig)
-
-
-def read_run_config(path: Path) -> PretrainConfig:
-    """The configuration stored in a pretraining checkpoint (``UserError`` if it is not one)."""
-    from nnunet_swin.networks.weights import read_checkpoint
-    obj = read_checkpoint(path)
-    if not (isinstance(obj, dict) and isinstance(obj.get("pretraining"), dict) and "config" in obj["pretraining"]):
-        raise UserError(f"{path} is not a checkpoint of `nnunet-swin pretrain`; cannot continue from it")
-    return PretrainConfig.from_dict(obj["pretraining"]["config"])

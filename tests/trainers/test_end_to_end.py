@@ -43,7 +43,7 @@ def pipeline(tmp_path_factory):
     env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "pre"),
            "nnUNet_results": str(root / "res"), "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1",
            "nnUNet_compile": "f", "nnUNet_swin_pretrained": str(root / "weights")}
-    ext = _run([sys.executable, "-m", "nnunet_swin.cli.main", "env", "--ext_trainer_dir"], env).strip().splitlines()
+    ext = _run([sys.executable, "-m", "nnunet_swin.cli.main", "env", "--ext-trainer-dir"], env).strip().splitlines()
     env["nnUNet_extTrainer"] = ext[-1]
     make_demo_dataset(root / "raw", DATASET, spec=SyntheticSpec(num_train=4, num_test=2, fov_mm=64, z_median_mm=40.0,
                                                                    z_iqr_mm=(32.0, 48.0), short_share=0.0), progress=False)

@@ -210,3 +210,23 @@ def inspect_checkpoint(path_or_state, label: str | None = None, merge_order: str
     return Inspection(label, wrapper, fmt, FORMATS[fmt].source, family,
                       str(checkpoint_architecture(mapping, family)), in_ch, len(state), fits,
                       best[2] if best else None, report)
+
+
+def describe_checkpoints(path: str | os.PathLike, backbone: str | None = None,
+                         merge_order: str | None = None) -> str:
+    """``weights inspect``'s text: for each checkpoint ``checkpoints_to_inspect`` finds (a folder's files under a
+    ``== name`` header), ``inspect_checkpoint`` and, for our own checkpoints, what their metadata says."""
+    from nnunet_swin.networks.weights.location import checkpoints_to_inspect
+    from nnunet_swin.networks.weights.metadata import describe
+
+    files = checkpoints_to_inspect(path, backbone)
+    parts = []
+    for i, file in enumerate(files):
+        if len(files) > 1:
+            parts.append(("\n" if i else "") + f"== {file.name} (used for backbone {file.stem!r})")
+        obj = read_checkpoint(file)  # read once: checkpoints can be large
+        parts.append(str(inspect_checkpoint(obj, label=str(file), merge_order=merge_order)))
+        metadata = read_pretraining_metadata(obj)
+        if metadata is not None:
+            parts.append(describe(metadata))
+    return "\n".join(parts)

@@ -58,3 +58,21 @@ def resolve_pretrained_checkpoint(backbone: str, value: str | os.PathLike | None
             f"name, or point {source} at the checkpoint file itself")
     raise UserError(f"{label} does not exist; set it to the {backbone} checkpoint file or to a folder "
                     f"holding {names}")
+
+
+def checkpoints_to_inspect(path: str | os.PathLike, backbone: str | None = None) -> list[Path]:
+    """What ``weights inspect PATH`` describes: a file as given; a folder with ``backbone`` as the trainers resolve it
+    (``<backbone>.pt`` / ``.pth`` in it, the one resolver), else every such file it holds."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"{path} does not exist; give a checkpoint file (.pt / .pth) or a folder holding "
+                        f"<backbone>.pt / .pth files")
+    if p.is_file() or backbone is not None:
+        return [resolve_pretrained_checkpoint(backbone or p.stem, p)]
+    if not p.is_dir():
+        raise UserError(f"{path} is neither a file nor a folder")
+    present = checkpoint_files_in(p)
+    if not present:
+        raise UserError(f"folder {path} holds no .pt/.pth file; the trainers look for <backbone>.pt or .pth there "
+                        f"(e.g. smit.pth, swin_unetr.pt)")
+    return present
