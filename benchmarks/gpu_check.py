@@ -410,7 +410,7 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
         env["nnUNet_compile"] = "f"
         env["nnUNet_swin_cpu_kernels"] = "0"  # the plain layers, as on CUDA
     cli = [sys.executable, "-m", "nnunet_swin.cli.main"]
-    out = subprocess.run(cli + ["env", "--ext_trainer_dir"], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(cli + ["env", "--ext-trainer-dir"], env=env, capture_output=True, text=True, check=True)
     env["nnUNet_extTrainer"] = out.stdout.strip().splitlines()[-1]
     dataset = 951
     make_demo_dataset(root / "raw", dataset, spec=SyntheticSpec(num_train=4, num_test=2, fov_mm=64, z_median_mm=40.0,

@@ -151,7 +151,7 @@ def main() -> int:
     corpus, heldout, images = build_corpus(work, args.cases, args.heldout, args.seed)
     print(f"pretraining on {len(images)} volumes ({args.cases} synthetic CT + real CT), held out: {heldout}")
 
-    from nnunet_swin.networks.checkpoints import load_pretrained_encoder
+    from nnunet_swin.networks.weights import load_pretrained_encoder
     from nnunet_swin.networks.presets import get_preset
     from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
     rows = {}

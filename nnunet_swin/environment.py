@@ -3,7 +3,7 @@
 - Trainers: nnU-Net searches its own folder, then the folders in ``nnUNet_extTrainer``; ours is
   ``nnunet_swin/_nnunet_ext`` (one shim module re-exporting ``nnunet_swin.trainers``).
 - Network: ``architecture.network_class_name`` in the plans, resolved with ``pydoc.locate``.
-- Pretrained weights: ``nnUNet_swin_pretrained`` (see ``nnunet_swin.trainers.pretrained``).
+- Pretrained weights: ``nnUNet_swin_pretrained`` (see ``nnunet_swin.networks.weights.location``).
 """
 from __future__ import annotations
 
@@ -11,16 +11,12 @@ import contextlib
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
+
+from nnunet_swin._nnunet_ext import ext_trainer_dir
 
 EXT_TRAINER_VAR = "nnUNet_extTrainer"
 NNUNET_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer", "nnUNet_swin_pretrained",
                "nnUNet_n_proc_DA", "nnUNet_def_n_proc", "nnUNet_compile")
-
-
-def ext_trainer_dir() -> Path:
-    """The folder to put on ``nnUNet_extTrainer``."""
-    return Path(__file__).resolve().parent / "_nnunet_ext"
 
 
 def ext_trainer_value(current: str | None = None) -> str:
@@ -116,9 +112,9 @@ def check_shell_variable() -> Check:
 def check_pretrained() -> list[Check]:
     """Where each backbone's pretrained encoder would be loaded from (informational unless the variable is set)."""
     try:
-        from nnunet_swin.trainers.pretrained import PRETRAINED_ENV, resolve_pretrained_checkpoint
+        from nnunet_swin.networks.weights.location import PRETRAINED_ENV, resolve_pretrained_checkpoint
     except ImportError as e:
-        return [Check("pretrained weights", False, f"trainers not importable: {e}")]
+        return [Check("pretrained weights", False, f"networks not importable: {e}")]
     from nnunet_swin.errors import UserError
 
     if not os.environ.get(PRETRAINED_ENV):

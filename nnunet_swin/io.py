@@ -45,6 +45,13 @@ def read_json(path: str | os.PathLike, what: str = "file"):
         raise UserError(f"{what} {path} cannot be read ({e}); check its permissions and contents") from None
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it; there is no other portable way)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)`` on a temporary sibling of ``path``, then move it onto ``path``; return ``path``."""
     path = Path(path)
@@ -53,6 +60,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600: give the file what open() would under the umask
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -65,6 +73,16 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+    return atomic_write(path, write)
+
+
+def write_chunks(path: str | os.PathLike, chunks) -> Path:
+    """Bytes from an iterable of chunks (e.g. a download), written whole or not at all: an exception raised while
+    the chunks are produced (a broken connection, a checksum that does not match) leaves ``path`` as it was."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
     return atomic_write(path, write)
 
 
@@ -137,6 +155,7 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700: what mkdir() would give under the umask
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

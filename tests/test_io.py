@@ -89,3 +89,22 @@ def test_no_module_but_io_writes_files_itself():
             if _WRITERS.search(line) and not line.lstrip().startswith("#"):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
     assert not offenders, "write through nnunet_swin.io instead:\n" + "\n".join(offenders)
+
+
+def test_files_and_folders_follow_the_umask(tmp_path):
+    """Colleagues in a shared lab folder can read what we write: the atomic temporaries (0600 / 0700) are given what
+    open() / mkdir() would under the umask before they are moved into place."""
+    import os
+    import stat
+
+    from nnunet_swin.io import atomic_folder, write_json
+
+    old = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_folder(tmp_path / "cache") as tmp:
+            (tmp / "f").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o755

@@ -190,3 +190,50 @@ def run_adi(models: list[ModelInput], images: str | Path, out_dir: str | Path, b
                                      "spearman_metric_vs_adi": float(stats.spearmanr(ok[metric], ok[f"adi_s{last}"])[0])}
     write_json(out / "adi_summary.json", summary)
     return summary
+
+
+def labelled_paths(items: Iterable[str], option: str = "--add") -> dict[str, str]:
+    """``["LABEL=PATH", ...]`` -> ``{LABEL: PATH}`` (``UserError`` naming the item that has no label or path)."""
+    out = {}
+    for item in items:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise UserError(f"{option} takes LABEL=CSV, got {item!r}")
+        out[label] = path
+    return out
+
+
+def adi_for_models(images: str | Path, output: str | Path, model_folders: list[str] = (),
+                   labels: list[str] = (), fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",
+                   configuration: str | None = None, plans: str | Path | None = None,
+                   dataset_json: str | Path | None = None, pretrained: str | Path | None = None,
+                   add: Iterable[str] = (), evaluation: str | Path | None = None, metric: str | None = None,
+                   batch_size: int = 1, device: str | None = "auto", progress: bool = True) -> dict:
+    """``nnunet-swin adi`` as one call: the trained model folders (and, with ``plans``/``dataset_json``/
+    ``pretrained``, one backbone with pretrained or random weights) are loaded through nnU-Net's predictor, labelled
+    (default: the folder names, then ``pretrained`` / ``random``) and measured by ``run_adi``; ``add`` holds
+    ``LABEL=CSV`` tables of earlier runs. Inputs that need no model (batch size, device, evaluation table, labels,
+    ``add``) are checked before any model is loaded."""
+    from nnunet_swin.analysis.model_loading import load_model
+    from nnunet_swin.device import resolve_device
+
+    if int(batch_size) < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    device = resolve_device(device)
+    if evaluation is not None:
+        read_evaluation(evaluation, metric)
+    backbone = bool(plans or dataset_json or pretrained)
+    count = len(model_folders) + int(backbone)
+    if labels and len(labels) != count:
+        raise UserError(f"give one --label per model ({len(labels)} labels for {count} models)")
+    previous = labelled_paths(add)
+    if not count:
+        raise UserError("give a trained model folder with -m, or --plans/--dataset-json/-c for a backbone")
+    labels = list(labels) or [Path(f).name for f in model_folders] + (
+        ["pretrained" if pretrained else "random"] if backbone else [])
+    models = [ModelInput(label, load_model(folder, fold, checkpoint, configuration))
+              for label, folder in zip(labels, model_folders)]
+    if backbone:
+        models.append(ModelInput(labels[-1], load_model(None, configuration=configuration, plans=plans,
+                                                        dataset_json=dataset_json, pretrained=pretrained)))
+    return run_adi(models, images, output, batch_size, device, evaluation, metric, previous, progress=progress)

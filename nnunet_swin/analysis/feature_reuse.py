@@ -121,3 +121,30 @@ def run_cka(model_a, model_b, images: str | Path, out_dir: str | Path, batch_siz
                "mean_diagonal": float(np.nanmean(diag)) if diag.size else float("nan")}
     write_json(out / "cka_summary.json", summary)
     return summary
+
+
+def cka_for_models(images: str | Path, output: str | Path, model_b: str | Path, model_a: str | Path | None = None,
+                   pretrained: str | Path | None = None, labels: tuple[str | None, str | None] = (None, None),
+                   folds: tuple[int | str, int | str] = (0, 0), checkpoint: str = "checkpoint_final.pth",
+                   batch_size: int = 8, device: str | None = "auto", progress: bool = True) -> dict:
+    """``nnunet-swin cka`` as one call: model B is a trained model folder; model A either another one or B's
+    architecture with the ``pretrained`` encoder checkpoint. Labels default to the folder names (``pretrained`` for
+    such an A). Inputs that need no model are checked before any model is loaded."""
+    from nnunet_swin.analysis.model_loading import load_backbone, load_model_folder
+    from nnunet_swin.device import resolve_device
+
+    if (model_a is None) == (pretrained is None):
+        raise UserError("give exactly one of -a MODEL_FOLDER and --pretrained CHECKPOINT for model A")
+    if batch_size < 4:
+        raise UserError(f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {batch_size}")
+    device = resolve_device(device)
+    loaded_b = load_model_folder(model_b, folds[1], checkpoint)
+    if model_a is not None:
+        loaded_a = load_model_folder(model_a, folds[0], checkpoint)
+        label_a = labels[0] or Path(model_a).name
+    else:
+        folder = Path(model_b)
+        loaded_a = load_backbone(folder / "plans.json", folder / "dataset.json", loaded_b.configuration, pretrained)
+        label_a = labels[0] or "pretrained"
+    label_b = labels[1] or Path(model_b).name
+    return run_cka(loaded_a, loaded_b, images, output, batch_size, (label_a, label_b), device, progress=progress)

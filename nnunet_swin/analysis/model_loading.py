@@ -110,7 +110,7 @@ def find_trainer_class(trainer_name: str) -> type:
     from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    from nnunet_swin.environment import ext_trainer_dir
+    from nnunet_swin._nnunet_ext import ext_trainer_dir
 
     with contextlib.redirect_stdout(io.StringIO()):   # nnU-Net narrates its search
         try:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from nnunet_swin.analysis import figures
 from nnunet_swin.analysis.model_loading import read_image_and_label
-from nnunet_swin.analysis.subtypes import SubtypeModel, assign_subtypes, check_k, fit_subtypes, tumour_features
+from nnunet_swin.analysis.subtypes import SubtypeModel, assign_subtypes, check_k, fit_subtypes, tumor_features
 from nnunet_swin.errors import UserError
 from nnunet_swin.raw_dataset.naming import list_cases
 from nnunet_swin.io import write_csv, write_json
@@ -48,7 +48,7 @@ def feature_table(pairs: dict[str, tuple[list[Path], Path]], channel: int = 0, p
         if channel >= img.shape[0]:
             raise UserError(f"case {case} has {img.shape[0]} channel(s); --channel {channel} does not exist")
         try:
-            feats = tumour_features(img[channel], seg, spacing, tumor_labels=tumor_labels)
+            feats = tumor_features(img[channel], seg, spacing, tumor_labels=tumor_labels)
         except UserError as e:
             raise UserError(f"case {case}: {e}") from None
         rows.append({"case_id": case, **feats})

@@ -60,7 +60,7 @@ def boundary_band(label: np.ndarray) -> np.ndarray:
     return outer & ~inner
 
 
-def tumour_features(image: np.ndarray, label: np.ndarray, spacing: tuple[float, float, float],
+def tumor_features(image: np.ndarray, label: np.ndarray, spacing: tuple[float, float, float],
                     normalise: bool = True, tumor_labels=None) -> dict[str, float]:
     """The seven features (module docstring) of one scan. image, label: (Z, Y, X); spacing (z, y, x) in mm.
     ``tumor_labels``: the label values that are tumour (default: every foreground label, ``label > 0``); the other

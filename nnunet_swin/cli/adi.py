@@ -35,41 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from pathlib import Path
+    from nnunet_swin.analysis.dilution_report import adi_for_models
 
-    from nnunet_swin.analysis.dilution_report import ModelInput, run_adi
-    from nnunet_swin.analysis.model_loading import load_model
-    from nnunet_swin.errors import UserError
-
-    from nnunet_swin.analysis.dilution_report import read_evaluation
-    from nnunet_swin.device import resolve_device
-
-    if args.batch_size < 1:  # checked before any model is loaded
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    args.device = resolve_device(args.device)
-    if args.evaluation is not None:
-        read_evaluation(args.evaluation, args.metric)
-    backbone = bool(args.plans or args.dataset_json or args.pretrained)
-    count = len(args.model) + int(backbone)
-    if args.label and len(args.label) != count:
-        raise UserError(f"give one --label per model ({len(args.label)} labels for {count} models)")
-    labels = args.label or [Path(f).name for f in args.model] + (["pretrained" if args.pretrained else "random"]
-                                                                  if backbone else [])
-    models = [ModelInput(label, load_model(folder, args.fold, args.checkpoint, args.configuration))
-              for label, folder in zip(labels, args.model)]
-    if backbone:
-        models.append(ModelInput(labels[-1], load_model(None, configuration=args.configuration, plans=args.plans,
-                                                        dataset_json=args.dataset_json, pretrained=args.pretrained)))
-    previous = {}
-    for item in args.add:
-        label, sep, path = item.partition("=")
-        if not sep or not label or not path:
-            raise UserError(f"--add takes LABEL=CSV, got {item!r}")
-        previous[label] = path
-    if not models:
-        raise UserError("give a trained model folder with -m, or --plans/--dataset-json/-c for a backbone")
-    summary = run_adi(models, args.images, args.output, args.batch_size, args.device, args.evaluation, args.metric,
-                      previous, progress=not args.quiet)
+    summary = adi_for_models(args.images, args.output, args.model, args.label, args.fold, args.checkpoint,
+                             args.configuration, args.plans, args.dataset_json, args.pretrained, args.add,
+                             args.evaluation, args.metric, args.batch_size, args.device, progress=not args.quiet)
     for label, s in summary["models"].items():
         means = {k: round(v["adi"]["mean"], 4) for k, v in s.get("stages", {}).items()}
         print(f"{label}: mean ADI per stage {json.dumps(means)}; scans {s['n_scans']}, padded {s['padded_scans']}")

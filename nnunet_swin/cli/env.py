@@ -7,13 +7,19 @@ from __future__ import annotations
 import argparse
 import os
 
+from nnunet_swin.cli import options
+
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="nnunet-swin env",
                                 description="Print `export nnUNet_extTrainer=...` and check that stock nnU-Net "
                                             "resolves our trainers and network. Use: eval \"$(nnunet-swin env)\"")
-    p.add_argument("--ext_trainer_dir", action="store_true", help="print only the folder for nnUNet_extTrainer")
-    p.add_argument("--no_check", action="store_true", help="skip the resolution checks (fast, no torch import)")
+    p.add_argument("--ext-trainer-dir", dest="ext_trainer_dir", action="store_true",
+                   help="print only the folder for nnUNet_extTrainer")
+    p.add_argument("--no-check", dest="no_check", action="store_true",
+                   help="skip the resolution checks (fast, no torch import)")
+    options.deprecated(p, "--ext_trainer_dir", "--ext-trainer-dir", "ext_trainer_dir", flag=True)
+    options.deprecated(p, "--no_check", "--no-check", "no_check", flag=True)
     a = p.parse_args(argv)
     from nnunet_swin import environment as env
 

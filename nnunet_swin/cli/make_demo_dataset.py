@@ -9,18 +9,16 @@ from nnunet_swin.errors import UserError
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="nnunet-swin make_demo_dataset", parents=[options.dataset(501), options.seed(0)],
+    from nnunet_swin.datasets.synthetic import SyntheticSpec
+
+    p = argparse.ArgumentParser(prog="nnunet-swin make_demo_dataset",
+                                parents=[options.dataset(501), options.seed(SyntheticSpec.seed)],
                                 description="Write DatasetNNN_Name (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json) "
                                             "with bright/sharp and dark/diffuse tumour subtypes; deterministic.")
     p.add_argument("--name", default="SyntheticRectum", help="dataset name (default SyntheticRectum)")
     p.add_argument("-o", "--output", default=None, help="nnUNet_raw folder (default: $nnUNet_raw)")
-    p.add_argument("--num_train", type=int, default=16, help="training cases (default 16)")
-    p.add_argument("--num_test", type=int, default=6, help="test cases in imagesTs/labelsTs (default 6)")
-    p.add_argument("--fov_mm", type=float, default=96.0, help="in-plane field of view in mm (default 96)")
-    p.add_argument("--channels", nargs="+", default=["T2"], choices=("T2", "DWI"),
-                   help="image channels: T2 (default), or T2 DWI for a second, diffusion-weighted-like channel")
-    p.add_argument("--labels", default="tumour", choices=("tumour", "tumour+wall+nodes"),
-                   help="tumour (default) or tumour+wall+nodes (1 tumour, 2 rectal wall, 3 lymph nodes)")
+    options.from_dataclass(p, SyntheticSpec, "num_train", "num_test", "fov_mm", "channels", "labels",
+                           underscore_aliases=True)
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
     p.add_argument("--kind", default="rectum", choices=("rectum", "spine"),
                    help="rectum (default): the MRI tumour dataset; spine: 5-7 vertebrae, discs and the spinal canal "
@@ -31,7 +29,7 @@ def main(argv: list[str]) -> int:
     if not out:
         raise UserError("no output folder: pass -o /path/to/nnUNet_raw or export nnUNet_raw")
     if a.fov_mm < 40:
-        raise UserError(f"--fov_mm must be at least 40 mm to hold the anatomy, got {a.fov_mm}")
+        raise UserError(f"--fov-mm must be at least 40 mm to hold the anatomy, got {a.fov_mm}")
     if a.kind == "spine":
         from nnunet_swin.datasets.synthetic_spine import SpineSpec, make_spine_dataset
 
@@ -39,7 +37,7 @@ def main(argv: list[str]) -> int:
         spec = SpineSpec(num_train=a.num_train, num_test=a.num_test, modality=a.modality, fov_mm=a.fov_mm, seed=a.seed)
         print(f"wrote {make_spine_dataset(out, a.dataset_id, name, spec, overwrite=a.overwrite)}")
         return 0
-    from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
+    from nnunet_swin.datasets.synthetic import make_demo_dataset
 
     spec = SyntheticSpec(num_train=a.num_train, num_test=a.num_test, fov_mm=a.fov_mm, seed=a.seed,
                          channels=tuple(a.channels), labels=a.labels)

@@ -13,9 +13,11 @@ Every command spells a shared option the same way:
 | ``--file-ending`` | image / segmentation file ending |
 | ``-d`` / ``--dataset`` | nnU-Net dataset id |
 
-Older spellings (``--no-progress``, ``--no_pbar``, ``--num_processes``, ``--dataset_id``, ``--tumor_labels``) still
-work for this release and print one deprecation line naming the new spelling. Importing this module imports
-neither torch nor nnU-Net (``nnunet-swin <command> --help`` stays fast).
+Older spellings (``--no-progress``, ``--no_pbar``, ``--num_processes``, ``--dataset_id``, ``--tumor_labels``,
+``make_demo_dataset --num_train``, ``env --no_check``, ...) still work for this release and print one deprecation
+line naming the new spelling (``deprecated``). A command's own settings come from its settings dataclass
+(``from_dataclass``: flag, default and help written once, on the field; ``PretrainConfig``, ``SyntheticSpec``).
+Importing this module imports neither torch nor nnU-Net (``nnunet-swin <command> --help`` stays fast).
 """
 from __future__ import annotations
 
@@ -41,10 +43,12 @@ class _Deprecated(argparse.Action):
         setattr(namespace, self.dest, value)
 
 
-def _alias(parser, old: str, new: str, dest: str, **kwargs) -> None:
-    """``old`` as a hidden, deprecated spelling of ``new``."""
+def deprecated(parser, old: str, new: str, dest: str, **kwargs) -> None:
+    """``old`` as a hidden, deprecated spelling of ``new`` (``flag=True`` for a switch; ``const`` its value, default
+    ``True``; other keywords as for ``add_argument``)."""
     if kwargs.pop("flag", False):
-        parser.add_argument(old, dest=dest, action=_Deprecated, new=new, inner="store_true", nargs=0, const=True,
+        parser.add_argument(old, dest=dest, action=_Deprecated, new=new, inner="store_true", nargs=0,
+                            const=kwargs.pop("const", True),
                             default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     else:
         parser.add_argument(old, dest=dest, action=_Deprecated, new=new, default=argparse.SUPPRESS,
@@ -65,8 +69,8 @@ def device() -> argparse.ArgumentParser:
 def progress() -> argparse.ArgumentParser:
     p = _parent()
     p.add_argument("--quiet", action="store_true", help="no progress bars (logs are still written)")
-    _alias(p, "--no-progress", "--quiet", "quiet", flag=True)
-    _alias(p, "--no_pbar", "--quiet", "quiet", flag=True)
+    deprecated(p, "--no-progress", "--quiet", "quiet", flag=True)
+    deprecated(p, "--no_pbar", "--quiet", "quiet", flag=True)
     return p
 
 
@@ -74,7 +78,7 @@ def processes(default: int) -> argparse.ArgumentParser:
     p = _parent()
     p.add_argument("-np", "--num-processes", dest="num_processes", type=int, default=default,
                    help=f"worker processes (default {default})")
-    _alias(p, "--num_processes", "-np/--num-processes", "num_processes", type=int)
+    deprecated(p, "--num_processes", "-np/--num-processes", "num_processes", type=int)
     return p
 
 
@@ -88,7 +92,7 @@ def tumor_labels(help_default: str = "every foreground label") -> argparse.Argum
     p = _parent()
     p.add_argument("--tumor-labels", dest="tumor_labels", type=int, nargs="+", default=None,
                    help=f"label values that are tumour (default: {help_default})")
-    _alias(p, "--tumor_labels", "--tumor-labels", "tumor_labels", type=int, nargs="+")
+    deprecated(p, "--tumor_labels", "--tumor-labels", "tumor_labels", type=int, nargs="+")
     return p
 
 
@@ -96,7 +100,7 @@ def file_ending(default: str | None = ".nii.gz", help_default: str | None = None
     p = _parent()
     p.add_argument("--file-ending", dest="file_ending", default=default,
                    help=f"image / segmentation file ending (default {help_default or default})")
-    _alias(p, "--file_ending", "--file-ending", "file_ending")
+    deprecated(p, "--file_ending", "--file-ending", "file_ending")
     return p
 
 
@@ -105,27 +109,53 @@ def dataset(default: int | None = None, required: bool = False) -> argparse.Argu
     shown = f" (default {default})" if default is not None else ""
     p.add_argument("-d", "--dataset", dest="dataset_id", type=int, default=default, required=required,
                    help=f"nnU-Net dataset id, e.g. 501{shown}")
-    _alias(p, "--dataset_id", "-d/--dataset", "dataset_id", type=int)
+    deprecated(p, "--dataset_id", "-d/--dataset", "dataset_id", type=int)
     return p
 
 
-def from_dataclass(parser, cls, *names: str) -> None:
+def from_dataclass(parser, cls, *names: str, only_given: bool = False, underscore_aliases: bool = False) -> None:
     """Add ``--<name>`` for each named field of the dataclass ``cls``: the default is the field's, the help and any
-    argparse keywords (``type``, ``nargs``, ``choices``, ``flags``) come from the field's ``metadata``, and the
-    help ends with the default, so the default is written once, on the field."""
+    argparse keywords (``type``, ``nargs``, ``choices``, ``metavar``, ``action``, ``flags``: the spellings, default
+    ``--<name-with-dashes>``) come from the field's ``metadata``, and the help ends with the default, so the default
+    is written once, on the field. ``default_text`` in the metadata is shown instead of the value (a ``None`` that
+    means "taken from elsewhere"). A bool field is a switch to the other value unless ``action`` says otherwise
+    (``argparse.BooleanOptionalAction``: ``--x`` / ``--no-x``, the help says "default on/off").
+
+    ``only_given``: an option the user did not give stays out of the namespace, so ``given(args, cls)`` returns
+    exactly the fields given on the command line (``--continue`` keeps a stored configuration but for those).
+    ``underscore_aliases``: ``--num_train`` (the field's name) also works, as a deprecated spelling of
+    ``--num-train``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name in names:
         f = fields[name]
         meta = dict(f.metadata)
         flags = meta.pop("flags", (f"--{name.replace('_', '-')}",))
         text = meta.pop("help", "")
+        shown = meta.pop("default_text", None)
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        if isinstance(default, bool) and "action" not in meta:
-            meta["action"] = "store_false" if default else "store_true"
+        if isinstance(default, bool):
+            meta.setdefault("action", "store_false" if default else "store_true")
+            if meta["action"] is argparse.BooleanOptionalAction and shown is None:
+                shown = "on" if default else "off"
         elif "type" not in meta and isinstance(default, (int, float, str)) and "nargs" not in meta:
             meta["type"] = type(default)
-        shown = meta.pop("default_text", None) or (" ".join(map(str, default)) if isinstance(default, (list, tuple))
-                                                   else default)
-        suffix = "" if isinstance(default, bool) or default is None else f" (default {shown})"
-        parser.add_argument(*flags, dest=name, default=default, help=text + suffix, **meta)
+        if shown is None and not isinstance(default, bool) and default is not None:
+            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        suffix = "" if shown is None else f" (default {shown})"
+        action = parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS if only_given else default,
+                                     help=text, **meta)
+        action.help = (text + suffix).replace("%", "%%")  # after: BooleanOptionalAction appends its own default
+        old = f"--{name}"
+        if underscore_aliases and "_" in name and old not in flags:
+            keep = {k: meta[k] for k in ("type", "nargs", "choices") if k in meta}
+            if isinstance(default, bool):
+                keep.update(flag=True, const=not default)
+            deprecated(parser, old, "/".join(flags), name, **keep)
+
+
+def given(namespace: argparse.Namespace, cls) -> dict:
+    """The fields of ``cls`` present in ``namespace`` (options added with ``only_given=True`` that the user gave);
+    lists as tuples, as the dataclasses hold them."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(namespace).items() if k in names}

@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default)")
     p.add_argument("--no_pp", action="store_true", help="only fingerprint and plan, no preprocessing")
     p.add_argument("--clean", action="store_true", help="re-extract an existing fingerprint")
-    p.add_argument("-pl", default="SMITPlanner",
-                   help="planner: SMITPlanner (default), SwinUNETRPlanner, or a stock nnU-Net planner name")
+    p.add_argument("-pl", default=None,
+                   help="planner: SMITPlanner (default; with -like_pretrained the planner of the checkpoint's "
+                        "family), SwinUNETRPlanner, or a stock nnU-Net planner name")
     p.add_argument("-gpu_memory_target", type=float, default=None, help="as in nnU-Net (unused by our planners)")
     p.add_argument("-preprocessor_name", default="DefaultPreprocessor", help="as in nnU-Net; keep the default")
     p.add_argument("-overwrite_target_spacing", nargs="+", default=None,
@@ -54,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zscore (default, nnU-Net's): per-image z-score; rescale01: nnU-Net's RescaleTo01 (per-image "
                         "min-max to [0, 1], the range the CT encoder saw; the paper also clips at the 99th "
                         "percentile first, which no stock scheme can express)")
+    g.add_argument("-like_pretrained", default=None, metavar="CHECKPOINT_OR_NAME",
+                   help="plan like a pretrained encoder: backbone, target spacing, normalization and cubic size from "
+                        "an nnunet-swin pretraining checkpoint's metadata or from a registry name (`nnunet-swin "
+                        "weights list`, e.g. voco_b); -overwrite_target_spacing, -normalization and -cubic_size still "
+                        "win (and are reported), a -backbone / -pl the weights do not fit is refused")
     g.add_argument("-tumor_labels", "--tumor-labels", dest="tumor_labels", type=int, nargs="+", default=None,
                    help="labels that are tumour (tumour-aware augmentation, subtypes, detection); default: all "
                         "foreground labels")
@@ -66,7 +72,8 @@ def main(argv: list[str]) -> int:
                               pf_threshold=a.pf_threshold, cubic_size=a.cubic_size, batch_size=a.batch_size,
                               resampling=a.resampling, normalization=a.normalization,
                               tumor_labels=tuple(a.tumor_labels) if a.tumor_labels else None)
-    req = PlanRequest(dataset_ids=a.d, planner=a.pl, options=options, fingerprint_extractor=a.fpe,
+    req = PlanRequest(dataset_ids=a.d, planner=a.pl, like_pretrained=a.like_pretrained, options=options,
+                      fingerprint_extractor=a.fpe,
                       num_processes_fingerprint=a.npfp, verify_dataset_integrity=a.verify_dataset_integrity,
                       no_pp=a.no_pp, clean=a.clean, gpu_memory_target=a.gpu_memory_target,
                       preprocessor_name=a.preprocessor_name, overwrite_target_spacing=a.overwrite_target_spacing,

@@ -9,142 +9,58 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from dataclasses import fields
 from pathlib import Path
 
+from nnunet_swin.cli import options
 from nnunet_swin.errors import UserError
+
+# PretrainConfig fields as options (help and default on the fields), in the groups of --help
+RUN = ("method", "backbone", "modality", "epochs", "iterations_per_epoch", "crop", "batch_size", "spacing",
+       "hu_window", "mr_percentile", "save_every", "num_workers")
+METHOD = ("mask_ratio", "mask_block", "w_mip", "w_mpd", "w_itd", "w_ctd", "lr_per_sample", "warmup_epochs",
+          "out_dim", "head_hidden", "head_bottleneck", "drop_path", "random_share", "guided_masking", "teacher_noise",
+          "teacher_noise_std", "class_attention_heads", "norm_class_query", "seed")
+DISTILLATION = ("masking", "ibot_ratio", "ibot_unmasked_share", "student_temp", "teacher_temp",
+                "teacher_temp_warmup_epochs", "patch_temp_delay_epochs", "patch_temp_warmup_epochs", "ramp_scaling",
+                "freeze_last_layer_epochs", "teacher_momentum", "centre_momentum", "weight_decay", "clip_grad",
+                "encoder", "teacher_share_threshold")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nnunet_swin.networks.presets import PRESETS
+    """The options; those of the run's configuration are left out of the namespace unless given (``--continue``
+    changes a stored run only where the user said so)."""
+    from nnunet_swin.pretraining.settings import PretrainConfig
     p = argparse.ArgumentParser(prog="nnunet-swin pretrain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[options.device(), options.progress()])
     src = p.add_mutually_exclusive_group()
     src.add_argument("-i", "--input", help="folder of images (any format nnU-Net reads; labels are not needed)")
     src.add_argument("-d", "--dataset", help="nnU-Net raw dataset id or name (imagesTr + imagesTs; labels ignored)")
     p.add_argument("-o", "--output", required=True, help="output folder (checkpoints, log, cache)")
-    p.add_argument("--method", choices=["smit", "smart"], default=None, help="SMIT (default) or SMART")
-    p.add_argument("-backbone", "--backbone", choices=list(PRESETS), default=None, help="encoder preset (default smit)")
-    p.add_argument("--modality", default=None,
-                   help="CT (HU window -> [0, 1]) or MR (per-image percentile clip -> [0, 1]); with -d the "
-                        "dataset's channel name is used when it says CT or MR")
     p.add_argument("--continue", dest="resume", action="store_true",
                    help="resume the run in the output folder exactly where its last checkpoint left it")
-    p.add_argument("--epochs", type=int, default=None, help="default 500")
-    p.add_argument("--iterations-per-epoch", type=int, default=None, help="default 250")
-    p.add_argument("--crop", type=int, default=None, help="view side in voxels (default: the preset's input size)")
-    p.add_argument("--batch-size", type=int, default=None, help="volumes per step and rank, two views each (default 2)")
-    p.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"),
-                   help="target spacing in mm (default 1 1 1, the backbone's pretraining spacing)")
-    p.add_argument("--hu-window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                   help="CT window in HU (default -175 250, SMIT's)")
-    p.add_argument("--mr-percentile", type=float, default=None, help="MR upper clip percentile (default 99)")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
-                   help="auto (default: cuda when visible, with AMP; else cpu)")
-    p.add_argument("--save-every", type=int, default=None, help="write checkpoint_latest.pth every N epochs (10)")
-    p.add_argument("--num-workers", type=int, default=None, help="data-loader worker processes (default 2)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable, 2D or too small images (named in the log) instead of stopping")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    options.from_dataclass(p, PretrainConfig, *RUN, only_given=True)
     g = p.add_argument_group("method options (defaults: SMIT's public script; SMART's are unverified choices)")
-    g.add_argument("--mask-ratio", type=float, default=None, help="share of masked blocks (0.7)")
-    g.add_argument("--mask-block", type=int, default=None, help="mask block side in voxels (16)")
-    g.add_argument("--w-mip", type=float, default=None, help="weight of masked-voxel L1 reconstruction (1.0)")
-    g.add_argument("--w-mpd", type=float, default=None, help="weight of masked patch-token distillation (0.1)")
-    g.add_argument("--w-itd", type=float, default=None, help="weight of cross-view global-token distillation (0.1)")
-    g.add_argument("--w-ctd", type=float, default=None, help="SMART: weight of class-token distillation (0.1)")
-    g.add_argument("--lr-per-sample", type=float, default=None, help="peak lr per volume of the global batch (1e-4)")
-    g.add_argument("--warmup-epochs", type=int, default=None, help="learning-rate warmup epochs (20)")
-    g.add_argument("--out-dim", type=int, default=None, help="prototypes of the projection heads (8192)")
-    g.add_argument("--head-hidden", type=int, default=None, help="hidden width of the projection heads (2048)")
-    g.add_argument("--head-bottleneck", type=int, default=None, help="bottleneck of the projection heads (256)")
-    g.add_argument("--drop-path", type=float, default=None, help="student stochastic depth (0.3)")
-    g.add_argument("--random-share", type=float, default=None,
-                   help="SMART: share of masked blocks drawn at random, the rest are the most attended (0.5)")
-    g.add_argument("--no-guided-masking", dest="guided_masking", action="store_const", const=False, default=None,
-                   help="SMART: random masks instead of attention-guided ones")
-    g.add_argument("--teacher-noise", choices=["weights", "dropout", "none"], default=None,
-                   help="SMART: noisy teacher by Gaussian weight noise (default), feature dropout, or none")
-    g.add_argument("--teacher-noise-std", type=float, default=None,
-                   help="SMART: relative weight-noise std, or the dropout probability (0.01)")
-    g.add_argument("--class-attention-heads", type=int, default=None,
-                   help="SMART: heads of the class attention (default: the last stage's)")
-    g.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    options.from_dataclass(g, PretrainConfig, *METHOD, only_given=True)
+    d = p.add_argument_group("distillation and optimisation (defaults: SMIT's public script; every ramp is scaled "
+                             "to a run shorter than it, see --no-ramp-scaling)")
+    options.from_dataclass(d, PretrainConfig, *DISTILLATION, only_given=True)
     return p
-
-
-# CLI destination -> PretrainConfig field
-_FIELDS = {"method": "method", "backbone": "backbone", "modality": "modality", "epochs": "epochs",
-           "iterations_per_epoch": "iterations_per_epoch", "crop": "crop", "batch_size": "batch_size",
-           "spacing": "spacing", "hu_window": "hu_window", "mr_percentile": "mr_percentile",
-           "save_every": "save_every", "num_workers": "num_workers", "mask_ratio": "mask_ratio",
-           "mask_block": "mask_block", "w_mip": "w_mip", "w_mpd": "w_mpd", "w_itd": "w_itd", "w_ctd": "w_ctd",
-           "lr_per_sample": "lr_per_sample", "warmup_epochs": "warmup_epochs", "out_dim": "out_dim", "head_hidden": "head_hidden", "head_bottleneck": "head_bottleneck",
-           "drop_path": "drop_path", "random_share": "random_share", "guided_masking": "guided_masking",
-           "teacher_noise": "teacher_noise", "teacher_noise_std": "teacher_noise_std", "seed": "seed",
-           "class_attention_heads": "class_attention_heads"}
-
-
-def _given(args) -> dict:
-    out = {}
-    for dest, name in _FIELDS.items():
-        value = getattr(args, dest)
-        if value is not None:
-            out[name] = tuple(value) if isinstance(value, list) else value
-    if "modality" in out:
-        m = str(out["modality"]).upper()
-        out["modality"] = {"MRI": "MR", "T1": "MR", "T2": "MR"}.get(m, m)
-    return out
-
-
-def resolve(args) -> tuple:
-    """(config, images, resume) after every check that needs no writing; ``UserError`` on bad input."""
-    from nnunet_swin.pretraining.data import MODALITIES, discover_images
-    from nnunet_swin.pretraining.trainer import FINAL, LATEST, PretrainConfig, read_run_config
-
-    out = Path(args.output).expanduser()
-    given = _given(args)
-    if "modality" in given and given["modality"] not in MODALITIES:
-        raise UserError(f"unknown modality {args.modality!r}; use --modality CT or --modality MR")
-    if (out / FINAL).is_file():
-        raise UserError(f"{out} already holds a finished run ({FINAL}); choose another output folder (-o) or "
-                        "remove that folder to start again")
-    if args.input is None and args.dataset is None:
-        raise UserError("give the images with -i FOLDER or -d DATASET_ID")
-    images, dataset_modality = discover_images(args.input, args.dataset)
-    if args.resume:
-        if not (out / LATEST).is_file():
-            raise UserError(f"--continue: {out} has no {LATEST} to continue from; run without --continue to start")
-        saved = read_run_config(out / LATEST)
-        for name, value in given.items():
-            if name not in ("save_every", "num_workers") and value != getattr(saved, name):
-                raise UserError(f"--continue: {out} holds a run with {name} {getattr(saved, name)!r}, not "
-                                f"{value!r}; drop the option to continue that run, or use another output folder "
-                                f"for a different {name}")
-        kept = {f.name: getattr(saved, f.name) for f in fields(PretrainConfig)}
-        kept.update({k: v for k, v in given.items() if k in ("save_every", "num_workers")})
-        return PretrainConfig(**kept).validate(), images, True
-    if (out / LATEST).is_file():
-        raise UserError(f"{out} holds an unfinished run ({LATEST}); pass --continue to resume it or choose another "
-                        "output folder")
-    if "modality" not in given:
-        if dataset_modality is None:
-            raise UserError("say what the images are: --modality CT or --modality MR")
-        given["modality"] = dataset_modality
-    return PretrainConfig(**given).validate(), images, False
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    config, images, resume = resolve(args)
+    from nnunet_swin.pretraining.settings import PretrainConfig, settings_for_run
+    config, images, resume = settings_for_run(args.output, options.given(args, PretrainConfig), args.input,
+                                              args.dataset, args.resume)
     from nnunet_swin.pretraining.trainer import Pretrainer
     out = Path(args.output).expanduser()
     created = not out.exists()
-    device = args.device
-    if device == "auto":
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    trainer = Pretrainer(config, out, images, device=device, resume=resume, progress=not args.no_progress)
+    from nnunet_swin.device import resolve_device
+    device = resolve_device(args.device)
+    trainer = Pretrainer(config, out, images, device=device, resume=resume, progress=not args.quiet)
     trainer.skip_bad = args.skip_bad
     try:
         trainer.setup()

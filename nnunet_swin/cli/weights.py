@@ -1,35 +1,8 @@
-"""`nnunet-swin weights inspect PATH`: which format a checkpoint is, which backbone preset it fits, the key mapping."""
+"""`nnunet-swin weights inspect PATH`: which format a checkpoint is, which backbone preset it fits, the key mapping;
+`weights list`: the public checkpoints we know; `weights fetch NAME -o DIR`: download one where the network allows."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-
-def checkpoints_to_inspect(path: str, backbone: str | None) -> list[Path]:
-    """A file as given; a folder resolved as the trainers resolve ``nnUNet_swin_pretrained``: ``<backbone>.pt`` or
-    ``<backbone>.pth`` in it (with ``--backbone``), else every such file it holds."""
-    from nnunet_swin.errors import UserError
-    from nnunet_swin.trainers.pretrained import CHECKPOINT_SUFFIXES
-
-    p = Path(path).expanduser()
-    if p.is_file():
-        return [p]
-    if not p.exists():
-        raise UserError(f"{path} does not exist; give a checkpoint file (.pt / .pth) or a folder holding "
-                        f"<backbone>.pt / .pth files")
-    if not p.is_dir():
-        raise UserError(f"{path} is neither a file nor a folder")
-    present = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in CHECKPOINT_SUFFIXES)
-    if backbone is not None:
-        for suffix in CHECKPOINT_SUFFIXES:
-            if (p / f"{backbone}{suffix}").is_file():
-                return [p / f"{backbone}{suffix}"]
-        raise UserError(f"folder {path} has no {backbone}.pt or {backbone}.pth (the file the trainers take for "
-                        f"backbone {backbone}); it holds {', '.join(f.name for f in present) or 'no .pt/.pth file'}")
-    if not present:
-        raise UserError(f"folder {path} holds no .pt/.pth file; the trainers look for <backbone>.pt or .pth there "
-                        f"(e.g. smit.pth, swin_unetr.pt)")
-    return present
 
 
 def main(argv: list[str]) -> int:
@@ -40,17 +13,24 @@ def main(argv: list[str]) -> int:
                                       "(one <backbone>.pt / .pth per backbone)")
     inspect.add_argument("--backbone", default=None,
                          help="with a folder: inspect only the file the trainers take for this backbone (e.g. smit)")
+    inspect.add_argument("--merge-order", choices=("legacy", "monai16"), default=None,
+                         help="declare the patch-merging order the checkpoint was trained with (monai16: MONAI >= 1.5; "
+                              "no key can tell; default: legacy for public checkpoints, our metadata for ours)")
+    sub.add_parser("list", help="the public pretrained Swin checkpoints: source, licence, data, preset")
+    fetch = sub.add_parser("fetch", help="download a public checkpoint into a folder nnUNet_swin_pretrained can name")
+    fetch.add_argument("name", help="a name from `nnunet-swin weights list`")
+    fetch.add_argument("-o", "--output", required=True, help="folder to put <preset>.pt in")
+    fetch.add_argument("--url", default=None, help="another source for the same file (a mirror, file://...)")
     args = parser.parse_args(argv)
-    from nnunet_swin.networks.checkpoints import inspect_checkpoint, read_checkpoint
-    from nnunet_swin.pretraining.metadata import describe, read_pretraining_metadata
-
-    files = checkpoints_to_inspect(args.path, args.backbone)
-    for i, path in enumerate(files):
-        if len(files) > 1:
-            print(("\n" if i else "") + f"== {path.name} (used for backbone {path.stem!r})")
-        obj = read_checkpoint(path)  # read once: checkpoints can be large
-        print(inspect_checkpoint(obj, label=str(path)))
-        metadata = read_pretraining_metadata(obj)
-        if metadata is not None:
-            print(describe(metadata))
+    if args.action == "list":
+        from nnunet_swin.networks.weights.registry import table
+        print(table())
+        return 0
+    if args.action == "fetch":
+        from nnunet_swin.networks.weights.registry import fetch as fetch_checkpoint
+        path = fetch_checkpoint(args.name, args.output, args.url)
+        print(f"{args.name} -> {path} (export nnUNet_swin_pretrained={path.parent})")
+        return 0
+    from nnunet_swin.networks.weights import describe_checkpoints
+    print(describe_checkpoints(args.path, args.backbone, args.merge_order))
     return 0

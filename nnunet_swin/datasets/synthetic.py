@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,9 @@ from nnunet_swin.io import atomic_folder, write_csv, write_json
 class SyntheticSpec:
     """What to generate. Extents in mm; counts in cases."""
 
-    num_train: int = 16
-    num_test: int = 6
-    fov_mm: float = 96.0                 # in-plane field of view (square)
+    num_train: int = field(default=16, metadata={"help": "training cases"})
+    num_test: int = field(default=6, metadata={"help": "test cases in imagesTs/labelsTs"})
+    fov_mm: float = field(default=96.0, metadata={"help": "in-plane field of view in mm (square)"})
     z_median_mm: float = 90.0            # cohort-like z-extent distribution (before the short tail)
     z_iqr_mm: tuple[float, float] = (70.0, 110.0)
     short_share: float = 0.06            # share of far shorter scans (short_mm)
@@ -45,8 +45,12 @@ class SyntheticSpec:
     slice_thickness_mm: tuple[float, float] = (3.0, 4.0)
     bright_share: float = 0.5
     seed: int = 0
-    channels: tuple[str, ...] = ("T2",)  # add "DWI" for a second, diffusion-weighted-like channel (_0001)
-    labels: str = "tumour"                # "tumour+wall+nodes": 1 tumour, 2 rectal wall, 3 lymph nodes
+    channels: tuple[str, ...] = field(default=("T2",), metadata={
+        "help": "image channels: T2, or T2 DWI for a second, diffusion-weighted-like channel (_0001)",
+        "nargs": "+", "choices": ("T2", "DWI")})
+    labels: str = field(default="tumour", metadata={
+        "help": "tumour, or tumour+wall+nodes (1 tumour, 2 rectal wall, 3 lymph nodes)",
+        "choices": ("tumour", "tumour+wall+nodes")})
 
 
 LABEL_SETS = {"tumour": {"background": 0, "tumour": 1},
@@ -66,7 +70,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: t
     return (field - field.mean()) / (field.std() + 1e-6)
 
 
-def tumour_on_wall(rng: np.random.Generator, grid, z: np.ndarray, cx: np.ndarray, cy: float, wall_r: float,
+def tumor_on_wall(rng: np.random.Generator, grid, z: np.ndarray, cx: np.ndarray, cy: float, wall_r: float,
                    nz: int, sp_xy: float, sp_z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An irregular ellipsoidal tumour (0.3-30 cm^3) on the rectal wall, within the scanned z-range.
 
@@ -120,14 +124,14 @@ def synthesize_case(rng: np.random.Generator, spec: SyntheticSpec, subtype: str)
     img[r_rect < wall_r] = 245.0                                       # rectal wall
     img[r_rect < wall_r - 3.0] = 90.0                                  # lumen (dark)
 
-    label, signed, rough = tumour_on_wall(rng, (X, Y, Z), z, cx, cy, wall_r, nz, sp_xy, sp_z)
+    label, signed, rough = tumor_on_wall(rng, (X, Y, Z), z, cx, cy, wall_r, nz, sp_xy, sp_z)
 
     if subtype == "bright":
-        tumour_int, edge_mm = rng.uniform(430.0, 520.0), 0.4           # high contrast, sharp boundary
+        tumor_int, edge_mm = rng.uniform(430.0, 520.0), 0.4           # high contrast, sharp boundary
     else:
-        tumour_int, edge_mm = rng.uniform(205.0, 235.0), 3.0           # low contrast, diffuse boundary
+        tumor_int, edge_mm = rng.uniform(205.0, 235.0), 3.0           # low contrast, diffuse boundary
     weight = 1.0 / (1.0 + np.exp(signed / edge_mm))                    # soft inside-ness
-    img = img * (1 - weight) + tumour_int * weight * (1 + 0.08 * rough)
+    img = img * (1 - weight) + tumor_int * weight * (1 + 0.08 * rough)
 
     # acquisition: in-plane blur, smooth bias field, Rician-like noise
     img = ndimage.gaussian_filter(img, (0.6 / sp_xy, 0.6 / sp_xy, 0.3))

@@ -8,12 +8,13 @@ from nnunet_swin.evaluation.comparison import ComparisonResult, compare_folders,
 from nnunet_swin.evaluation.detection import detection_rate, wilson_interval
 from nnunet_swin.evaluation.folder_evaluation import EvaluationResult, evaluate_cases, evaluate_folder
 from nnunet_swin.evaluation.hausdorff import hausdorff_distance
-from nnunet_swin.evaluation.paired_statistics import bonferroni, mcnemar_paired, wilcoxon_paired
+from nnunet_swin.evaluation.paired_statistics import (bonferroni, hodges_lehmann, mcnemar_paired, spearman_permutation,
+                                                      wilcoxon_paired)
 from nnunet_swin.evaluation.surface_dice import surface_dice, surface_distances, surfel_area_table
 
 __all__ = [
     "ComparisonResult", "EvaluationResult", "bonferroni", "compare_folders", "compare_tables", "detection_rate",
-    "dice", "evaluate_cases", "evaluate_folder", "hausdorff_distance", "mcnemar_paired", "measure_case",
-    "surface_dice", "surface_distances", "surfel_area_table", "volume_ratio",
+    "dice", "evaluate_cases", "evaluate_folder", "hausdorff_distance", "hodges_lehmann", "mcnemar_paired", "measure_case",
+    "spearman_permutation", "surface_dice", "surface_distances", "surfel_area_table", "volume_ratio",
     "wilcoxon_paired", "wilson_interval",
 ]

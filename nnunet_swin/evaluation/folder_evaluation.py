@@ -111,7 +111,7 @@ def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_end
         raise UserError(f"transpose_forward must be a permutation of 0 1 2, got {list(transpose_forward)}")
     setup = folders.resolve_setup(reference_folder, prediction_folder, labels=labels, file_ending=file_ending,
                                   dataset_json=dataset_json)
-    tumour_keys = tumour_label_keys(setup.labels, tumor_labels)
+    tumor_keys = tumor_label_keys(setup.labels, tumor_labels)
     pairs = folders.pair_cases(reference_folder, prediction_folder, setup.file_ending)
     subtypes = (folders.load_subtypes(subtypes_csv, [p.case_id for p in pairs], setup.file_ending)
                 if subtypes_csv is not None else None)
@@ -123,7 +123,7 @@ def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_end
     per_case = pd.DataFrame([row for rows, _ in results for row in rows])
     if setup.labels is not None and labels is None:  # labels from dataset.json: other values are undeclared
         warn_undeclared(results, pairs)
-    per_case.loc[~per_case["label"].isin(tumour_keys), "detected"] = float("nan")
+    per_case.loc[~per_case["label"].isin(tumor_keys), "detected"] = float("nan")
     if setup.label_names:
         per_case.insert(2, "label_name", per_case["label"].map(setup.label_names))
     if subtypes is not None:
@@ -131,7 +131,7 @@ def evaluate_cases(reference_folder, prediction_folder, *, labels=None, file_end
     return per_case, setup
 
 
-def tumour_label_keys(labels, tumor_labels) -> set:
+def tumor_label_keys(labels, tumor_labels) -> set:
     """``label`` column values whose detection is scored: every evaluated label when ``tumor_labels`` is None, else
     the labels (and regions made only of labels) in ``tumor_labels``. Detection is a tumour notion (Dice >= 0.1 of
     a lesion); for other structures (rectal wall, organs) ``detected`` is NaN and Table 2 reports no rate."""
@@ -186,7 +186,7 @@ def evaluate_folder(reference_folder, prediction_folder, output_folder=None, *, 
     masks. tolerance_mm: surface-Dice tolerance. detection_threshold: Dice at or above which a case is detected.
     crop_depth: crop size along z in slices (at ``crop_spacing_z`` mm, native slices if None) for the padding
     fraction pf (paper eq. 4); z is raw axis ``transpose_forward[0]``, as in the plans. tumor_labels: the labels
-    whose detection is scored (default all; see :func:`tumour_label_keys`). subtypes_csv: table with ``case_id,subtype`` to split the summaries.
+    whose detection is scored (default all; see :func:`tumor_label_keys`). subtypes_csv: table with ``case_id,subtype`` to split the summaries.
     """
     out = Path(prediction_folder) if output_folder is None else check_output_folder(output_folder)
     per_case, setup = evaluate_cases(reference_folder, prediction_folder, labels=labels, file_ending=file_ending,

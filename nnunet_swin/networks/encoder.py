@@ -10,7 +10,9 @@ out). It returns five channels-first feature maps, strides 2, 4, 8, 16 and 32 of
   ``norm{i}``), then the raw (un-normalised) merged output of the last stage as the bottleneck.
 
 Switches the public weights depend on (see ``presets.py`` for their meaning): ``merge_order``, ``window_reverse``,
-``shrink_window``, ``rel_index_slice``, ``patch_norm``, ``qkv_bias``.
+``shrink_window``, ``rel_index_slice``, ``patch_norm``, ``qkv_bias``, ``use_v2`` (Swin UNETR-V2: a residual
+convolution block, MONAI's ``UnetrBasicBlock(res_block=True, norm instance)``, before each stage's Swin blocks, as
+``layers.{i}.residual``; the stage's skip outputs are taken as in MONAI, the patch-embedding skip before it).
 
 Blocks for forward hooks: ``iter_blocks()`` yields ``(stage, block_index, module)``; each module's forward output is
 the block's token map ``(B, D, H, W, C)``, channels last, in the encoder's axis order, at stride ``2 ** (stage + 1)``.
@@ -25,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from nnunet_swin.geometry.tokens import effective_window, padded_size
 from nnunet_swin.networks import windows as win
 from nnunet_swin.networks.attention import AttentionEvent, ProbeCallback, WindowAttention
-from nnunet_swin.geometry.tokens import effective_window, padded_size
+from nnunet_swin.networks.decoder import SkipBlock
 from nnunet_swin.networks.multiscale_fusion import MultiScaleFusion
 from nnunet_swin.networks.token_kinds import TOKEN_REAL, embedded_kinds, merged_kinds, window_padded_kinds
 
@@ -194,9 +197,11 @@ class SwinStage(nn.Module):
     def __init__(self, dim: int, depth: int, num_heads: int, window_size: tuple[int, int, int], mlp_ratio: float,
                  qkv_bias: bool, drop_paths: list[float], rel_index_slice: bool, window_reverse: str,
                  merge_order: str, stage: int, adaptive_attention: bool = False,
-                 fusion: MultiScaleFusion | None = None) -> None:
+                 fusion: MultiScaleFusion | None = None, use_v2: bool = False) -> None:
         super().__init__()
         self.window_size = window_size
+        # Swin UNETR-V2's residual convolution block before the Swin blocks (MONAI ``layers{i}c``), or None
+        self.residual = SkipBlock(dim, dim, "instance") if use_v2 else None
         self.fusion = fusion  # the spine variant's multi-scale convolution fusion before the blocks, or None
         self.blocks = nn.ModuleList([
             SwinBlock(dim, num_heads, window_size, shifted=bool(i % 2), mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
@@ -220,7 +225,7 @@ class SwinEncoder(nn.Module):
                  shrink_window: bool = True, rel_index_slice: bool = True, skip_taps: str = "monai",
                  exclude_padding_keys: bool = False, gradient_checkpointing: bool = False,
                  adaptive_attention: bool = False, multiscale_fusion: bool = False, fusion_kernels=(3, 5, 7),
-                 fusion_weights: str = "bifpn") -> None:
+                 fusion_weights: str = "bifpn", family: str | None = None, use_v2: bool = False) -> None:
         super().__init__()
         if skip_taps not in ("monai", "smit"):
             raise ValueError(f"unknown skip_taps {skip_taps!r}; use 'monai' or 'smit'")
@@ -229,11 +234,13 @@ class SwinEncoder(nn.Module):
         if len(depths) != len(num_heads):
             raise ValueError("depths and num_heads need one entry per stage")
         self.in_channels = in_channels
+        self.family = family  # the preset's encoder family (which public checkpoints fit); None: not declared
         self.embed_dim = embed_dim
         self.depths, self.num_heads = tuple(depths), tuple(num_heads)
         self.window_size, self.patch_size = _triple(window_size), _triple(patch_size)
         self.shrink_window = shrink_window
         self.skip_taps = skip_taps
+        self.merge_order, self.use_v2 = merge_order, bool(use_v2)
         self.gradient_checkpointing = gradient_checkpointing
         self.patch_embed = PatchEmbedding(in_channels, embed_dim, self.patch_size, patch_norm)
         n_blocks = sum(depths)
@@ -245,7 +252,7 @@ class SwinEncoder(nn.Module):
                       else None)
             self.layers.append(SwinStage(embed_dim * 2 ** i, depth, heads, self.window_size, mlp_ratio, qkv_bias,
                                          rates[start:start + depth], rel_index_slice, window_reverse, merge_order, i,
-                                         adaptive_attention, fusion))
+                                         adaptive_attention, fusion, self.use_v2))
             start += depth
         self.skip_norms = (nn.ModuleList([nn.LayerNorm(embed_dim * 2 ** i) for i in range(len(depths))])
                            if skip_taps == "smit" else None)
@@ -260,6 +267,12 @@ class SwinEncoder(nn.Module):
         self._exclude_padding_keys = bool(value)
         for _, _, blk in self.iter_blocks():
             blk.exclude_padding_keys = bool(value)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters exempt from weight decay (timm's convention): every 1-D parameter (biases, the
+        LayerNorm scales and shifts) and the relative-position bias tables."""
+        return {name for name, p in self.named_parameters()
+                if p.ndim <= 1 or name.endswith("relative_position_bias_table")}
 
     @property
     def channels(self) -> list[int]:
@@ -304,6 +317,8 @@ class SwinEncoder(nn.Module):
         if self.skip_taps == "monai":
             outs.append(self._layer_norm(t))
         for i, layer in enumerate(self.layers):
+            if layer.residual is not None:
+                t = layer.residual(t.permute(0, 4, 1, 2, 3).contiguous()).permute(0, 2, 3, 4, 1).contiguous()
             if layer.fusion is not None:
                 t = layer.fusion(t)
             geometry = StageGeometry(tuple(t.shape[1:4]), self.window_size, self.shrink_window, kinds, t.device,

@@ -20,13 +20,14 @@ from nnunet_swin.networks.attention import ProbeCallback
 from nnunet_swin.networks.decoder import DECODER_LEVELS, UnetrDecoder
 from nnunet_swin.networks.encoder import SwinEncoder
 from nnunet_swin.geometry.tokens import size_divisor, stage_windows, valid_neighbours
+from nnunet_swin.networks.presets import PRESETS
 from nnunet_swin.networks.token_kinds import real_voxels_by_value
 
 # arch_kwargs understood by the network; everything else is rejected.
 ENCODER_KEYS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size", "mlp_ratio", "qkv_bias", "patch_norm",
                 "drop_path_rate", "merge_order", "window_reverse", "shrink_window", "rel_index_slice", "skip_taps",
                 "exclude_padding_keys", "gradient_checkpointing", "adaptive_attention", "multiscale_fusion",
-                "fusion_kernels", "fusion_weights")
+                "fusion_kernels", "fusion_weights", "family", "use_v2")
 NETWORK_KEYS = ("backbone", "decoder_features", "decoder_norm", "pretrained_input_size", "strides")
 # "strides" is written by nnU-Net's planning conventions and ignored: the Swin geometry fixes every stride to 2.
 
@@ -45,6 +46,12 @@ class SwinSegmentationNetwork(nn.Module):
     Deep supervision is not provided (the decoder has one output); ``deep_supervision=True`` raises ``UserError``.
     """
 
+    # The transfer surface, named on the model (dynamic-network-architectures' convention, read by nnU-Net 2.8.1's
+    # pretrained flow): the pretrained part, its stem, and the layers whose input side depends on the input channels.
+    key_to_encoder = "encoder"
+    key_to_stem = "encoder.patch_embed"
+    keys_to_in_proj = ("encoder.patch_embed.proj", "decoder.encoder1.layer.conv1.conv", "decoder.encoder1.layer.conv3.conv")
+
     def __init__(self, input_channels: int, num_classes: int, deep_supervision: bool = False, **arch_kwargs) -> None:
         super().__init__()
         unknown = sorted(set(arch_kwargs) - set(ENCODER_KEYS) - set(NETWORK_KEYS))
@@ -61,6 +68,8 @@ class SwinSegmentationNetwork(nn.Module):
         self.backbone = arch_kwargs.get("backbone", "swin_unetr")
         self.input_channels, self.num_classes = input_channels, num_classes
         enc_kwargs = {k: arch_kwargs[k] for k in ENCODER_KEYS if k in arch_kwargs}
+        if "family" not in enc_kwargs and self.backbone in PRESETS:  # plans written before presets named it
+            enc_kwargs["family"] = PRESETS[self.backbone]["family"]
         self.encoder = SwinEncoder(input_channels, **enc_kwargs)
         self.decoder = UnetrDecoder(input_channels, num_classes, self.encoder.channels,
                                     arch_kwargs.get("decoder_features", self.encoder.embed_dim),
@@ -78,6 +87,17 @@ class SwinSegmentationNetwork(nn.Module):
         self.input_padding_value = float(padding_value)
         self.encoder.exclude_padding_keys = True
         return self
+
+    @property
+    def family(self) -> str | None:
+        """The encoder family from the preset (``swin_unetr`` or ``smit``)."""
+        return self.encoder.family
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters exempt from weight decay (timm's convention): the encoder's (``SwinEncoder.no_weight_decay``)
+        and every 1-D parameter of the decoder (biases, norm scales and shifts)."""
+        return ({f"encoder.{n}" for n in self.encoder.no_weight_decay()}
+                | {f"decoder.{n}" for n, p in self.decoder.named_parameters() if p.ndim <= 1})
 
     @property
     def gradient_checkpointing(self) -> bool:

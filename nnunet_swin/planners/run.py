@@ -30,6 +30,8 @@ class SwinPlanOptions:
     resampling: str | None = None
     normalization: str | None = None
     tumor_labels: tuple[int, ...] | None = None
+    pretraining_spacing: tuple[float, float, float] | None = None   # set by -like_pretrained (z, y, x) mm
+    like_pretrained: dict | None = None          # what -like_pretrained took, recorded in the plans
 
     def as_kwargs(self) -> dict:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -68,10 +70,14 @@ def resolve_planner(name: str, options: SwinPlanOptions = SwinPlanOptions()):
     return cls, False
 
 
+DEFAULT_PLANNER = "SMITPlanner"
+
+
 @dataclass
 class PlanRequest:
     dataset_ids: list[int]
-    planner: str = "SMITPlanner"
+    planner: str | None = None          # None: SMITPlanner, or the planner of the -like_pretrained checkpoint's family
+    like_pretrained: str | None = None  # a checkpoint file or a registry name (planners/like_pretrained.py)
     options: SwinPlanOptions = field(default_factory=SwinPlanOptions)
     fingerprint_extractor: str = "DatasetFingerprintExtractor"
     num_processes_fingerprint: int = 8
@@ -104,7 +110,20 @@ def plan_and_preprocess(req: PlanRequest) -> str:
     """Run the whole chain for every dataset; returns the plans identifier. Validates all inputs first, including
     every raw file (:func:`check_raw_dataset`) unless ``check_dataset`` is off."""
     req.options.validate()
-    planner_cls, ours = resolve_planner(req.planner, req.options)
+    if req.overwrite_target_spacing is not None:
+        from nnunet_swin.planners.swin_planner import validate_target_spacing
+
+        validate_target_spacing(req.overwrite_target_spacing)
+    options, planner = req.options, req.planner
+    if req.like_pretrained is not None:
+        from nnunet_swin.networks.weights.plan_settings import plan_settings
+        from nnunet_swin.planners.like_pretrained import apply_settings
+
+        options, planner, lines = apply_settings(plan_settings(req.like_pretrained), options, planner,
+                                                 req.overwrite_target_spacing)
+        print("\n".join(lines))
+        options.validate()
+    planner_cls, ours = resolve_planner(planner or DEFAULT_PLANNER, options)
     if req.num_processes_fingerprint < 1:
         raise UserError(f"-npfp must be at least 1 process, got {req.num_processes_fingerprint}")
     if req.num_processes is not None and min(req.num_processes) < 1:
@@ -118,10 +137,6 @@ def plan_and_preprocess(req: PlanRequest) -> str:
             check_raw_dataset(folder, num_threads=req.num_processes_fingerprint)
     if not os.environ.get("nnUNet_preprocessed"):
         raise UserError("nnUNet_preprocessed is not set; export nnUNet_preprocessed=/path/to/nnUNet_preprocessed")
-    if req.overwrite_target_spacing is not None:
-        from nnunet_swin.planners.swin_planner import validate_target_spacing
-
-        validate_target_spacing(req.overwrite_target_spacing)
     configurations = req.configurations or (["3d_fullres"] if ours else STOCK_DEFAULT_CONFIGURATIONS)
     if req.num_processes is None:
         default = max(1, min(4, os.cpu_count() or 1))

@@ -3,7 +3,8 @@
 nnU-Net's own code stays in charge of everything it is used for (fingerprint, normalisation, resampling,
 preprocessing, the plans format); this planner decides only the numbers that make a pretrained Swin work:
 
-- target spacing: the backbone's pretraining spacing (isotropic 1 mm) unless ``-overwrite_target_spacing``;
+- target spacing: the backbone's pretraining spacing (isotropic 1 mm, or the checkpoint's with ``-like_pretrained``)
+  unless ``-overwrite_target_spacing``;
 - ``3d_cubic``: the pretrained cube (SMIT 128^3, Swin UNETR 96^3), the paper's Base;
 - ``3d_fullres``: the anisotropic (ACT) crop, in-plane 128 x 128 by default (reduced only when the data are
   smaller) and along z the largest multiple of the size divisor whose mean padding fraction stays at or below a
@@ -76,7 +77,7 @@ def validate_target_spacing(spacing) -> np.ndarray:
 class SwinPlannerBase(ExperimentPlanner):
     """Shared planning for both backbones. Subclasses set the backbone preset and the plans name only."""
 
-    backbone_family: str = ""            # preset names this planner accepts start with it
+    backbone_family: str = ""            # the presets' encoder family this planner plans
     default_backbone: str = ""
     default_plans_name: str = "nnUNetSwinPlans"
 
@@ -85,16 +86,18 @@ class SwinPlannerBase(ExperimentPlanner):
                  overwrite_target_spacing=None, suppress_transpose: bool = False, *,
                  backbone: str | None = None, inplane_patch=(128, 128), pf_threshold: float = 0.05,
                  cubic_size: int | None = None, batch_size: int = 2, pretraining_spacing=(1.0, 1.0, 1.0),
-                 resampling: str = "paper", normalization: str = "zscore", tumor_labels=None):
+                 resampling: str = "paper", normalization: str = "zscore", tumor_labels=None,
+                 like_pretrained: dict | None = None):
         if overwrite_target_spacing is not None:
             overwrite_target_spacing = [float(s) for s in validate_target_spacing(overwrite_target_spacing)]
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
                          plans_name or self.default_plans_name, overwrite_target_spacing, suppress_transpose)
         backbone = backbone or self.default_backbone
-        if not backbone.startswith(self.backbone_family):
-            raise UserError(f"{type(self).__name__} plans {self.backbone_family}* backbones, got {backbone!r}; "
-                            f"use the other planner or a {self.backbone_family}* configuration")
         self.arch_kwargs = get_preset(backbone)
+        if self.arch_kwargs["family"] != self.backbone_family:
+            raise UserError(f"{type(self).__name__} plans {self.backbone_family} backbones, got {backbone!r} (a "
+                            f"{self.arch_kwargs['family']} configuration); use the other planner or a "
+                            f"{self.backbone_family} configuration")
         self.divisor = size_divisor(self.arch_kwargs)
         if isinstance(inplane_patch, int):
             inplane_patch = (inplane_patch, inplane_patch)
@@ -116,6 +119,23 @@ class SwinPlannerBase(ExperimentPlanner):
             raise UserError(f"unknown normalization {normalization!r}; use {' or '.join(NORMALIZATION)}")
         self.resampling, self.normalization = resampling, normalization
         self.tumor_labels = self._check_tumor_labels(tumor_labels)
+        self.like_pretrained = dict(like_pretrained) if like_pretrained else None
+
+    def like_pretrained_block(self, target_spacing) -> dict | None:
+        """What ``-like_pretrained`` took (``PlanSettings.record()``) and where the dataset disagrees with the
+        checkpoint (printed as warnings, recorded under ``warnings``); None without ``-like_pretrained``."""
+        if self.like_pretrained is None:
+            return None
+        from nnunet_swin.planners.like_pretrained import dataset_disagreements
+        from nnunet_swin.raw_dataset.folders import dataset_modality
+
+        median = np.median(np.vstack(self.dataset_fingerprint["spacings"]), 0)
+        channels = (self.dataset_json.get("channel_names") or self.dataset_json.get("modality") or {}).values()
+        warnings = dataset_disagreements(self.like_pretrained, dataset_modality(self.dataset_json), channels,
+                                         median, target_spacing)
+        for w in warnings:
+            print(f"WARNING: -like_pretrained {self.like_pretrained['checkpoint']}: {w}")
+        return {**self.like_pretrained, "warnings": warnings}
 
     def _check_tumor_labels(self, tumor_labels) -> list[int] | None:
         """The tumour labels as a sorted list (None = every foreground label; a note when there are several)."""
@@ -200,9 +220,10 @@ class SwinPlannerBase(ExperimentPlanner):
             "z_crop_candidates": candidates,
         }
 
-    def swin_metadata(self, kind: str, patch_size, shapes: np.ndarray, candidates) -> dict:
-        """What is stored under ``configurations[c]["swin"]``: why this patch, and what Swin's windows will pad."""
-        return {
+    def swin_metadata(self, kind: str, patch_size, shapes: np.ndarray, candidates, like_pretrained=None) -> dict:
+        """What is stored under ``configurations[c]["swin"]``: why this patch, and what Swin's windows will pad
+        (and, with ``-like_pretrained``, which checkpoint the plan was made like)."""
+        block = {
             "kind": kind,
             "backbone": self.arch_kwargs["backbone"],
             "size_divisor": self.divisor,
@@ -223,6 +244,9 @@ class SwinPlannerBase(ExperimentPlanner):
             "tumor_labels": self.tumor_labels,
             "nnunet_swin_version": __version__,
         }
+        if like_pretrained is not None:
+            block["like_pretrained"] = like_pretrained
+        return block
 
     def configuration(self, patch_size, spacing, median_shape, data_identifier: str, swin: dict) -> dict:
         resampling_data, resampling_data_kwargs, resampling_seg, resampling_seg_kwargs = self.determine_resampling()
@@ -261,10 +285,11 @@ class SwinPlannerBase(ExperimentPlanner):
         geometry = self.plan_geometry(shapes)
         median_shape = np.median(shapes, 0)
         data_identifier = self.generate_data_identifier("3d_fullres")  # both share the same preprocessed data
+        like = self.like_pretrained_block(target)
         configurations = {}
         for name, kind in (("3d_fullres", "anisotropic"), ("3d_cubic", "cubic")):
             patch = geometry[kind]
-            swin = self.swin_metadata(kind, patch, shapes, geometry["z_crop_candidates"])
+            swin = self.swin_metadata(kind, patch, shapes, geometry["z_crop_candidates"], like)
             configurations[name] = self.configuration(patch, spacing, median_shape, data_identifier, swin)
         fp = self.dataset_fingerprint
         plans = {
@@ -323,6 +348,10 @@ def format_plan_summary(plans: dict) -> str:
     if fullres["z_crop_candidates"]:
         cands = ", ".join(f"{c['crop']}:{c['mean_pf']:.3f}" for c in fullres["z_crop_candidates"])
         lines.append(f"  z crop candidates (crop:mean pf, threshold {fullres['pf_threshold']}): {cands}")
+    if fullres.get("like_pretrained"):
+        like = fullres["like_pretrained"]
+        lines.append(f"  planned like {like['checkpoint']} ({like['source']}; "
+                     f"{len(like['warnings'])} warning(s))")
     if "resampling" in fullres:
         tumour = fullres["tumor_labels"] or "all foreground labels"
         lines.append(f"  resampling {fullres['resampling']}, normalisation {fullres['normalization']['mode']} "

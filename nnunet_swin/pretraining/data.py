@@ -135,14 +135,34 @@ class VolumeProblem(Exception):
 
 def read_image(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     """nnU-Net's reader for the file ending: ``(C, Z, Y, X)`` float32 and spacing ``(z, y, x)`` in mm."""
+    import contextlib
+    import io
+
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_file_ending
+    noise = io.StringIO()     # nnU-Net prints a traceback per reader it tries, even with verbose=False
     try:
-        rw = determine_reader_writer_from_file_ending(_ending(path), str(path), verbose=False)
-        data, props = rw().read_images([str(path)])
+        with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
+            rw = determine_reader_writer_from_file_ending(_ending(path), str(path), verbose=False)
+            data, props = rw().read_images([str(path)])
     except Exception as e:  # noqa: BLE001 - any reader failure is an unreadable image
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise VolumeProblem(str(path), f"unreadable ({msg[:120]})") from None
+        raise VolumeProblem(str(path), f"unreadable, not an image nnU-Net's readers open ({msg[:120]})") from None
     return np.asarray(data, dtype=np.float32), tuple(float(s) for s in props["spacing"])
+
+
+def _nonfinite_in_nifti(path: Path) -> int:
+    """NaN/inf voxels stored in a NIfTI file. ITK's NIfTI reader (nnU-Net's SimpleITKIO) returns them as 0, which
+    would silently read as 0 HU, so the file's own values are counted with nibabel."""
+    if _ending(path) not in (".nii", ".nii.gz"):
+        return 0
+    try:
+        import nibabel
+        values = np.asarray(nibabel.load(str(path)).dataobj)
+    except Exception:  # noqa: BLE001 - nnU-Net's reader already opened it; nothing more to learn here
+        return 0
+    if not np.issubdtype(values.dtype, np.floating):
+        return 0
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
 def preprocess_volume(path: Path, spacing: tuple[float, float, float], intensity: IntensityScheme,
@@ -159,12 +179,15 @@ def preprocess_volume(path: Path, spacing: tuple[float, float, float], intensity
                                        "per file)")
     if min(data.shape[1:]) <= 1 or len(src_spacing) != 3 or max(src_spacing) >= 999:
         raise VolumeProblem(str(path), f"2D image (shape {list(data.shape[1:])}); pretraining needs 3D volumes")
-    if not np.all(np.isfinite(data)):
-        data = np.nan_to_num(data, nan=float(np.nanmin(data)))
+    bad = max(int(data.size - np.count_nonzero(np.isfinite(data))), _nonfinite_in_nifti(path))
+    if bad:
+        raise VolumeProblem(str(path), f"{bad} NaN or infinite voxel(s) ({100.0 * bad / data.size:.2g}% of "
+                                       f"{int(data.size)}); fix or remove the file")
     new_shape = compute_new_shape(data.shape[1:], src_spacing, spacing)
     if min(new_shape) < min_side:
-        raise VolumeProblem(str(path), f"too small: {list(new_shape)} voxels at {list(spacing)} mm, smaller than "
-                                       f"one {min_side}^3 mask block")
+        raise VolumeProblem(str(path), f"too small: {[int(n) for n in new_shape]} voxels at "
+                                       f"{[float(s) for s in spacing]} mm, smaller than one {int(min_side)}^3 mask "
+                                       "block")
     if tuple(new_shape) != tuple(data.shape[1:]):
         data = resample_data_or_seg_to_shape(data, new_shape, src_spacing, spacing, is_seg=False, order=3,
                                              order_z=0, force_separate_z=None)

@@ -5,8 +5,9 @@ Notation (DINO/iBOT): a teacher distribution is ``softmax((t - c) / tau_t)`` wit
 
 - MIP (masked image prediction): ``sum(|x - x_hat| * M) / (sum(M) + 1e-5)`` with ``M`` = masked AND real voxels.
 - MPD (masked patch-token distillation, iBOT): per view, the same view's teacher token distribution against the
-  student's, over masked (and real) tokens only: per sample ``sum_i CE_i m_i / max(sum_i m_i, 1)``, then the batch
-  mean, then the mean over views.
+  student's, over masked (and real) tokens only: per sample ``sum_i CE_i m_i / sum_i m_i``, then the mean over the
+  samples that have at least one such token (a sample without targets is left out, not counted as 0; SMIT/iBOT's
+  ``loss.mean()`` counts it as 0), then the mean over the views that have any target (0 when none has).
 - ITD (image-token distillation, DINO): cross-view, student view ``v`` against teacher view ``q != v``, batch mean,
   averaged over the ordered pairs.
 - CTD (SMART): ITD on the semantic class token (its own head and centre).
@@ -36,13 +37,22 @@ def cross_entropy(teacher_probs: torch.Tensor, student_logits: torch.Tensor, tem
 def masked_patch_distillation(teacher_probs: list[torch.Tensor], student_logits: list[torch.Tensor],
                               token_masks: list[torch.Tensor], temperature: float) -> torch.Tensor:
     """MPD. Per view: ``teacher_probs`` ``(B, N, K)``, ``student_logits`` ``(B, N, K)``, ``token_masks`` ``(B, N)``
-    bool (masked and real). Returns the scalar mean over views of the batch mean of per-sample masked means."""
-    total = 0.0
+    bool (masked and real). Returns the scalar mean over views of the mean over samples with targets of per-sample
+    masked means (see the module docstring); a graph-connected 0 when no sample of any view has a target."""
+    total, views = 0.0, 0
     for p, s, m in zip(teacher_probs, student_logits, token_masks):
         ce = cross_entropy(p, s, temperature)                     # (B, N)
         m = m.to(ce.dtype)
-        total = total + ((ce * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)).mean()
-    return total / len(teacher_probs)
+        count = m.sum(dim=1)
+        has = count > 0
+        if not bool(has.any()):
+            continue
+        per_sample = (ce * m).sum(dim=1) / count.clamp(min=1.0)
+        total = total + per_sample[has].mean()
+        views += 1
+    if views == 0:
+        return (student_logits[0].float() * 0.0).sum()
+    return total / views
 
 
 def cross_view_distillation(teacher_probs: list[torch.Tensor], student_logits: list[torch.Tensor],

@@ -5,6 +5,9 @@ A crop of side ``S`` (voxels, per axis) is cut into cubic blocks of ``block`` vo
 152 of the 216 blocks of a 96^3 crop), independently per view and sample. Masks are ``(B, Gd, Gh, Gw)`` bool on the
 block grid; ``to_resolution`` maps them onto any token grid (patch embedding, stage 3) or onto voxels.
 
+``ibot_block_mask``: iBOT's variable masking (``--pred_ratio 0 0.3 --pred_ratio_var 0 0.2``): a share of the views
+(0.5) is left unmasked, the others get a ratio drawn uniformly from ``[ratio - var, ratio + var]`` (0.1-0.5).
+
 Axis order: whatever order the crop has; the functions never permute.
 """
 from __future__ import annotations
@@ -39,6 +42,25 @@ def random_block_mask(batch: int, grid: tuple[int, int, int], ratio: float,
     mask = torch.zeros((batch, n), dtype=torch.bool)
     mask.scatter_(1, idx, True)
     return mask.view(batch, *grid).to(device) if device is not None else mask.view(batch, *grid)
+
+
+def ibot_block_mask(batch: int, grid: tuple[int, int, int], ratio: float = 0.3, ratio_var: float = 0.2,
+                    unmasked_share: float = 0.5, generator: torch.Generator | None = None, device=None
+                    ) -> torch.Tensor:
+    """``(B, *grid)`` bool: each view unmasked with probability ``unmasked_share``, else ``masked_count(n, r)``
+    random blocks with ``r ~ U[ratio - ratio_var, ratio + ratio_var]`` (iBOT; kept inside (0, 1))."""
+    n = grid[0] * grid[1] * grid[2]
+    draws = torch.rand((batch, 2), generator=generator)
+    scores = torch.rand((batch, n), generator=generator)
+    mask = torch.zeros((batch, n), dtype=torch.bool)
+    for i in range(batch):
+        if float(draws[i, 0]) < unmasked_share:
+            continue
+        r = ratio - ratio_var + 2.0 * ratio_var * float(draws[i, 1])
+        k = masked_count(n, min(max(r, 1e-6), 1.0 - 1e-6))
+        mask[i, scores[i].argsort()[:k]] = True
+    mask = mask.view(batch, *grid)
+    return mask.to(device) if device is not None else mask
 
 
 def attention_guided_mask(block_attention: torch.Tensor, ratio: float, random_share: float,

@@ -29,8 +29,7 @@ from nnunet_swin.networks.encoder import SwinEncoder
 from nnunet_swin.networks.segmentation import ENCODER_KEYS
 from nnunet_swin.pretraining.heads import ClassAttention, ProjectionHead, ReconstructionDecoder
 from nnunet_swin.pretraining.masking import to_resolution
-
-METHODS = ("smit", "smart")
+from nnunet_swin.pretraining.methods import METHODS, get_method
 
 
 class PretrainingNetwork(nn.Module):
@@ -38,11 +37,13 @@ class PretrainingNetwork(nn.Module):
 
     def __init__(self, arch_kwargs: dict, method: str = "smit", *, student: bool = True, in_channels: int = 1,
                  out_dim: int = 8192, head_hidden: int = 2048, head_bottleneck: int = 256,
-                 class_attention_heads: int | None = None, drop_path_rate: float | None = None) -> None:
+                 class_attention_heads: int | None = None, drop_path_rate: float | None = None,
+                 norm_class_query: bool = True) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         self.method, self.is_student = method, student
+        self.class_token = get_method(method).class_token
         enc_kwargs = {k: arch_kwargs[k] for k in ENCODER_KEYS if k in arch_kwargs}
         if drop_path_rate is not None:
             enc_kwargs["drop_path_rate"] = drop_path_rate
@@ -55,9 +56,9 @@ class PretrainingNetwork(nn.Module):
         self.token_norm = nn.LayerNorm(c3, eps=1e-6)
         self.patch_head = ProjectionHead(c3, out_dim, head_hidden, head_bottleneck)
         self.global_head = ProjectionHead(c3, out_dim, head_hidden, head_bottleneck)
-        if method == "smart":
+        if self.class_token:
             heads = class_attention_heads or self.encoder.num_heads[-1]
-            self.class_attention = ClassAttention(c3, heads)
+            self.class_attention = ClassAttention(c3, heads, norm_query=norm_class_query)
             self.class_head = ProjectionHead(c3, out_dim, head_hidden, head_bottleneck)
         if student:
             self.mask_token = nn.Parameter(torch.zeros(1, 1, 1, 1, self.encoder.embed_dim))
@@ -89,7 +90,8 @@ class PretrainingNetwork(nn.Module):
         (student only; None = unmasked). Returns a dict: ``tokens`` ``(B, N3, C3)`` (normalised), ``grid``,
         ``token_valid`` ``(B, N3)``, ``patch_logits`` ``(B, N3, K)``, ``global_logits`` ``(B, K)``; SMART adds
         ``class_logits`` ``(B, K)`` and ``attention`` ``(B, heads, N3)``; the student adds ``reconstruction`` shaped
-        like ``x``."""
+        like ``x``. Every head also gives its L2-normalised bottleneck (``<head>_bottleneck``, ``(..., bottleneck)``)
+        for the collapse monitor."""
         if block_mask is not None and not self.is_student:
             raise ValueError("the teacher sees unmasked views")
         self._block_mask = block_mask
@@ -107,11 +109,12 @@ class PretrainingNetwork(nn.Module):
         valid = self.token_validity(voxel_valid, grid)
         weights = valid.to(tokens.dtype).unsqueeze(-1)
         pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        out = {"tokens": tokens, "grid": grid, "token_valid": valid, "patch_logits": self.patch_head(tokens),
-               "global_logits": self.global_head(pooled)}
-        if self.method == "smart":
+        out = {"tokens": tokens, "grid": grid, "token_valid": valid}
+        out["patch_logits"], out["patch_bottleneck"] = self.patch_head(tokens, with_bottleneck=True)
+        out["global_logits"], out["global_bottleneck"] = self.global_head(pooled, with_bottleneck=True)
+        if self.class_token:
             cls, attn = self.class_attention(tokens, valid)
-            out["class_logits"] = self.class_head(cls)
+            out["class_logits"], out["class_bottleneck"] = self.class_head(cls, with_bottleneck=True)
             out["attention"] = attn
         if self.is_student:
             out["reconstruction"] = self.decoder(feats[-1])
@@ -120,11 +123,12 @@ class PretrainingNetwork(nn.Module):
 
 def build_pair(arch_kwargs: dict, method: str, *, in_channels: int = 1, out_dim: int = 8192, head_hidden: int = 2048,
                head_bottleneck: int = 256, class_attention_heads: int | None = None,
-               drop_path_rate: float | None = None) -> tuple[PretrainingNetwork, PretrainingNetwork]:
+               drop_path_rate: float | None = None, norm_class_query: bool = True
+               ) -> tuple[PretrainingNetwork, PretrainingNetwork]:
     """(student, teacher): the teacher starts as an exact copy of the student's shared weights, without gradients,
     in eval mode (no drop path)."""
     kw = dict(in_channels=in_channels, out_dim=out_dim, head_hidden=head_hidden, head_bottleneck=head_bottleneck,
-              class_attention_heads=class_attention_heads)
+              class_attention_heads=class_attention_heads, norm_class_query=norm_class_query)
     student = PretrainingNetwork(arch_kwargs, method, student=True, drop_path_rate=drop_path_rate, **kw)
     teacher = PretrainingNetwork(arch_kwargs, method, student=False, drop_path_rate=0.0, **kw)
     missing, unexpected = teacher.load_state_dict(student.state_dict(), strict=False)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-NOISE_KINDS = ("weights", "dropout", "none")
+from nnunet_swin.pretraining.settings import NOISE_KINDS  # noqa: F401 (the config checks it first)
 
 
 @torch.no_grad()

@@ -40,6 +40,15 @@ def num_channels(dataset: dict) -> int:
     return len(dataset.get("channel_names", dataset.get("modality")))
 
 
+def dataset_modality(dataset: dict) -> str | None:
+    """``"CT"`` when every channel is named ``CT`` (the name that switches nnU-Net to CT normalisation), ``"MR"`` when
+    none is, None for a mix; read from ``channel_names`` (or the older ``modality``)."""
+    names = {str(v).strip().upper() for v in (dataset.get("channel_names") or dataset.get("modality") or {}).values()}
+    if not names:
+        return None
+    return "CT" if names == {"CT"} else ("MR" if "CT" not in names else None)
+
+
 def read_dataset_json(dataset_folder: str | os.PathLike) -> dict:
     """Parse and check a raw dataset's ``dataset.json`` (channel_names, labels with background 0 and a foreground,
     numTraining, file_ending); a UserError names the first field that is wrong and how to write it."""

@@ -1,8 +1,8 @@
 """The fine-tuning recipe (paper section 2.5.1) as an nnU-Net trainer; the Base/TA/ACT/Scratch variants subclass it.
 
 - Loss: nnU-Net's equally weighted soft Dice + cross-entropy, no deep supervision (the Swin network has none).
-- Optimiser: AdamW, lr 3e-4, weight decay 1e-5 (not on norms, biases, relative-position tables:
-  ``optimization.py``); 50 warmup epochs then cosine annealing, closed form in the epoch (``schedule.py``), so
+- Optimiser: AdamW, lr 3e-4, weight decay 1e-5 (not on norms, biases, relative-position tables: the
+  network's ``no_weight_decay()``, ``nnunet_swin.networks.weight_decay``); 50 warmup epochs then cosine annealing, closed form in the epoch (``schedule.py``), so
   ``--c`` resumes on the same curve. 500 epochs of the paper's length (one pass over the fold's training cases;
   ``epoch_length = "nnunet"`` keeps nnU-Net's 250 iterations). Batch size from the plans.
 - ``nnUNetv2_train -pretrained_weights`` is honoured: when the network's weights changed between ``initialize()``
@@ -12,7 +12,7 @@
   (``-num_gpus``), sliding-window inference with 50% overlap.
 - Flips (training augmentation and test-time mirroring) only along the left-right axis (``mirroring.py``).
 - CT-pretrained encoder: loaded when a training starts at epoch 0 (not when resuming with ``--c`` nor for
-  ``--val``), from ``$nnUNet_swin_pretrained`` (``pretrained.py``) through the backbone's checkpoint adapter. No
+  ``--val``), from ``$nnUNet_swin_pretrained`` (``nnunet_swin.networks.weights.location``) through the backbone's checkpoint adapter. No
   checkpoint, or one that does not fit, stops the run with the reason; it never falls back to random init.
 
 Switches the variants flip (class attributes, read by the static/class-level hooks nnU-Net calls):
@@ -47,10 +47,12 @@ from nnunet_swin.augmentation.input_padding import wrap_intensity_block
 from nnunet_swin.augmentation.tumor_aware import TumorAwareIntensityTransform
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import write_text
+from nnunet_swin.networks.weight_decay import adamw_param_groups
+from nnunet_swin.networks.weights import load_pretrained_encoder, read_checkpoint, resolve_pretrained_checkpoint
+from nnunet_swin.networks.weights.metadata import (compare_with_plans, encoder_summary, read_pretraining_metadata,
+                                                   report_lines)
 from nnunet_swin.trainers.compatibility import geometry_mismatch, require_foreground, require_swin_network
 from nnunet_swin.trainers.mirroring import left_right_axis
-from nnunet_swin.trainers.optimization import parameter_groups
-from nnunet_swin.trainers.pretrained import resolve_pretrained_checkpoint
 from nnunet_swin.trainers.progress import progress_line
 from nnunet_swin.trainers.schedule import WarmupCosineLRScheduler
 from nnunet_swin.trainers.validation import LOG_KEY, full_volume_dice, validation_every
@@ -184,7 +186,7 @@ class SwinBaseTrainer(nnUNetTrainer):
 
     # ---------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(parameter_groups(self.network, self.weight_decay), lr=self.initial_lr,
+        optimizer = torch.optim.AdamW(adamw_param_groups(self.network, self.weight_decay), lr=self.initial_lr,
                                       weight_decay=self.weight_decay)
         lr_scheduler = WarmupCosineLRScheduler(optimizer, self.warmup_epochs, self.num_epochs,
                                                from_zero=self.recipe_warmup_from_zero)
@@ -317,11 +319,8 @@ class SwinBaseTrainer(nnUNetTrainer):
             print(progress_line(event, **fields), flush=True)
 
     def load_pretrained_encoder(self):
-        """Load the CT-pretrained encoder named by ``$nnUNet_swin_pretrained``; print, log and save the report."""
-        from nnunet_swin.networks import load_pretrained_encoder
-        from nnunet_swin.networks.checkpoints import read_checkpoint
-        from nnunet_swin.pretraining.metadata import compare_with_plans, read_pretraining_metadata, report_lines
-
+        """Load the pretrained encoder named by ``$nnUNet_swin_pretrained``; print, log and save the report, which says
+        what the encoder is (for our own pretraining: method, steps, corpus, which encoder and whether it collapsed)."""
         backbone = self.configuration_manager.network_arch_init_kwargs.get("backbone")
         if not backbone:
             raise UserError(f"plans {self.plans_manager.plans_name!r} name no backbone in arch_kwargs; re-plan with "
@@ -329,8 +328,10 @@ class SwinBaseTrainer(nnUNetTrainer):
         path = resolve_pretrained_checkpoint(backbone)
         checkpoint = read_checkpoint(path)  # read once, for the weights and for what the file says about itself
         report = load_pretrained_encoder(self.plain_network(), checkpoint)
-        text = f"CT-pretrained {backbone} encoder loaded from {path}\n{report}"
         metadata = read_pretraining_metadata(checkpoint)
+        # what the encoder is, from what the file says about itself: never "CT-pretrained" for our own short runs
+        what = encoder_summary(metadata) if metadata is not None else f"pretrained {backbone} encoder"
+        text = f"loaded {what} from {path}\n{report}"
         if metadata is not None:  # our own pretraining: its spacing and intensity beside the plans'
             cm = self.configuration_manager
             text += "\n" + "\n".join(report_lines(metadata, cm.spacing, cm.normalization_schemes))

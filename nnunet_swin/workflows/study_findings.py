@@ -1,19 +1,23 @@
-"""The paper's directional findings, checked on a finished study: one row per finding and metric.
+"""The paper's findings checked on a finished study: one row per finding and metric, each with an estimate, its
+interval, the non-zero pairs, the smallest p the design can attain, p, the adjusted p and a verdict
+(``evaluation.verdicts``).
 
-Every number comes from files the study's steps wrote: ``comparison/comparison_pairwise.csv`` and
-``comparison_by_subtype/`` (paired Wilcoxon / exact McNemar with the Table 2 protocol, p Bonferroni-adjusted over the
-model pairs of one metric), ``adi/adi_per_scan.csv`` (ADI per scan and stage, pf against each model's own patch), ``evaluation/<arm>/metrics_per_case.csv``, ``subtypes/subtypes_summary.json`` and the arms' cost
-in ``study.json``. Tests added here, the paper's own choices where it names them:
+Every number comes from files the study's steps wrote, recomputed here so that ``--report-only`` can regenerate them
+without retraining:
 
-- stage-3 ADI, ACT against each cubic arm: paired Wilcoxon over the test scans (``paired_statistics``);
-- ADI and sDSC against pf: Spearman (scipy), as the paper's Figure 4;
-- B-only on its own subtype against the other: Fisher's exact test on detection (different cases, so unpaired; the
-  paper gives p < 0.001 without naming its test), next to the paired test against ACT on the dark subtype.
+- the per-case metrics of all arms (``comparison_by_subtype/comparison_per_case.csv``, else
+  ``comparison/comparison_per_case.csv``), compared within the paper's pre-specified families
+  (``evaluation.families``: Table 2 {Base, TA, ACT}, Table 3 {ACT, Scratch}, {ACT, B-only, D-only}, {ACT, Masked},
+  {ACT, ACT-rep}, {ACT, CNN}), each with its own Bonferroni and exclusion set; Hodges-Lehmann estimates with
+  signed-rank intervals, McNemar with Newcombe intervals;
+- ``adi/adi_per_scan.csv``: ADI, ACT against each cubic arm per stage (paired Wilcoxon, Bonferroni over the two cubic
+  arms), and ADI / sDSC against pf (Spearman, permutation p);
+- B-only on its own subtype against the other (Fisher's exact test on detection: different cases, so unpaired).
 
-A verdict says ``reproduced`` when the direction is the paper's and p < 0.05 (the adjusted p where the comparison
-adjusts), ``same direction, not significant``, ``opposite direction``, or ``not testable`` with the reason (an arm or
-a step missing, too few cases). The Masked arm is the paper's future work: there is no paper result to reproduce, so
-its rows carry the measurement without a verdict.
+The paper's effects are put on the scale of our estimates: sDSC differences are the paper's differences of medians
+(Table 2, 3 and section 3.2), detection differences in percentage points, ADI differences the paper's stage-3 means.
+The demo's stage that matches the paper's stage 3 (the same token map, 8 tokens a side under the cubic crop) is found
+from the cubic crop; deeper demo stages have no SMIT counterpart and are ``not comparable``.
 """
 from __future__ import annotations
 
@@ -26,48 +30,62 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnunet_swin.evaluation.paired_statistics import wilcoxon_paired
+from nnunet_swin.evaluation.comparison import compare_tables
+from nnunet_swin.evaluation.families import families_for
+from nnunet_swin.evaluation.paired_statistics import (bonferroni, fisher_floor, min_attainable_adjusted,
+                                                      spearman_permutation, wilcoxon_paired)
+from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, PaperEffect, Verdict, judge
 
-ALPHA = 0.05
 CUBIC_UNMASKED = ("Base", "TA")     # the paper's cubic-input arms (Masked excludes its padding by construction)
-METRIC_NAMES = {"surface_dice": "sDSC @2 mm", "dice": "Dice", "detected": "detection"}
+METRIC_NAMES = {"surface_dice": "sDSC @2 mm", "dice": "Dice", "detected": "detection (pp)"}
+PAPER_STAGE3_TOKENS = 8             # SMIT at 128^3, patch 2: stage 3 is an 8^3 token map (2^3 windows of 4^3)
+PATCH = 2
+RAW_COLUMNS = ("case_id", "subtype", "label", "dice", "surface_dice", "volume_ratio", "detected", "ref_empty",
+               "pred_empty")
 
 
 @dataclass
 class Finding:
     finding: str
     metric: str
+    family: str
     paper: str
-    here: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    ci_level: float
+    n_eff: int | None
+    min_attainable_p: float        # of the test alone
+    min_attainable_p_adjusted: float
+    p: float
+    p_adjusted: float
     test: str
-    p: float | None
     verdict: str
+    reason: str
 
 
-def _verdict(direction: float | None, p: float | None) -> str:
-    """direction > 0: the paper's direction; < 0 the opposite; 0 / None / NaN: no difference or none measured."""
-    if direction is None or not np.isfinite(direction) or direction == 0:
-        return "no difference" if direction == 0 else "not testable: nothing measured"
-    if direction < 0:
-        return "opposite direction"
-    if p is not None and np.isfinite(p) and p < ALPHA:
-        return "reproduced"
-    return "same direction, not significant"
-
-
-def _p(value) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
-
-
-def _count(value) -> int | str:
+def _nan(x) -> float:
     try:
-        return int(value)
+        return float(x)
     except (TypeError, ValueError):
-        return "?"
+        return math.nan
+
+
+def _row(finding, metric, family, paper_text, test: dict, test_name, verdict: Verdict, *, estimate_key="estimate",
+         p_adjusted=None, floor_adjusted=None) -> Finding:
+    return Finding(finding, metric, family, paper_text, _nan(test.get(estimate_key)), _nan(test.get("ci_low")),
+                   _nan(test.get("ci_high")), _nan(test.get("ci_level")),
+                   None if test.get("n_eff") is None else int(test["n_eff"]), _nan(test.get("min_attainable_p")),
+                   _nan(floor_adjusted), _nan(test.get("p")), _nan(p_adjusted), test_name, verdict.verdict,
+                   verdict.reason)
+
+
+def _empty(finding, metric, family, paper_text, verdict: Verdict) -> Finding:
+    return _row(finding, metric, family, paper_text, {}, "", verdict)
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, dtype={"case_id": str}) if path.is_file() else None
+    return pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str}) if path.is_file() else None
 
 
 def read_json(path: Path) -> dict | None:
@@ -78,195 +96,207 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+def comparable_stage(state: dict) -> int | None:
+    """The demo stage whose token map under the cubic crop is the paper's stage 3 (8 tokens a side), from the
+    cubic arms' patch size in ``study.json``; None when no cubic arm recorded its geometry."""
+    for arm in CUBIC_UNMASKED + ("Masked",):
+        size = ((state.get("arms", {}).get(arm) or {}).get("cost") or {}).get("patch_size")
+        if size:
+            tokens, stage = int(size[0]) // PATCH, 0
+            while tokens > PAPER_STAGE3_TOKENS:
+                tokens, stage = tokens // 2, stage + 1
+            return stage if tokens == PAPER_STAGE3_TOKENS else None
+    return None
+
+
 class _Sources:
     def __init__(self, root: Path, state: dict):
         self.root, self.state = root, state
         self.done = {n for n, a in state.get("arms", {}).items() if a.get("status") == "done"}
-        self.pairs = _read_csv(root / "comparison" / "comparison_pairwise.csv")
-        self.pairs_by_subtype = _read_csv(root / "comparison_by_subtype" / "comparison_pairwise.csv")
-        self.table_by_subtype = _read_csv(root / "comparison_by_subtype" / "comparison_table.csv")
+        per_case = _read_csv(root / "comparison_by_subtype" / "comparison_per_case.csv")
+        if per_case is None:
+            per_case = _read_csv(root / "comparison" / "comparison_per_case.csv")
         self.adi = _read_csv(root / "adi" / "adi_per_scan.csv")
         subtypes = read_json(root / "subtypes" / "subtypes_summary.json") or {}
         names = subtypes.get("names") or []
         self.bright, self.dark = (names[0], names[-1]) if len(names) == 2 else (None, None)
+        self.pairs = self.table = None
+        if per_case is not None and "model" in per_case:
+            keep = [c for c in RAW_COLUMNS if c in per_case]
+            models = {m: rows[keep].reset_index(drop=True) for m, rows in per_case.groupby("model", sort=False)
+                      if m in self.done}
+            if len(models) >= 2 and families_for(models):
+                result = compare_tables(models, families=families_for(models))
+                self.pairs, self.table = result.pairwise, result.table
 
-    def missing(self, *arms: str) -> str | None:
+    def missing(self, *arms: str) -> Verdict | None:
         gone = [a for a in arms if a not in self.done]
-        return f"not testable: arm {', '.join(gone)} not finished" if gone else None
+        return Verdict(NOT_COMPARABLE, f"arm {', '.join(gone)} not run") if gone else None
 
-    def pair(self, metric: str, better: str, worse: str, group: str = "all") -> dict | None:
-        """The paired test of ``better`` against ``worse``: gain (better - worse; percentage points for detection),
-        n, test, p (Bonferroni-adjusted)."""
-        table = self.pairs if group == "all" else self.pairs_by_subtype
-        if table is None or not {"metric", "model_a", "model_b", "p"} <= set(table.columns):
+    def pair(self, family: str, metric: str, first: str, second: str, group: str = "all") -> tuple[dict, int] | None:
+        """The family's test of ``first - second`` (signs flipped when the table holds second - first)."""
+        if self.pairs is None:
             return None
-        groups = table.group.astype(str) if "group" in table else pd.Series("all", index=table.index)
-        rows = table[(groups == group) & (table.metric == metric)]
-        for a, b, sign in ((worse, better, 1.0), (better, worse, -1.0)):
+        rows = self.pairs[(self.pairs.family == family) & (self.pairs.group.astype(str) == group)
+                          & (self.pairs.metric == metric)]
+        for a, b, sign in ((second, first, 1.0), (first, second, -1.0)):
             hit = rows[(rows.model_a == a) & (rows.model_b == b)]
             if len(hit):
                 r = hit.iloc[0].to_dict()
-                gain = float(r.get("difference_pp" if metric == "detected" else "median_difference", math.nan))
-                p_raw = float(r["p"])
-                p_adj = float(r.get("p_bonferroni", math.nan))
-                return {"gain": sign * gain if np.isfinite(gain) else math.nan, "n": _count(r.get("n")),
-                        "test": str(r.get("test", "paired")), "p": p_adj if np.isfinite(p_adj) else p_raw,
-                        "p_raw": p_raw}
+                key = "difference_pp" if metric == "detected" else "estimate"
+                low, high = sign * _nan(r["ci_low"]), sign * _nan(r["ci_high"])
+                r.update({key: sign * _nan(r[key]), "ci_low": min(low, high), "ci_high": max(low, high)})
+                return r, int(r["m"])
         return None
 
     def rate(self, model: str, group: str) -> tuple[int, int] | None:
-        t = self.table_by_subtype
-        if t is None or not {"model", "group", "detection_detected", "detection_n"} <= set(t.columns):
+        t = self.table
+        if t is None:
             return None
-        hit = t[(t.model == model) & (t.group.astype(str) == group)]
+        hit = t[(t.model == model) & (t.group.astype(str) == group) & (t.family == "subtype")]
         return (int(hit.iloc[0].detection_detected), int(hit.iloc[0].detection_n)) if len(hit) else None
 
-    def last_stage(self) -> int | None:
+    def stages(self) -> list[int]:
         if self.adi is None:
-            return None
-        stages = [int(c[len("adi_s"):]) for c in self.adi.columns if c.startswith("adi_s") and c[5:].isdigit()]
-        return max(stages) if stages else None
+            return []
+        return sorted(int(c[len("adi_s"):]) for c in self.adi.columns if c.startswith("adi_s") and c[5:].isdigit())
 
 
-def _pair_rows(src: _Sources, finding: str, paper: dict[str, str], better: str, worse: str,
-               group: str = "all", judge: bool = True) -> list[Finding]:
+def _pair_rows(src: _Sources, finding: str, family: str, claims: dict, first: str, second: str,
+               group: str = "all") -> list[Finding]:
+    """claims: metric -> (paper text, PaperEffect or None) for the contrast ``first - second``."""
     rows = []
-    missing = src.missing(better, worse)
-    for metric, claim in paper.items():
+    for metric, (paper_text, effect) in claims.items():
         name = METRIC_NAMES[metric]
-        got = None if missing else src.pair(metric, better, worse, group)
+        gone = src.missing(first, second)
+        got = None if gone else src.pair(family, metric, first, second, group)
         if got is None:
-            rows.append(Finding(finding, name, claim, "", "", None, missing or "not testable: no paired comparison"))
+            rows.append(_empty(finding, name, family, paper_text,
+                               gone or Verdict(NOT_COMPARABLE, "no per-case metrics of both arms")))
             continue
-        gain = f"{got['gain']:+.1f} pp" if metric == "detected" else f"{got['gain']:+.3f}"
-        here = f"{better} - {worse}: {gain}"
-        test = f"{got['test']}, n = {got['n']}, p = {_p(got['p_raw'])}" + \
-            (f" (Bonferroni {_p(got['p'])})" if got["p"] != got["p_raw"] else "")
-        verdict = _verdict(got["gain"], got["p"]) if judge else "no paper result (future work)"
-        rows.append(Finding(finding, name, claim, here, test, got["p"], verdict))
+        test, m = got
+        key = "difference_pp" if metric == "detected" else "estimate"
+        floor = min_attainable_adjusted(_nan(test["min_attainable_p"]), m)
+        verdict = judge(effect, _nan(test[key]), test["ci_low"], test["ci_high"], _nan(test["p_bonferroni"]), floor)
+        test_name = ("McNemar exact, b/c = " + f"{int(test['b'])}/{int(test['c'])}" if metric == "detected"
+                     else "Wilcoxon signed-rank, Hodges-Lehmann") + f", Bonferroni m = {m}"
+        rows.append(_row(finding, name, family, paper_text, test, test_name, verdict, estimate_key=key,
+                         p_adjusted=test["p_bonferroni"], floor_adjusted=floor))
     return rows
 
 
 def _adi_rows(src: _Sources) -> list[Finding]:
-    last = src.last_stage()
-    if last is None:
-        return [Finding("ACT lowers stage-3 ADI against the cubic crop", "ADI", "", "", "", None,
-                        "not testable: no ADI step")]
+    stages = src.stages()
+    if not stages:
+        return [_empty("ACT lowers stage-3 ADI against the cubic crop", "ADI", "ADI", "", Verdict(
+            NOT_COMPARABLE, "no ADI step"))]
+    target = comparable_stage(src.state)
     rows = []
-    for stage in range(last + 1):
-        if f"adi_s{stage}" in src.adi:
-            rows += _adi_stage_rows(src, stage, last)
+    for stage in stages:
+        if target is not None and stage == target:
+            finding, paper_text = (f"ACT lowers ADI at the paper's stage 3 (demo stage {stage})",
+                                   "SMIT 0.076 -> 0.007 (~91% lower); Swin UNETR 0.079 -> 0.010")
+            effect, why = PaperEffect(-1, 0.007 - 0.076), None
+        elif target is not None and stage > target:
+            finding, paper_text = f"ACT against the cubic crop, ADI at demo stage {stage}", "none (no counterpart)"
+            effect = PaperEffect(-1)
+            why = (f"demo stage {stage} is deeper than the paper's stage 3 (demo stage {target}): a single window "
+                   "with no SMIT counterpart; ACT's ADI here is window padding")
+        else:
+            finding, paper_text = (f"ACT lowers ADI at demo stage {stage} (paper stage "
+                                   f"{stage + 1 if target == 2 else '?'})",
+                                   "cubic ADI rises with depth; ACT lowers it (Fig. 4A-C)")
+            effect, why = PaperEffect(-1), None
+        col = f"adi_s{stage}"
+        tests = []
+        for cubic in CUBIC_UNMASKED:
+            gone = src.missing("ACT", cubic)
+            have = set(src.adi.model) if "model" in src.adi else set()
+            if gone or not {"ACT", cubic} <= have:
+                tests.append((cubic, None, gone or Verdict(NOT_COMPARABLE, f"{cubic} or ACT not in the ADI step")))
+                continue
+            a = src.adi[src.adi.model == cubic].set_index("case_id")
+            b = src.adi[src.adi.model == "ACT"].set_index("case_id")
+            both = a.index.intersection(b.index)
+            tests.append((cubic, wilcoxon_paired(a.loc[both, col], b.loc[both, col]), None))
+        adjusted = bonferroni([t["p"] if t else math.nan for _, t, _ in tests], m=len(CUBIC_UNMASKED))
+        for (cubic, test, missing), p_adj in zip(tests, adjusted):
+            metric = f"ADI S{stage}, ACT - {cubic}"
+            if test is None:
+                rows.append(_empty(finding, metric, "ADI", paper_text, missing))
+                continue
+            floor = min_attainable_adjusted(test["min_attainable_p"], len(CUBIC_UNMASKED))
+            verdict = judge(effect, test["estimate"], test["ci_low"], test["ci_high"], p_adj, floor,
+                            not_comparable=why)
+            rows.append(_row(finding, metric, "ADI", paper_text, test,
+                             f"Wilcoxon signed-rank, Hodges-Lehmann, Bonferroni m = {len(CUBIC_UNMASKED)}", verdict,
+                             p_adjusted=p_adj, floor_adjusted=floor))
     return rows
 
 
-def _adi_stage_rows(src: _Sources, stage: int, last: int) -> list[Finding]:
-    """ACT against each cubic arm at one stage; the paper's headline is the last stage, the others its Figure 4A-C
-    (cubic ADI rising with depth, lowered by ACT)."""
-    finding = f"ACT lowers stage-{stage} ADI against the cubic crop"
-    paper = "SMIT 0.076 -> 0.007 (~91% lower); Swin UNETR 0.079 -> 0.010" if stage == last else \
-        "cubic ADI rises with depth; ACT lowers it (Fig. 4A-C)"
-    col, inp = f"adi_s{stage}", f"adi_input_s{stage}"
-    rows = []
-    for cubic in CUBIC_UNMASKED:
-        missing = src.missing("ACT", cubic)
-        have = set(src.adi.model) if "model" in src.adi else set()
-        if missing or not {"ACT", cubic} <= have:
-            rows.append(Finding(finding, f"ADI S{stage} vs {cubic}", paper, "", "", None,
-                                missing or f"not testable: {cubic} or ACT not in the ADI step"))
-            continue
-        a = src.adi[src.adi.model == cubic].set_index("case_id")
-        b = src.adi[src.adi.model == "ACT"].set_index("case_id")
-        both = a.index.intersection(b.index)
-        test = wilcoxon_paired(a.loc[both, col], b.loc[both, col])
-        here = (f"{cubic} {a.loc[both, col].mean():.3f} -> ACT {b.loc[both, col].mean():.3f} (of it input padding "
-                f"{a.loc[both, inp].mean():.3f} -> {b.loc[both, inp].mean():.3f})") if inp in a else \
-            f"{cubic} {a.loc[both, col].mean():.3f} -> ACT {b.loc[both, col].mean():.3f}"
-        rows.append(Finding(finding, f"ADI S{stage} vs {cubic}", paper, here,
-                            f"Wilcoxon, n = {test['n']}, p = {_p(test['p'])}", test["p"],
-                            _verdict(-test["median_difference"] if test["n"] else None, test["p"])))
-    return rows
-
-
-def _spearman(x, y) -> tuple[float, float, int]:
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if x.size < 3 or np.unique(x).size < 2 or np.unique(y).size < 2:
-        return math.nan, math.nan, int(x.size)
-    rho, p = stats.spearmanr(x, y)
-    return float(rho), float(p), int(x.size)
+def _spearman_row(finding, metric, paper_text, effect, x, y) -> Finding:
+    test = spearman_permutation(x, y)
+    verdict = judge(effect, test["rho"], math.nan, math.nan, test["p"], test["min_attainable_p"]) \
+        if np.isfinite(test["rho"]) else Verdict(NOT_COMPARABLE, "rho undefined (a constant variable)")
+    out = _row(finding, metric, "Figure 4", paper_text, {**test, "n_eff": test["n"]},
+               f"Spearman, permutation ({test['method']})", verdict, estimate_key="rho", p_adjusted=test["p"],
+               floor_adjusted=test["min_attainable_p"])
+    return out
 
 
 def _pf_rows(src: _Sources) -> list[Finding]:
-    last = src.last_stage()
+    stage = comparable_stage(src.state)
     rows = []
     for cubic in CUBIC_UNMASKED:
-        missing = src.missing(cubic)
-        if last is None or missing or cubic not in set(src.adi.model):
-            reason = missing or "not testable: no ADI of this arm"
-            rows.append(Finding("ADI rises with the padding fraction", f"Spearman, {cubic}",
-                                "rho 0.897 (SMIT), 0.861 (Swin UNETR)", "", "", None, reason))
+        gone = src.missing(cubic)
+        if src.adi is None or gone or cubic not in set(src.adi.model):
+            rows.append(_empty("ADI rises with the padding fraction", f"Spearman, {cubic}", "Figure 4",
+                               "rho 0.897 (SMIT)", gone or Verdict(NOT_COMPARABLE, "no ADI of this arm")))
             continue
         t = src.adi[src.adi.model == cubic]
-        # the deepest stage whose ADI varies over the scans (a stage whose tokens all mix real voxels has none)
-        stage = next((k for k in range(last, -1, -1) if f"adi_s{k}" in t and t[f"adi_s{k}"].nunique() > 1), last)
-        rho, p, n = _spearman(t.pf, t[f"adi_s{stage}"])
-        rows.append(Finding("ADI rises with the padding fraction", f"Spearman S{stage}, {cubic}",
-                            "rho 0.897 (SMIT), 0.861 (Swin UNETR)",
-                            f"rho {rho:+.3f} (pf mean {t.pf.mean():.3f}, {int((t.pf > 0).sum())}/{n} padded)"
-                            if np.isfinite(rho) else f"undefined (pf mean {t.pf.mean():.3f}, {n} scans)",
-                            f"Spearman, n = {n}, p = {_p(p)}", p if np.isfinite(p) else None,
-                            _verdict(rho if np.isfinite(rho) else None, p)))
+        col = f"adi_s{stage}" if stage is not None else None
+        if col is None or col not in t:
+            rows.append(_empty("ADI rises with the padding fraction", f"Spearman, {cubic}", "Figure 4",
+                               "rho 0.897 (SMIT)", Verdict(NOT_COMPARABLE, "no stage matching the paper's stage 3")))
+        else:
+            rows.append(_spearman_row("ADI rises with the padding fraction", f"Spearman ADI S{stage} vs pf, {cubic}",
+                                      "rho 0.897 (SMIT), 0.861 (Swin UNETR)", PaperEffect(+1, 0.897), t.pf, t[col]))
         ev = _read_csv(src.root / "evaluation" / cubic / "metrics_per_case.csv")
         if ev is not None and "surface_dice" in ev:
             merged = t.merge(ev.groupby("case_id", as_index=False).surface_dice.mean(), on="case_id")
-            rho, p, n = _spearman(merged.pf, merged.surface_dice)
-            rows.append(Finding("padding lowers surface Dice", f"Spearman sDSC vs pf, {cubic}",
-                                "rho -0.21 (SMIT), -0.223 (Swin UNETR)",
-                                f"rho {rho:+.3f}" if np.isfinite(rho) else "undefined",
-                                f"Spearman, n = {n}, p = {_p(p)}", p if np.isfinite(p) else None,
-                                _verdict(-rho if np.isfinite(rho) else None, p)))
+            rows.append(_spearman_row("padding lowers surface Dice", f"Spearman sDSC vs pf, {cubic}",
+                                      "rho -0.21 (SMIT), -0.223 (Swin UNETR)", PaperEffect(-1, -0.21),
+                                      merged.pf, merged.surface_dice))
     return rows
 
 
 def _subtype_rows(src: _Sources) -> list[Finding]:
     if src.dark is None:
-        reason = "not testable: no two-subtype clustering (subtypes step)"
-        return [Finding("TA helps the dark subtype", "", "", "", "", None, reason),
-                Finding("bright-only training collapses on the dark subtype", "", "", "", "", None, reason)]
+        why = Verdict(NOT_COMPARABLE, "no two-subtype clustering (subtypes step)")
+        return [_empty("bright-only training collapses on the dark subtype", "", "subtype", "", why)]
     dark, bright = src.dark, src.bright
-    rows = _pair_rows(src, f"TA helps the dark subtype ({dark})",
-                      {"surface_dice": "TA / ACT improved over Base, most on Cluster-D",
-                       "detected": "TA / ACT improved over Base, most on Cluster-D"}, "TA", "Base", group=dark)
     only = f"{bright}-only"
     finding = f"{only} training collapses on the dark subtype ({dark})"
-    missing = src.missing(only)
-    own, other = (None, None) if missing else (src.rate(only, bright), src.rate(only, dark))
-    if missing or own is None or other is None:
-        rows.append(Finding(finding, "detection", "96.5% on B, 58.6% on D (p < 0.001)", "", "", None,
-                            missing or "not testable: no comparison by subtype"))
+    paper_text = "96.5% on B, 58.6% on D (p < 0.001)"
+    gone = src.missing(only)
+    own, other = (None, None) if gone else (src.rate(only, bright), src.rate(only, dark))
+    rows = []
+    if gone or own is None or other is None:
+        rows.append(_empty(finding, f"detection (pp), own {bright} - {dark}", "subtype", paper_text,
+                           gone or Verdict(NOT_COMPARABLE, "no comparison by subtype")))
     else:
         _, p = stats.fisher_exact([[own[0], own[1] - own[0]], [other[0], other[1] - other[0]]])
-        drop = own[0] / max(own[1], 1) - other[0] / max(other[1], 1)
-        rows.append(Finding(finding, f"detection, own {bright} vs {dark}", "96.5% on B, 58.6% on D (p < 0.001)",
-                            f"{own[0]}/{own[1]} on {bright}, {other[0]}/{other[1]} on {dark}",
-                            f"Fisher exact, p = {_p(p)}", float(p), _verdict(drop, p)))
-    rows += _pair_rows(src, finding, {"detected": "D-only / full training detect more of D",
-                                      "surface_dice": "D-only / full training segment D better"},
+        drop = 100 * (own[0] / max(own[1], 1) - other[0] / max(other[1], 1))
+        floor = fisher_floor(own[1], other[1])
+        test = {"estimate": drop, "p": float(p), "min_attainable_p": floor, "n_eff": own[1] + other[1]}
+        rows.append(_row(finding, f"detection (pp), own {bright} - {dark}", "subtype", paper_text, test,
+                         f"Fisher exact ({own[0]}/{own[1]} vs {other[0]}/{other[1]}), unpaired",
+                         judge(PaperEffect(+1, 96.5 - 58.6), drop, math.nan, math.nan, float(p), floor),
+                         p_adjusted=float(p), floor_adjusted=floor))
+    rows += _pair_rows(src, f"ACT against {only} on the dark subtype ({dark})", "subtype",
+                       {"detected": ("ACT 85.7% vs B-only 58.6% on D", PaperEffect(+1, 85.7 - 58.6)),
+                        "surface_dice": ("median 0.522 vs 0.506 on D", PaperEffect(+1, 0.522 - 0.506))},
                        "ACT", only, group=dark)
-    return rows
-
-
-def _masked_rows(src: _Sources) -> list[Finding]:
-    rows = _pair_rows(src, "Masked against ACT", {"surface_dice": "future work", "dice": "future work",
-                                                  "detected": "future work"}, "Masked", "ACT", judge=False)
-    arms = src.state.get("arms", {})
-    masked, act = arms.get("Masked", {}).get("cost"), arms.get("ACT", {}).get("cost")
-    if masked and act and masked.get("median_epoch_seconds") and act.get("median_epoch_seconds"):
-        rows.append(Finding("Masked against ACT", "cost", "future work",
-                            f"{masked['tokens_per_patch'] / act['tokens_per_patch']:.2f}x tokens, "
-                            f"{masked['median_epoch_seconds'] / act['median_epoch_seconds']:.2f}x epoch time",
-                            "measured", None, "no paper result (future work)"))
     return rows
 
 
@@ -274,18 +304,64 @@ def paper_findings(root: Path, state: dict) -> list[Finding]:
     """Every finding row for the study in ``root`` (see the module docstring)."""
     src = _Sources(Path(root), state)
     rows = _adi_rows(src) + _pf_rows(src)
-    rows += _pair_rows(src, "ACT beats Base", {"surface_dice": "SMIT-ACT over SMIT-Base, p < 0.001 (Table 2)",
-                                               "detected": "higher detection under ACT (Table 2)"}, "ACT", "Base")
+    rows += _pair_rows(src, "ACT beats Base", "table2", {
+        "surface_dice": ("SMIT 0.624 vs 0.559 (p < 0.001)", PaperEffect(+1, 0.624 - 0.559)),
+        "detected": ("SMIT +4.5 pp", PaperEffect(+1, 4.5))}, "ACT", "Base")
+    rows += _pair_rows(src, "TA beats Base", "table2", {
+        "surface_dice": ("SMIT 0.587 vs 0.559 (p = 0.003)", PaperEffect(+1, 0.587 - 0.559)),
+        "detected": ("SMIT +2.5 pp (n.s.)", PaperEffect(+1, 2.5))}, "TA", "Base")
+    rows += _pair_rows(src, "ACT beats TA (the crop)", "table2", {
+        "surface_dice": ("SMIT +0.025 paired (p < 0.001)", PaperEffect(+1, 0.025)),
+        "detected": ("SMIT +2.0 pp", PaperEffect(+1, 2.0))}, "ACT", "TA")
     rows += _subtype_rows(src)
-    rows += _pair_rows(src, "pretrained beats Scratch", {"surface_dice": "SMIT p < 0.001; Swin UNETR n.s. (Table 3)",
-                                                         "detected": "+2.4 pp, n.s. (Table 3)"}, "ACT", "Scratch")
-    return rows + _masked_rows(src)
+    rows += _pair_rows(src, "pretrained beats Scratch", "table3", {
+        "surface_dice": ("SMIT 0.624 vs 0.618 (p < 0.001); Swin UNETR n.s.", PaperEffect(+1, 0.624 - 0.618)),
+        "detected": ("SMIT +2.4 pp (n.s.)", PaperEffect(+1, 2.4))}, "ACT", "Scratch")
+    for family, other, text in (("masked", "Masked", "future work"), ("negative_control", "ACT-rep", "training noise"),
+                                ("baseline", "CNN", "not in the paper")):
+        if other in src.done or family == "masked":
+            rows += _pair_rows(src, f"{other} against ACT", family, {
+                m: (text, None) for m in ("surface_dice", "dice", "detected")}, other, "ACT")
+    return rows
 
 
-def findings_table(rows: list[Finding]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(r) for r in rows]).drop(columns=["p"])
+COLUMNS = ("finding", "metric", "family", "estimate", "ci_low", "ci_high", "n_eff", "min_attainable_p", "p",
+           "p_adjusted", "verdict")
 
 
 def findings_json(rows: list[Finding]) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(r).items()}
-            for r in rows]
+    """``findings.json``: a list of findings; the issue's columns first, then the paper's text, the test, the
+    interval's level, the unadjusted floor and the verdict's reason. ``min_attainable_p`` is the smallest adjusted p
+    (the one the verdict compares with alpha); ``min_attainable_p_unadjusted`` the test's alone."""
+    out = []
+    for r in rows:
+        d = asdict(r)
+        entry = {k: d[k] for k in COLUMNS if k != "min_attainable_p"}
+        entry["min_attainable_p"] = d["min_attainable_p_adjusted"]
+        entry = {k: entry[k] for k in COLUMNS}
+        entry.update(paper=d["paper"], ci_level=d["ci_level"], min_attainable_p_unadjusted=d["min_attainable_p"],
+                     test=d["test"], reason=d["reason"])
+        out.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in entry.items()})
+    return out
+
+
+def _num(x, digits=3) -> str:
+    if x is None or not np.isfinite(x):
+        return ""
+    return f"{x:.2g}" if abs(x) < 10 ** -digits and x != 0 else f"{x:.{digits}f}"
+
+
+def findings_table(rows: list[Finding]) -> pd.DataFrame:
+    """The report's table: the answer first (verdict), then the paper, ours with its interval, n_eff, floors."""
+    out = []
+    for r in rows:
+        pp = "pp" in r.metric
+        fmt = (lambda x: f"{x:+.1f}") if pp else (lambda x: f"{x:+.3f}")
+        ours = "" if not np.isfinite(r.estimate) else fmt(r.estimate) + (
+            f" [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" + (f" {100 * r.ci_level:.1f}%" if np.isfinite(r.ci_level) else "")
+            if np.isfinite(r.ci_low) else "")
+        out.append({"verdict": r.verdict, "finding": r.finding, "metric": r.metric, "family": r.family,
+                    "paper": r.paper, "ours [CI]": ours, "n_eff": "" if r.n_eff is None else r.n_eff,
+                    "smallest p (adj.)": _num(r.min_attainable_p_adjusted), "p": _num(r.p),
+                    "p adj.": _num(r.p_adjusted), "why": r.reason})
+    return pd.DataFrame(out)

@@ -161,10 +161,14 @@ def comparison_section(page: _Page, root: Path, state: dict) -> None:
               "`comparison/comparison.md`.")
     pairwise = root / "comparison" / "comparison_pairwise.csv"
     if pairwise.is_file():
-        page.text("Paired tests (p Bonferroni-adjusted over the model pairs within a metric):")
+        page.text("Paired tests within each pre-specified family (p Bonferroni-adjusted over the family's pairs "
+                  "within a metric; n_eff = pairs entering the test; estimate = Hodges-Lehmann, detection in pp):")
         pairs = pd.read_csv(pairwise)
-        page.table(pairs[[c for c in ("label", "group", "metric", "model_a", "model_b", "test", "n",
-                                      "median_difference", "difference_pp", "p", "p_bonferroni") if c in pairs]])
+        if "estimate" in pairs and "difference_pp" in pairs:
+            pairs["estimate"] = pairs["estimate"].where(pairs["metric"] != "detected", pairs["difference_pp"])
+        page.table(pairs[[c for c in ("family", "label", "group", "metric", "model_a", "model_b", "test", "n_eff",
+                                      "estimate", "ci_low", "ci_high", "p", "p_bonferroni",
+                                      "min_attainable_p_bonferroni") if c in pairs]])
     for png in sorted((root / "comparison").glob("comparison_*.png")):
         page.figure(png, png.stem.replace("comparison_", "").replace("_", " "))
 
@@ -278,15 +282,28 @@ def adi_section(page: _Page, root: Path, state: dict) -> None:
         page.figure(png, png.stem.replace("_", " "))
 
 
+VERDICT_CSS = {"reproduced": "v-reproduced", "contradicted": "v-contradicted", "inconclusive": "v-inconclusive",
+               "not testable at this size": "v-untestable", "not comparable": "v-notcomparable",
+               "no paper result": "v-nopaper"}
+
+
 def findings_section(page: _Page, root: Path, state: dict) -> None:
-    """The paper's directional findings against this study's numbers (``study_findings``); also ``findings.json``."""
+    """The answer first: one row per paper finding with ours, its interval, n_eff, the smallest attainable p and the
+    verdict (``study_findings``, ``evaluation.verdicts``); also written to ``findings.json``."""
     page.heading("The paper's findings, checked")
     rows = paper_findings(root, state)
     write_json(root / "findings.json", findings_json(rows))
-    page.text(f"Verdict: reproduced = the paper's direction with p < 0.05 (the Bonferroni-adjusted p where the "
-              f"comparison adjusts). With few test cases most differences cannot reach significance; the direction is "
-              f"still reported. All rows: `findings.json`.")
-    page.table(findings_table(rows))
+    counts = pd.Series([r.verdict for r in rows]).value_counts()
+    page.text("Verdicts: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ". **reproduced** = the paper's "
+              "direction and p < 0.05 after Bonferroni within the finding's pre-specified family; **contradicted** = "
+              "significant the other way, or the interval excludes the paper's effect; **not testable at this "
+              "size** = even the most extreme outcome could not reach adjusted p < 0.05 (column `smallest p (adj.)`) "
+              "and the interval holds the paper's effect; **inconclusive** = the interval holds both no effect and "
+              "the paper's. Estimates: Hodges-Lehmann with the exact signed-rank interval (achieved level shown), "
+              "detection in percentage points with Newcombe's interval, Spearman rho with a permutation p. "
+              "n_eff = non-zero pairs (Wilcoxon), discordant pairs (McNemar). All rows: `findings.json`.")
+    table = findings_table(rows)
+    page.table(table, marks={i: VERDICT_CSS.get(v, "") for i, v in enumerate(table["verdict"])})
 
 
 def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
@@ -308,7 +325,17 @@ def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #bbb;padding:3px 7px}"
        "th{background:#eee}tr.failed td{background:#fdd}tr.missing td{background:#ffe9b3}"
+       "tr.v-reproduced td:first-child{background:#c8e6c9}tr.v-contradicted td:first-child{background:#ffcdd2}"
+       "tr.v-inconclusive td:first-child{background:#fff3c4}tr.v-untestable td:first-child{background:#e0e0e0}"
+       "tr.v-notcomparable td:first-child,tr.v-nopaper td:first-child{background:#e3ecf7}"
        ".wide{overflow-x:auto}img{max-width:100%}figure{margin:1em 0}pre{background:#f5f5f5;padding:.5em;overflow-x:auto}")
+
+
+def relative_to_study(text: str, root: Path) -> str:
+    """Paths inside the study folder written relative to it (a recorded report names no machine's folders)."""
+    for prefix in {str(Path(root)), str(Path(root).resolve())}:
+        text = text.replace(prefix + "/", "").replace(prefix, ".")
+    return text
 
 
 def write_study_report(study) -> Path:
@@ -321,8 +348,8 @@ def write_study_report(study) -> Path:
                   f"folds {', '.join(map(str, state.get('folds', [])))}",
                   f"evaluated on: **{state.get('test_split', 'not evaluated')}**"]
                  + ([state["pretrained_note"]] if state.get("pretrained_note") else []))
-    arms_section(page, state, order)
     findings_section(page, root, state)
+    arms_section(page, state, order)
     comparison_section(page, root, state)
     cost_section(page, state, order)
     subtype_section(page, root, state)
@@ -333,8 +360,8 @@ def write_study_report(study) -> Path:
         page.table(pd.DataFrame([{"step": k, "status": _step_note(state, k)} for k in state["steps"]]))
     else:
         page.text("No step has run yet.")
-    md = write_text(root / "report.md", "\n".join(page.md))
-    body = "\n".join(page.html)
+    md = write_text(root / "report.md", relative_to_study("\n".join(page.md), root))
+    body = relative_to_study("\n".join(page.html), root)
     write_text(root / "report.html", f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
                                      f"<title>nnunet-swin study: {html.escape(state['dataset'])}</title>"
                                      f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")

@@ -85,23 +85,16 @@ def analysis_images(study: Study, minimum: int = 1) -> Path:
 
 
 def pretrained_checkpoint(study: Study) -> Path | None:
-    from nnunet_swin.trainers.pretrained import PRETRAINED_ENV, resolve_pretrained_checkpoint
+    from nnunet_swin.networks.weights import PRETRAINED_ENV, resolve_pretrained_checkpoint
 
     if not study.env.get(PRETRAINED_ENV, "").strip():
         return None
     plans = study.plans()
     backbone = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["backbone"]
-    old = os.environ.get(PRETRAINED_ENV)
-    os.environ[PRETRAINED_ENV] = study.env[PRETRAINED_ENV]
     try:
-        return resolve_pretrained_checkpoint(backbone)
+        return resolve_pretrained_checkpoint(backbone, study.env[PRETRAINED_ENV])
     except UserError:
         return None
-    finally:
-        if old is None:
-            os.environ.pop(PRETRAINED_ENV, None)
-        else:
-            os.environ[PRETRAINED_ENV] = old
 
 
 def _files(folder: Path, ending: str) -> list[Path]:

@@ -49,7 +49,7 @@ class Workspace:
 
     def environment(self, num_processes: int = 1, da_processes: int = 1) -> dict[str, str]:
         """``os.environ`` plus the nnU-Net variables for this workspace (CPU friendly process counts)."""
-        from nnunet_swin.environment import ext_trainer_dir
+        from nnunet_swin._nnunet_ext import ext_trainer_dir
 
         return {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
                 "nnUNet_results": str(self.results), "nnUNet_extTrainer": str(ext_trainer_dir()),

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from model_folder import write_model_folder  # noqa: E402
 
 from nnunet_swin.analysis.model_loading import find_trainer_class, load_model_folder  # noqa: E402
-from nnunet_swin.environment import ext_trainer_dir  # noqa: E402
+from nnunet_swin._nnunet_ext import ext_trainer_dir  # noqa: E402
 from nnunet_swin.errors import UserError  # noqa: E402
 
 PEERS = ("trainers", "planners", "evaluation", "pretraining", "workflows", "cli")

@@ -4,7 +4,7 @@ import pytest
 from scipy import ndimage
 
 from nnunet_swin.analysis.subtypes import (FEATURES, SubtypeModel, assign_subtypes, boundary_band, choose_k,
-                                           fit_subtypes, tumour_features)
+                                           fit_subtypes, tumor_features)
 from nnunet_swin.errors import UserError
 
 
@@ -24,11 +24,11 @@ def _case(rng, bright, shape=(12, 32, 32)):
 def test_features_are_the_seven_and_sensible():
     rng = np.random.default_rng(0)
     img, lab = _case(rng, bright=True)
-    f = tumour_features(img, lab, (3.0, 1.0, 1.0))
+    f = tumor_features(img, lab, (3.0, 1.0, 1.0))
     assert tuple(f) == FEATURES
     assert f["contrast"] > 0 and f["cnr"] > 0
     assert f["tumour_volume"] == pytest.approx(lab.sum() * 3.0)
-    dark = tumour_features(*_case(rng, bright=False), (3.0, 1.0, 1.0))
+    dark = tumor_features(*_case(rng, bright=False), (3.0, 1.0, 1.0))
     assert dark["boundary_gradient"] < f["boundary_gradient"]
     assert dark["contrast"] < f["contrast"]
 
@@ -39,7 +39,7 @@ def test_background_ignores_zero_voxels():
     lab = np.zeros_like(img, dtype=np.uint8)
     lab[1:3, 5:7, 3:5] = 1
     img[lab > 0] = 20.0
-    f = tumour_features(img, lab, (1, 1, 1), normalise=False)
+    f = tumor_features(img, lab, (1, 1, 1), normalise=False)
     assert f["background_intensity"] == 10.0
     assert f["contrast"] == 10.0
 
@@ -55,7 +55,7 @@ def test_boundary_band_is_three_voxels_thick():
 
 def test_empty_label_is_a_user_error():
     with pytest.raises(UserError, match="no tumour"):
-        tumour_features(np.ones((4, 4, 4)), np.zeros((4, 4, 4)), (1, 1, 1))
+        tumor_features(np.ones((4, 4, 4)), np.zeros((4, 4, 4)), (1, 1, 1))
 
 
 def _table(n_per, seed=0):
@@ -63,7 +63,7 @@ def _table(n_per, seed=0):
     rows = []
     for i in range(2 * n_per):
         bright = i % 2 == 0
-        f = tumour_features(*_case(rng, bright), (3.0, 1.0, 1.0))
+        f = tumor_features(*_case(rng, bright), (3.0, 1.0, 1.0))
         rows.append({"case_id": f"c{i:03d}", "truth": "B" if bright else "D", **f})
     return pd.DataFrame(rows).set_index("case_id")
 
@@ -107,8 +107,8 @@ def test_only_the_tumour_labels_count_as_tumour():
     label[2:6, 4:8, 4:8] = 1            # tumour
     label[2:6, 8:12, 8:12] = 2          # rectal wall, much brighter
     image[label == 2] += 200
-    only_tumour = tumour_features(image, label, (1.0, 1.0, 1.0), normalise=False, tumor_labels=[1])
-    every_label = tumour_features(image, label, (1.0, 1.0, 1.0), normalise=False)
+    only_tumour = tumor_features(image, label, (1.0, 1.0, 1.0), normalise=False, tumor_labels=[1])
+    every_label = tumor_features(image, label, (1.0, 1.0, 1.0), normalise=False)
     assert only_tumour["tumour_intensity"] == pytest.approx(image[label == 1].mean())
     assert every_label["tumour_intensity"] > only_tumour["tumour_intensity"] + 50
     assert only_tumour["tumour_volume"] == pytest.approx(64.0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_swin.environment import ext_trainer_dir
+from nnunet_swin._nnunet_ext import ext_trainer_dir
 from nnunet_swin.errors import install_excepthook, user_error_message
 from nnunet_swin.errors import UserError
 

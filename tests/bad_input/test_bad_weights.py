@@ -52,7 +52,7 @@ def test_folder_is_resolved_like_the_trainers(tmp_path, capsys):
     assert "smit_tiny.pth" in out and "format:" in out
     assert main(["weights", "inspect", str(tmp_path), "--backbone", "smit_tiny"]) == 0
     line = _error(capsys, ["weights", "inspect", str(tmp_path), "--backbone", "swin_unetr"])
-    assert "has no swin_unetr.pt or swin_unetr.pth" in line and "smit_tiny.pth" in line
+    assert "without swin_unetr.pt or swin_unetr.pth" in line and "smit_tiny.pth" in line
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "holds no .pt/.pth file" in _error(capsys, ["weights", "inspect", str(empty)])

@@ -20,7 +20,7 @@ def test_unknown_command_is_one_line(run_cli):
 
 def test_export_line_lets_stock_lookup_find_our_trainer(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "nnUNet_extTrainer"}
-    out = subprocess.run(["bash", "-c", f'eval "$({Path(sys.executable).parent}/nnunet-swin env --no_check)" && '
+    out = subprocess.run(["bash", "-c", f'eval "$({Path(sys.executable).parent}/nnunet-swin env --no-check)" && '
                                         'echo "$nnUNet_extTrainer"'],
                          capture_output=True, text=True, env=env, check=True).stdout.strip()
     assert out.endswith(os.path.join("nnunet_swin", "_nnunet_ext"))

@@ -45,7 +45,7 @@ def three_models():
 
 def test_penalties_exclusions_and_table(three_models):
     result = compare_tables(three_models)
-    assert result.excluded == {"1": ["c00"]}
+    assert result.excluded == {"all arms": {"1": ["c00"]}}  # one family by default: every model passed
     pc = result.per_case.set_index(["model", "case_id"])
     assert pc.loc[("Base", "c01"), "surface_dice_penalised"] == 0.1
     assert pc.loc[("Base", "c01"), "volume_ratio_penalised"] == 10.0
@@ -85,11 +85,14 @@ def test_one_p_value_convention_in_every_output(three_models):
     result = compare_tables(three_models)
     pw = result.pairwise[(result.pairwise["group"] == "all") & (result.pairwise["model_a"] == "Base")
                          & (result.pairwise["model_b"] == "ACT")]
-    line = next(x for x in result.markdown.splitlines() if x.startswith("| ACT vs Base"))
-    cells = [c.strip() for c in line.strip("|").split("|")]
+    lines = result.markdown.splitlines()
+    line = next(x for x in lines if x.startswith("| ACT vs Base"))
+    header = next(x for x in lines if x.startswith("| Comparison"))
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in line.strip("|").split("|")]))
     det = pw[pw["metric"] == "detected"].iloc[0]
     sdsc = pw[pw["metric"] == "surface_dice"].iloc[0]
-    assert cells[-1] == format_p(det["p_bonferroni"]) and cells[2] == format_p(sdsc["p_bonferroni"])
+    assert cells["p (McNemar, Bonferroni)"] == format_p(det["p_bonferroni"])
+    assert list(cells.values())[3] == format_p(sdsc["p_bonferroni"])  # the sDSC p follows its estimate and n_eff
     assert "p (McNemar, Bonferroni)" in result.markdown and "p (McNemar)" not in result.markdown
 
 
@@ -140,13 +143,13 @@ def test_compare_folders_end_to_end(model_folders):
     root = model_folders
     result = compare_folders(root / "ref", [root / "modelA", root / "modelB"], root / "cmp", num_processes=1,
                              progress=False)
-    assert result.excluded == {"1": ["case_0"]}
+    assert result.excluded == {"all arms": {"1": ["case_0"]}}
     for name in ("comparison_per_case.csv", "comparison_table.csv", "comparison_pairwise.csv", "comparison.md",
                  "comparison.json", "comparison_surface_dice.png", "comparison_volume_ratio.png"):
         assert (root / "cmp" / name).is_file(), name
     assert (root / "cmp" / "comparison_surface_dice.png").read_bytes()[:4] == b"\x89PNG"
     data = json.loads((root / "cmp" / "comparison.json").read_text())
-    assert data["excluded_cases"] == {"1": ["case_0"]}
+    assert data["excluded_cases"] == {"all arms": {"1": ["case_0"]}}
     assert not any((root / "modelA").glob("summary_extended*"))  # compare writes only into its output folder
 
 
@@ -175,3 +178,55 @@ def test_cli_errors_are_one_line(model_folders, capsys):
     assert not (root / "c2").exists()
     assert cli(["compare", str(root / "ref"), str(root / "modelB"), "-o", str(root / "c3"), "--quiet"]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+def test_families_have_their_own_bonferroni_and_exclusions(three_models):
+    """Table 2 {Base, TA, ACT} adjusts over 3 pairs; a two-arm family over 1; each excludes only what its own arms
+    all missed (c05 is missed by ACT alone, c01 by Base alone)."""
+    from nnunet_swin.evaluation.families import PAPER_FAMILIES, Family
+
+    pair = Family("pair", ("TA", "ACT"))
+    result = compare_tables(three_models, families=[PAPER_FAMILIES["table2"], pair])
+    assert result.excluded == {"table2": {"1": ["c00"]}, "pair": {"1": ["c00"]}}
+    pw = result.pairwise[result.pairwise["group"] == "all"]
+    t2 = pw[(pw["family"] == "table2") & (pw["metric"] == "surface_dice")]
+    one = pw[(pw["family"] == "pair") & (pw["metric"] == "surface_dice")].iloc[0]
+    same = t2[(t2["model_a"] == "TA") & (t2["model_b"] == "ACT")].iloc[0]
+    assert same["p"] == pytest.approx(one["p"]) and (same["m"], one["m"]) == (3, 1)
+    assert same["p_bonferroni"] == pytest.approx(min(1, 3 * one["p"])) and one["p_bonferroni"] == pytest.approx(one["p"])
+    assert one["min_attainable_p_bonferroni"] == pytest.approx(one["min_attainable_p"])
+    assert one["n_eff"] == 11 and one["ci_low"] <= one["estimate"] <= one["ci_high"]
+    det = pw[(pw["family"] == "pair") & (pw["metric"] == "detected")].iloc[0]
+    assert (det["b"], det["c"]) == (1, 0)
+    assert "# Family table2: Base, TA, ACT" in result.markdown and "3 pre-specified pair(s)" in result.markdown
+
+
+def test_a_family_with_an_absent_arm_keeps_its_m(three_models):
+    from nnunet_swin.evaluation.families import PAPER_FAMILIES, families_for
+
+    two = {k: three_models[k] for k in ("Base", "ACT")}
+    assert [f.name for f in families_for(two)] == ["table2"]
+    result = compare_tables(two, families=[PAPER_FAMILIES["table2"], PAPER_FAMILIES["table3"]])
+    row = result.pairwise[(result.pairwise["metric"] == "surface_dice") & (result.pairwise["group"] == "all")].iloc[0]
+    assert row["family"] == "table2" and row["m"] == 3 and row["p_bonferroni"] == pytest.approx(min(1, 3 * row["p"]))
+    assert "Not run: TA" in result.markdown and set(result.excluded) == {"table2"}   # table3 lacks Scratch: skipped
+    with pytest.raises(UserError, match="no family"):
+        compare_tables(two, families=[PAPER_FAMILIES["table3"]])
+
+
+def test_cli_family_option(model_folders, capsys):
+    root = model_folders
+    assert cli(["compare", str(root / "ref"), str(root / "modelA"), str(root / "modelB"), "-o", str(root / "f"),
+                "--names", "ACT", "Scratch", "--family", "table3", "--family", "mine=Scratch,ACT", "-np", "1",
+                "--quiet", "--no-figures"]) == 0
+    data = json.loads((root / "f" / "comparison.json").read_text())
+    assert set(data["excluded_cases"]) == {"table3", "mine"}
+    assert data["settings"]["families"] == {"table3": ["ACT", "Scratch"], "mine": ["Scratch", "ACT"]}
+    capsys.readouterr()
+    assert cli(["compare", str(root / "ref"), str(root / "modelA"), str(root / "modelB"), "-o", str(root / "g"),
+                "--family", "table9", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown family 'table9'" in err
+    assert cli(["compare", str(root / "ref"), str(root / "modelA"), str(root / "modelB"), "-o", str(root / "h"),
+                "--family", "table2", "--quiet"]) == 2
+    assert "fewer than two of its arms" in capsys.readouterr().err

@@ -139,7 +139,7 @@ def test_smit96_original_release_bare_and_wrapped(tmp_path):
         assert report.complete
         assert "mask_token" in report.ignored
         assert_landed(net, bare, smit_target)
-    with pytest.raises(UserError, match="does not fully cover"):  # the 96 release is not the 128 configuration
+    with pytest.raises(UserError, match="depths 2-2-4-2 .* depths 2-2-12-2; plan with -backbone smit96"):
         load_pretrained_encoder(net_for("smit"), bare)
 
 

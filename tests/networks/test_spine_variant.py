@@ -6,7 +6,7 @@ import torch
 from nnunet_swin.analysis.attention_dilution import AttentionDilutionMeter
 from nnunet_swin.errors import UserError
 from nnunet_swin.networks import SwinSegmentationNetwork
-from nnunet_swin.networks.checkpoints import load_pretrained_encoder
+from nnunet_swin.networks.weights import load_pretrained_encoder
 from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.workflows.standin_checkpoint import standin_encoder_state
 

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import sys
 
-from nnunet_swin.networks.checkpoints import load_pretrained_encoder, read_checkpoint
+from nnunet_swin.networks.weights import load_pretrained_encoder, read_checkpoint
 from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
 from nnunet_swin.pretraining.trainer import FINAL
@@ -18,7 +18,7 @@ def test_two_rank_gloo_run_shards_the_data_and_keeps_the_ranks_in_sync(ct_folder
            "nnunet_swin", "pretrain", "-i", str(ct_folder), "-o", str(out), "--method", "smart", "-backbone",
            "smit_tiny", "--modality", "CT", "--epochs", "2", "--iterations-per-epoch", "2", "--crop", "32",
            "--batch-size", "1", "--device", "cpu", "--num-workers", "1", "--out-dim", "32", "--head-hidden", "16",
-           "--head-bottleneck", "8", "--no-progress"]
+           "--head-bottleneck", "8", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -38,19 +38,20 @@ def test_swin_act_trainer_smoke_loads_the_pretrained_teacher(ct_folder, tmp_path
     env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "pre"),
            "nnUNet_results": str(root / "res"), "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1",
            "nnUNet_compile": "f", "nnUNet_swin_pretrained": str(pre_out / FINAL)}
-    ext = _run([sys.executable, "-m", "nnunet_swin", "env", "--ext_trainer_dir"], env).strip().splitlines()
+    ext = _run([sys.executable, "-m", "nnunet_swin", "env", "--ext-trainer-dir"], env).strip().splitlines()
     env["nnUNet_extTrainer"] = ext[-1]
     make_demo_dataset(root / "raw", DATASET, spec=SyntheticSpec(num_train=4, num_test=0, fov_mm=64, z_median_mm=40.0,
                                                                    z_iqr_mm=(32.0, 48.0), short_share=0.0),
                       progress=False)
     _run([sys.executable, "-m", "nnunet_swin", "plan_and_preprocess", "-d", str(DATASET), "-pl", "SMITPlanner",
           "-backbone", "smit_tiny", "-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres", "-npfp",
-          "1", "-np", "1", "--no_pbar"], env)
+          "1", "-np", "1", "--quiet"], env)
     pre = next((root / "pre").glob(f"Dataset{DATASET}_*"))
     cases = sorted(p.name[:-len(".pkl")] for p in (pre / "nnUNetSMITPlans_3d_fullres").glob("*.pkl"))
     (pre / "splits_final.json").write_text(json.dumps([{"train": cases[:3], "val": cases[3:]}]))
     log = _run([_tool("nnUNetv2_train"), str(DATASET), "3d_fullres", "0", "-tr", "SwinACTTrainer_smoke", "-p",
                 "nnUNetSMITPlans", "-device", "cpu"], env)
-    assert "smit_tiny encoder loaded from" in log and str(pre_out / FINAL) in log
+    assert "loaded smit_tiny encoder from an `nnunet-swin pretrain` run (SMIT, " in log and str(pre_out / FINAL) in log
+    assert "CT-pretrained" not in log
     report = next((root / "res").rglob("pretrained_encoder_report.txt")).read_text()
     assert "76 matched" in report and "0 missing" in report and "0 unexpected" in report

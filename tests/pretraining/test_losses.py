@@ -36,9 +36,13 @@ def test_masked_patch_distillation_by_hand():
     # one view, two samples, two tokens, two prototypes
     p = torch.tensor([[[0.5, 0.5], [1.0, 0.0]], [[0.1, 0.9], [0.3, 0.7]]])
     s = torch.tensor([[[1.0, 0.0], [0.0, 2.0]], [[0.5, 0.5], [3.0, 0.0]]])
-    m = torch.tensor([[True, True], [False, False]])              # sample 2 has no masked token
-    expected = ((_ce([0.5, 0.5], [1, 0], 0.1) + _ce([1, 0], [0, 2], 0.1)) / 2 + 0.0) / 2
+    m = torch.tensor([[True, True], [False, False]])              # sample 2 has no masked token: left out,
+    expected = (_ce([0.5, 0.5], [1, 0], 0.1) + _ce([1, 0], [0, 2], 0.1)) / 2   # not averaged in as 0
     assert masked_patch_distillation([p], [s], [m], 0.1).item() == pytest.approx(expected, rel=1e-5)
+    none = torch.zeros(2, 2, dtype=torch.bool)                    # no target anywhere: 0, still differentiable
+    s_grad = s.clone().requires_grad_(True)
+    zero = masked_patch_distillation([p], [s_grad], [none], 0.1)
+    assert zero.item() == 0.0 and zero.requires_grad
     m2 = torch.tensor([[False, True], [True, False]])              # unmasked tokens never count
     expected2 = (_ce([1, 0], [0, 2], 0.1) + _ce([0.1, 0.9], [0.5, 0.5], 0.1)) / 2
     assert masked_patch_distillation([p], [s], [m2], 0.1).item() == pytest.approx(expected2, rel=1e-5)

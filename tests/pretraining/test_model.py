@@ -55,7 +55,7 @@ def test_padding_tokens_are_left_out_of_the_pooled_token_and_the_class_attention
 
 @pytest.mark.parametrize("backbone", ["smit_tiny", "swin_unetr_tiny"])
 def test_both_backbone_families_pretrain_and_export_a_complete_encoder(backbone):
-    from nnunet_swin.networks.checkpoints import load_pretrained_encoder
+    from nnunet_swin.networks.weights import load_pretrained_encoder
     from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
     from nnunet_swin.pretraining.model import encoder_state
     torch.manual_seed(0)

@@ -1,16 +1,17 @@
 """The loop end to end on tiny data: checkpoints the fine-tuning encoder loads, exact resume, the CLI's refusals."""
 import json
+import math
 
 import pytest
 import torch
 
 from nnunet_swin.cli.main import main as cli
 from nnunet_swin.errors import UserError
-from nnunet_swin.networks.checkpoints import inspect_checkpoint, load_pretrained_encoder, read_checkpoint
+from nnunet_swin.networks.weights import inspect_checkpoint, load_pretrained_encoder, read_checkpoint
 from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.networks.segmentation import SwinSegmentationNetwork
 from nnunet_swin.pretraining.data import discover_images
-from nnunet_swin.pretraining.metadata import FORMAT, read_pretraining_metadata
+from nnunet_swin.networks.weights.metadata import FORMAT, read_pretraining_metadata
 from nnunet_swin.pretraining.trainer import FINAL, LATEST, Pretrainer
 
 from pretraining_fixtures import tiny_config
@@ -42,10 +43,31 @@ def test_checkpoint_loads_into_the_fine_tuning_encoder_with_no_missing_key(ct_fo
     net = SwinSegmentationNetwork(1, 2, **get_preset("smit_tiny"))
     report = load_pretrained_encoder(net, out / FINAL)
     assert report.complete and not report.missing and len(report.matched) == len(net.encoder.state_dict())
-    # what was loaded is the EMA teacher's encoder
-    teacher = trainer.teacher.encoder.state_dict()
-    assert all(torch.equal(net.encoder.state_dict()[k], teacher[k].cpu()) for k in teacher)
+    # 4 steps: the EMA teacher still holds ~all of its init, so the rule exports the student, and says why
+    assert meta["encoder_loaded"] == "student" and meta["teacher_init_share"] > 0.98
+    assert "random initialisation" in meta["encoder_rule"] and "student" in obj and "teacher" not in obj
+    student = trainer.student.encoder.state_dict()
+    assert all(torch.equal(net.encoder.state_dict()[k], student[k].cpu()) for k in student)
+    assert meta["distance_from_init"]["student"] > meta["distance_from_init"]["teacher"] > 0
+    # both encoders stay in the file
+    pre = obj["pretraining"]
+    assert all(torch.equal(pre["teacher"]["encoder." + k], v.cpu()) for k, v in
+               trainer.teacher.encoder.state_dict().items())
+    # the collapse monitor's values per step and head
+    row = history[-1]
+    heads = ("itd", "mpd", "ctd") if method == "smart" else ("itd", "mpd")
+    for head in heads:
+        for stat in ("teacher_entropy", "batch_entropy", "kl", "logit_std", "cosine"):
+            assert f"{stat}_{head}" in row, (stat, head)
+        assert 0 <= row[f"teacher_entropy_{head}"] <= math.log(32) + 1e-4
+    assert ("class_attention_entropy" in row) == (method == "smart")
+    assert "teacher entropy (ln K 3.4657): ITD" in (out / "pretrain_log.txt").read_text()
     assert inspect_checkpoint(str(out / FINAL)).fits == ["smit_tiny"]
+    # the adaptation plan beside the metadata names the transfer surface the exported keys live under
+    from nnunet_swin.networks.weights.metadata import ADAPTATION_PLAN_KEY, adaptation_plan
+    assert obj[ADAPTATION_PLAN_KEY] == adaptation_plan(meta)
+    prefix = obj[ADAPTATION_PLAN_KEY]["key_to_encoder"] + "."
+    assert all(k.startswith(prefix) for k in obj[meta["encoder_loaded"]])
 
 
 def test_resume_reproduces_the_uninterrupted_run(ct_folder, tmp_path):
@@ -58,13 +80,16 @@ def test_resume_reproduces_the_uninterrupted_run(ct_folder, tmp_path):
         assert (a["epoch"], a["iteration"], a["volumes"]) == (b["epoch"], b["iteration"], b["volumes"])
         for k in LOSS_KEYS:
             assert a[k] == b[k], (k, a, b)
-    s = read_checkpoint(tmp_path / "straight" / FINAL)["teacher"]
-    r = read_checkpoint(tmp_path / "split" / FINAL)["teacher"]
-    assert all(torch.equal(s[k], r[k]) for k in s)
+    for which in ("student", "teacher"):
+        s = read_checkpoint(tmp_path / "straight" / FINAL)["pretraining"][which]
+        r = read_checkpoint(tmp_path / "split" / FINAL)["pretraining"][which]
+        assert all(torch.equal(s[k], r[k]) for k in s)
+    for a, b in zip(straight, resumed):                       # the monitor resumes exactly too
+        assert all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a if k.startswith("teacher_entropy"))
 
 
 ARGS = ["--epochs", "1", "--iterations-per-epoch", "1", "--crop", "32", "--batch-size", "1", "--device", "cpu",
-        "--num-workers", "0", "--out-dim", "32", "--head-hidden", "16", "--head-bottleneck", "8", "--no-progress",
+        "--num-workers", "0", "--out-dim", "32", "--head-hidden", "16", "--head-bottleneck", "8", "--quiet",
         "-backbone", "smit_tiny"]
 
 

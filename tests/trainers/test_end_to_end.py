@@ -43,7 +43,7 @@ def pipeline(tmp_path_factory):
     env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "pre"),
            "nnUNet_results": str(root / "res"), "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1",
            "nnUNet_compile": "f", "nnUNet_swin_pretrained": str(root / "weights")}
-    ext = _run([sys.executable, "-m", "nnunet_swin.cli.main", "env", "--ext_trainer_dir"], env).strip().splitlines()
+    ext = _run([sys.executable, "-m", "nnunet_swin.cli.main", "env", "--ext-trainer-dir"], env).strip().splitlines()
     env["nnUNet_extTrainer"] = ext[-1]
     make_demo_dataset(root / "raw", DATASET, spec=SyntheticSpec(num_train=4, num_test=2, fov_mm=64, z_median_mm=40.0,
                                                                    z_iqr_mm=(32.0, 48.0), short_share=0.0), progress=False)
@@ -73,7 +73,7 @@ def test_training_ran_with_the_pretrained_encoder_and_the_recipe(pipeline):
         encoder = SwinEncoder(1, **{k: v for k, v in kw.items() if k in ENCODER_KEYS})
     n_keys = len([k for k in encoder.state_dict() if not k.endswith("relative_position_index")])
     coverage = f"format smit: {n_keys} matched, 0 adapted, 0 missing, 0 unexpected, 0 shape-mismatched"
-    assert "smit_tiny encoder loaded from" in log and coverage in log
+    assert "loaded pretrained smit_tiny encoder from" in log and coverage in log
     assert coverage in (out / "pretrained_encoder_report.txt").read_text()
     ckpt = torch.load(out / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert ckpt["trainer_name"] == TRAINER and tuple(ckpt["inference_allowed_mirroring_axes"]) == (2,)
@@ -92,7 +92,7 @@ def test_resume_with_c_continues_on_the_same_learning_rate_curve(pipeline):
     torch.save(ckpt, out / "checkpoint_latest.pth")
     (out / "checkpoint_final.pth").unlink()
     log = _run(pipeline["train"] + ["--c"], pipeline["env"])
-    assert "encoder loaded from" not in log  # resuming never reloads the pretrained encoder
+    assert "smit_tiny encoder from" not in log  # resuming never reloads the pretrained encoder
     epochs = re.findall(r"Epoch (\d+)\n.*Current learning rate: ([0-9.e-]+)", log)
     assert [int(e) for e, _ in epochs] == [1, 2]
     resumed = torch.load(out / "checkpoint_final.pth", map_location="cpu", weights_only=False)

@@ -70,7 +70,7 @@ def test_the_trainer_builds_the_masked_network_and_nnunet_finds_it(trainer_facto
     assert plain.input_padding_value is None and not plain.encoder.exclude_padding_keys
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    from nnunet_swin.environment import ext_trainer_dir
+    from nnunet_swin._nnunet_ext import ext_trainer_dir
     monkeypatch.setenv("nnUNet_extTrainer", str(ext_trainer_dir()))
     found = recursive_find_trainer_class_by_name("SwinMaskedTrainer")  # as nnUNetv2_predict looks it up
     assert found.__name__ == "SwinMaskedTrainer"

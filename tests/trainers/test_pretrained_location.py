@@ -2,7 +2,7 @@
 import pytest
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.trainers.pretrained import PRETRAINED_ENV, resolve_pretrained_checkpoint
+from nnunet_swin.networks.weights.location import PRETRAINED_ENV, resolve_pretrained_checkpoint
 
 
 def test_constant_name():
@@ -42,3 +42,17 @@ def test_a_missing_path(tmp_path, monkeypatch):
     monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path / "nope.pth"))
     with pytest.raises(UserError, match="does not exist"):
         resolve_pretrained_checkpoint("smit")
+
+
+def test_an_explicit_value_comes_before_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "smit.pth").write_bytes(b"x")
+    (tmp_path / "b" / "smit.pt").write_bytes(b"x")
+    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path / "a"))
+    assert resolve_pretrained_checkpoint("smit", tmp_path / "b") == tmp_path / "b" / "smit.pt"
+    assert resolve_pretrained_checkpoint("smit", "") == tmp_path / "a" / "smit.pth"  # empty: not given
+    with pytest.raises(UserError, match=r"without swin_unetr\.pt or swin_unetr\.pth.*smit\.pt"):
+        resolve_pretrained_checkpoint("swin_unetr", tmp_path / "b")
+    import os
+    assert os.environ[PRETRAINED_ENV] == str(tmp_path / "a")  # nothing was written to the environment

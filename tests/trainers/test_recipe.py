@@ -145,9 +145,9 @@ class _FakeLoader:
 
 @pytest.fixture
 def fake_loader(monkeypatch):
-    import nnunet_swin.networks as networks
+    from nnunet_swin.trainers import recipe
     loader = _FakeLoader()
-    monkeypatch.setitem(networks.__dict__, "load_pretrained_encoder", loader)
+    monkeypatch.setattr(recipe, "load_pretrained_encoder", loader)
     monkeypatch.setattr(nnUNetTrainer, "on_train_start", lambda self: None)  # no data loading in this test
     return loader
 
@@ -224,7 +224,7 @@ def test_epoch_length_paper_or_nnunet_and_the_step_count_is_printed(trainer_fact
 def test_weight_decay_spares_norms_biases_and_position_tables():
     from nnunet_swin.networks import SwinSegmentationNetwork
     from nnunet_swin.networks.presets import get_preset
-    from nnunet_swin.trainers.optimization import parameter_groups
+    from nnunet_swin.networks.weight_decay import adamw_param_groups as parameter_groups
 
     net = SwinSegmentationNetwork(1, 2, **get_preset("smit_tiny"))
     decay, no_decay = parameter_groups(net, 1e-5)
@@ -298,7 +298,7 @@ def test_spine_trainer_weights_dice_by_lambda_and_refuses_binary_data(trainer_fa
 
 def test_our_pretraining_metadata_is_reported_beside_the_plans(trainer_factory, stand_in_network, fake_loader,
                                                                 nnunet_dirs, monkeypatch, capsys):
-    from nnunet_swin.pretraining.metadata import FORMAT
+    from nnunet_swin.networks.weights.metadata import FORMAT
 
     (nnunet_dirs / "weights").mkdir()
     metadata = {"format": FORMAT, "method": "smart", "backbone": "smit_tiny", "finished": True, "epochs": 2,

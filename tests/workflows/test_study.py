@@ -319,8 +319,8 @@ def test_report_holds_every_table_and_figure_and_marks_missing_and_failed_arms(t
                     "## The paper's findings, checked"):
         assert heading in md
     findings = json.loads((out / "findings.json").read_text())
-    assert any(f["finding"] == "pretrained beats Scratch" and f["verdict"].endswith("Scratch not finished")
-               for f in findings)
+    assert any(f["finding"] == "pretrained beats Scratch" and f["verdict"] == "not comparable"
+               and f["reason"] == "arm Scratch not run" for f in findings)
     assert "| TA | **FAILED** |" in md and "| Scratch | **MISSING** |" in md and "CUDA error" in md
     assert "Arms not in the tables below: TA (failed), Scratch (missing)" in md
     assert "0.800 [0.700, 0.900]" in md and "1.000 [0.300, 1.000]" in md     # Table 2 layout

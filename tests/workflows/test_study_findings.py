@@ -1,53 +1,54 @@
-"""The paper's findings checked on a study folder whose numbers are known: directions, tests and verdicts."""
+"""The paper's findings checked on a study folder whose numbers are known: families, estimates, verdicts."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nnunet_swin.workflows.study_findings import findings_json, paper_findings
+from nnunet_swin.workflows.study_findings import comparable_stage, findings_json, paper_findings
 
 CASES = [f"case_{i}" for i in range(8)]
+SUBTYPES = ["B"] * 4 + ["D"] * 4
 
 
-def _pairs(rows):
-    cols = ["label", "group", "metric", "model_a", "model_b", "test", "n", "median_difference", "p", "p_bonferroni",
-            "difference_pp"]
-    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+def _cases(model, sdsc, detected):
+    return pd.DataFrame({"case_id": CASES, "subtype": SUBTYPES, "label": "1", "dice": np.asarray(sdsc) * 0.9,
+                         "surface_dice": sdsc, "volume_ratio": 1.0, "detected": np.asarray(detected, float),
+                         "ref_empty": False, "pred_empty": np.asarray(detected) == 0, "model": model})
 
 
 @pytest.fixture
 def study(tmp_path):
-    (tmp_path / "comparison").mkdir()
-    _pairs([
-        # ACT vs Base: sDSC gain +0.1 (b - a with a = Base), significant; detection no difference
-        (1, "all", "surface_dice", "Base", "ACT", "wilcoxon", 8, 0.1, 0.004, 0.012, np.nan),
-        (1, "all", "detected", "ACT", "Base", "mcnemar_exact", 8, np.nan, 1.0, 1.0, 0.0),
-        # Masked listed as model_b against ACT: a lower sDSC
-        (1, "all", "surface_dice", "ACT", "Masked", "wilcoxon", 8, -0.05, 0.2, 0.6, np.nan),
-    ]).to_csv(tmp_path / "comparison" / "comparison_pairwise.csv", index=False)
+    base = np.linspace(0.4, 0.75, 8)
+    ones = np.ones(8)
+    b_only = ones.copy()
+    b_only[4:7] = 0                                          # B-only misses 3 of 4 dark cases
+    per_case = pd.concat([
+        _cases("Base", base, ones),
+        _cases("TA", base + 0.01 * np.arange(-4, 4), ones),  # mixed signs around 0
+        _cases("ACT", base + 0.1 + 0.001 * np.arange(8), ones),  # every case +0.1: exact p 2/256
+        _cases("Masked", base + 0.05, ones),
+        _cases("B-only", np.where(b_only == 1, base, 0.0), b_only),
+    ])
     (tmp_path / "comparison_by_subtype").mkdir()
-    _pairs([
-        (1, "D", "surface_dice", "Base", "TA", "wilcoxon", 3, -0.2, 0.25, 0.5, np.nan),     # TA worse on D
-        (1, "D", "detected", "ACT", "B-only", "mcnemar_exact", 4, np.nan, 0.5, 0.5, -50.0),
-    ]).to_csv(tmp_path / "comparison_by_subtype" / "comparison_pairwise.csv", index=False)
-    pd.DataFrame({"label": 1, "group": ["B", "D"], "model": "B-only", "detection_detected": [10, 2],
-                  "detection_n": [10, 10]}).to_csv(tmp_path / "comparison_by_subtype" / "comparison_table.csv",
-                                                   index=False)
+    per_case.to_csv(tmp_path / "comparison_by_subtype" / "comparison_per_case.csv", index=False)
     (tmp_path / "subtypes").mkdir()
     (tmp_path / "subtypes" / "subtypes_summary.json").write_text(json.dumps({"k": 2, "names": ["B", "D"]}))
     pf = np.linspace(0.0, 0.6, len(CASES))
-    base = pd.DataFrame({"model": "Base", "case_id": CASES, "pf": pf, "adi_s3": 0.2 + pf, "adi_input_s3": pf})
-    act = pd.DataFrame({"model": "ACT", "case_id": CASES, "pf": 0.0, "adi_s3": 0.1 + pf / 10, "adi_input_s3": 0.0})
+    adi = {"pf": pf}
+    for s in range(4):
+        adi[f"adi_s{s}"] = 0.2 + pf + s
+    base_adi = pd.DataFrame({"model": "Base", "case_id": CASES, **adi})
+    act_adi = pd.DataFrame({"model": "ACT", "case_id": CASES, "pf": 0.0,
+                            **{f"adi_s{s}": 0.1 + pf / 10 for s in range(4)}})
     (tmp_path / "adi").mkdir()
-    pd.concat([base, act]).to_csv(tmp_path / "adi" / "adi_per_scan.csv", index=False)
+    pd.concat([base_adi, act_adi]).to_csv(tmp_path / "adi" / "adi_per_scan.csv", index=False)
     (tmp_path / "evaluation" / "Base").mkdir(parents=True)
     pd.DataFrame({"case_id": CASES, "label": 1, "surface_dice": 0.9 - pf}).to_csv(
         tmp_path / "evaluation" / "Base" / "metrics_per_case.csv", index=False)
     state = {"arms": {n: {"status": "done"} for n in ("ACT", "Base", "TA", "Masked", "B-only")}}
     state["arms"]["Scratch"] = {"status": "failed"}
-    state["arms"]["ACT"]["cost"] = {"tokens_per_patch": 100, "median_epoch_seconds": 10.0}
-    state["arms"]["Masked"]["cost"] = {"tokens_per_patch": 200, "median_epoch_seconds": 19.0}
+    state["arms"]["Base"]["cost"] = {"patch_size": [64, 64, 64]}
     return tmp_path, state
 
 
@@ -57,31 +58,45 @@ def _row(rows, finding, metric):
     return hits[0]
 
 
-def test_directions_tests_and_verdicts(study):
+def test_comparable_stage_from_the_cubic_crop():
+    assert comparable_stage({"arms": {"Base": {"cost": {"patch_size": [64, 64, 64]}}}}) == 2   # demo: 8^3 at S2
+    assert comparable_stage({"arms": {"TA": {"cost": {"patch_size": [128, 128, 128]}}}}) == 3  # the paper's SMIT
+    assert comparable_stage({"arms": {}}) is None
+
+
+def test_families_estimates_and_verdicts(study):
     rows = paper_findings(*study)
-    adi = _row(rows, "ACT lowers stage-3 ADI", "ADI S3 vs Base")
-    assert adi.verdict == "reproduced" and adi.p < 0.05 and "Base 0.500 -> ACT 0.130" in adi.here
-    assert "input padding 0.300 -> 0.000" in adi.here
-    assert _row(rows, "ACT lowers stage-3 ADI", "ADI S3 vs TA").verdict.startswith("not testable")  # TA not in ADI
-    spearman = _row(rows, "ADI rises", "Spearman S3, Base")
-    assert spearman.verdict == "reproduced" and "rho +1.000" in spearman.here and "7/8 padded" in spearman.here
-    assert _row(rows, "padding lowers surface Dice", "Spearman sDSC vs pf, Base").verdict == "reproduced"
-    sdsc = _row(rows, "ACT beats Base", "sDSC")
-    assert sdsc.verdict == "reproduced" and "ACT - Base: +0.100" in sdsc.here and "Bonferroni 0.012" in sdsc.test
-    assert _row(rows, "ACT beats Base", "detection").verdict == "no difference"
-    assert _row(rows, "TA helps the dark subtype", "sDSC").verdict == "opposite direction"
-    assert _row(rows, "TA helps the dark subtype", "detection").verdict.startswith("not testable")
-    collapse = _row(rows, "B-only training collapses", "detection, own B vs D")
-    assert collapse.verdict == "reproduced" and "10/10 on B, 2/10 on D" in collapse.here      # Fisher p ~ 7e-4
-    paired = [r for r in rows if r.finding.startswith("B-only") and r.metric == "detection"][0]
-    assert "ACT - B-only: +50.0 pp" in paired.here and paired.verdict == "same direction, not significant"
-    assert _row(rows, "pretrained beats Scratch", "sDSC").verdict == "not testable: arm Scratch not finished"
-    masked = _row(rows, "Masked against ACT", "sDSC")
-    assert "Masked - ACT: -0.050" in masked.here and masked.verdict == "no paper result (future work)"
-    assert "2.00x tokens, 1.90x epoch time" in _row(rows, "Masked against ACT", "cost").here
-    json.dumps(findings_json(rows), allow_nan=False)                 # NaN-free, ready for findings.json
+    act = _row(rows, "ACT beats Base", "sDSC")
+    assert act.family == "table2" and act.n_eff == 8 and act.p == pytest.approx(2 / 256)
+    assert act.p_adjusted == pytest.approx(3 * 2 / 256) and act.min_attainable_p_adjusted == pytest.approx(3 * 2 / 256)
+    assert act.ci_low <= act.estimate <= act.ci_high and act.estimate == pytest.approx(0.1035)
+    assert act.verdict == "reproduced"
+    ta = _row(rows, "TA beats Base", "sDSC")
+    assert ta.verdict in ("inconclusive", "contradicted") and ta.verdict != "reproduced"
+    # ADI: the paper's stage 3 is demo stage 2; demo stage 3 has no counterpart
+    s2 = _row(rows, "ACT lowers ADI at the paper's stage 3", "ADI S2, ACT - Base")
+    assert s2.estimate < 0 and s2.p_adjusted == pytest.approx(min(1, 2 * s2.p))
+    assert s2.verdict == "reproduced"
+    assert _row(rows, "ACT against the cubic crop, ADI at demo stage 3", "ADI S3, ACT - Base").verdict == \
+        "not comparable"
+    assert _row(rows, "ACT lowers ADI at the paper's stage 3", "ADI S2, ACT - TA").verdict == "not comparable"
+    spearman = _row(rows, "ADI rises", "Spearman ADI S2 vs pf, Base")
+    assert spearman.estimate == pytest.approx(1.0) and spearman.p == pytest.approx(2 / 40320)   # exact, 8!
+    assert spearman.verdict == "reproduced"
+    collapse = _row(rows, "B-only training collapses", "detection (pp), own B - D")
+    assert collapse.estimate == pytest.approx(75.0) and collapse.min_attainable_p == pytest.approx(2 / 70)
+    assert collapse.verdict == "inconclusive"            # Fisher 4/4 vs 1/4: p = 0.14, floor 0.029
+    on_dark = _row(rows, "ACT against B-only on the dark subtype", "detection")
+    assert on_dark.family == "subtype" and on_dark.n_eff == 3 and on_dark.estimate == pytest.approx(75.0)
+    assert on_dark.verdict == "not testable at this size"   # 3 discordant pairs: 3 * 2/8 > 0.05
+    assert _row(rows, "pretrained beats Scratch", "sDSC").verdict == "not comparable"
+    assert _row(rows, "Masked against ACT", "sDSC").verdict == "no paper result"
+    data = findings_json(rows)
+    json.dumps(data, allow_nan=False)
+    assert list(data[0])[:11] == ["finding", "metric", "family", "estimate", "ci_low", "ci_high", "n_eff",
+                                  "min_attainable_p", "p", "p_adjusted", "verdict"]
 
 
-def test_an_empty_study_folder_is_not_testable_everywhere(tmp_path):
+def test_an_empty_study_folder_is_not_comparable_everywhere(tmp_path):
     rows = paper_findings(tmp_path, {"arms": {}})
-    assert rows and all(r.verdict.startswith("not testable") for r in rows)
+    assert rows and all(r.verdict == "not comparable" for r in rows)
