@@ -16,14 +16,13 @@ its pretraining (HU window -> [0, 1]).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.io import write_text
+from nnunet_swin.io import read_json, write_text
 from nnunet_swin.workflows.workspace import Workspace, nnunet_swin_command, run_logged, tool
 
 MARKER = ".nnunet_swin_demo"
@@ -149,20 +148,19 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     spec = SyntheticSpec(num_train=settings.num_train, num_test=settings.num_test, fov_mm=settings.fov_mm,
                          seed=settings.seed)
     raw = make_demo_dataset(ws.raw, settings.dataset_id, spec=spec, progress=settings.progress)
-    commands.append(f"nnunet-swin make_demo_dataset -d {settings.dataset_id} --num_train {settings.num_train} "
-                    f"--num_test {settings.num_test} --fov_mm {settings.fov_mm:g}")
+    commands.append(f"nnunet-swin make_demo_dataset -d {settings.dataset_id} --num-train {settings.num_train} "
+                    f"--num-test {settings.num_test} --fov-mm {settings.fov_mm:g}")
 
     stages.start("plan and preprocess", f"SMITPlanner, backbone {settings.backbone}")
     plan_args = ["plan_and_preprocess", "-d", str(settings.dataset_id), "-pl", "SMITPlanner", "-backbone",
                  settings.backbone, "-inplane_patch", str(settings.inplane_patch), str(settings.inplane_patch),
                  "-c", CONFIGURATION, "-normalization", "rescale01", "-npfp", str(settings.num_processes), "-np",
-                 str(settings.num_processes),
-                 "--no_pbar"]
+                 str(settings.num_processes), "--quiet"]
     run_logged(nnunet_swin_command(*plan_args), env, ws.logs / "plan_and_preprocess.log",
                on_line=lambda line: say("      " + line) if line.startswith(("  3d_", "nnunet-swin plans")) else None)
     commands.append("nnunet-swin " + " ".join(plan_args))
     pre = ws.dataset_folder("preprocessed", settings.dataset_id)
-    plans = json.loads((pre / f"{PLANS}.json").read_text())
+    plans = read_json(pre / f"{PLANS}.json", "plans")
     arch = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
 
     pretraining = DemoPretraining(backbone=arch["backbone"], epochs=settings.pretrain_epochs,

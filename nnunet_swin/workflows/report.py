@@ -84,9 +84,9 @@ def write_demo_report(facts: DemoFacts, folder: str | os.PathLike) -> Path:
         f"{arch['depths']}, heads {arch['num_heads']}) so that CPU training fits in minutes. The paper's SMIT is "
         "embed 48, depths (2, 2, 12, 2).",
         "- **No CT-pretrained weights.** None can be downloaded here and none exist for the reduced backbone. The "
-        f"encoder is {facts.encoder.description}: `{facts.encoder.checkpoint}`. Its reconstruction loss has begun "
-        "to fall; its distillation terms have not left their starting plateau in so few steps. Nothing here "
-        "measures CT-to-MRI transfer.",
+        f"encoder is {facts.encoder.description}: `{facts.encoder.checkpoint}` (what it is, from the checkpoint's "
+        "metadata: method, steps, corpus, which encoder was exported and whether the collapse monitor saw the "
+        "distillation collapse). Nothing here measures CT-to-MRI transfer.",
         f"- **Short schedule:** `{s['trainer']}`: {len(curve)} epochs (the recipe: 500 epochs x 250 iterations).",
         f"- **Synthetic data:** {s['num_train']} training and {s['num_test']} test cases, {s['fov_mm']:g} mm field "
         "of view, bright/sharp and dark/diffuse tumour subtypes.", "",
