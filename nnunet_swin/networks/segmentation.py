@@ -9,7 +9,6 @@ encoder and decoder in that frame with the weights unchanged, and permutes the l
 """
 from __future__ import annotations
 
-import contextlib
 from math import prod
 
 import torch

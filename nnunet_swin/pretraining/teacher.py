@@ -16,7 +16,6 @@ Switch ``kind``:
 """
 from __future__ import annotations
 
-import contextlib
 
 import torch
 from torch import nn

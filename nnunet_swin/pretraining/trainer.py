@@ -68,7 +68,7 @@ from nnunet_swin.pretraining import monitor as M
 from nnunet_swin.pretraining.losses import Centre
 from nnunet_swin.pretraining.masking import block_grid, to_resolution
 from nnunet_swin.pretraining.methods import StepInputs, get_method
-from nnunet_swin.pretraining.model import PretrainingNetwork, build_pair, encoder_state
+from nnunet_swin.pretraining.model import build_pair, encoder_state
 from nnunet_swin.pretraining.schedules import (REFERENCE_EPOCHS, RampPlan, linear_ramp, teacher_init_share, teacher_momentum,
                                                warmup_cosine)
 from nnunet_swin.pretraining.settings import FINAL, LATEST, PretrainConfig, read_run_config  # noqa: F401

@@ -256,8 +256,8 @@ def _check_pretrained(study: Study) -> None:
     if not pretrained or study.settings.preset == "demo" or study.settings.report_only:
         return
     value = study.env.get("nnUNet_swin_pretrained", "").strip()
-    how = (f"export nnUNet_swin_pretrained=/path/to/<backbone>.pth (the checkpoint, or a folder holding it), or run "
-           f"only the arms without it (--arms Scratch)")
+    how = ("export nnUNet_swin_pretrained=/path/to/<backbone>.pth (the checkpoint, or a folder holding it), or run "
+           "only the arms without it (--arms Scratch)")
     if not value:
         raise UserError(f"arms {', '.join(pretrained)} start from a pretrained encoder and nnUNet_swin_pretrained "
                         f"is not set; {how}")

@@ -6,25 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 from monai.networks import nets as monai_nets
-from monai.networks.nets import swin_unetr as monai_swin
 
 from nnunet_swin.errors import UserError
 from nnunet_swin.networks import SwinEncoder, inspect_checkpoint, load_pretrained_encoder
 from nnunet_swin.networks.presets import get_preset
 from nnunet_swin.networks.segmentation import ENCODER_KEYS
 from nnunet_swin.networks.weights import unwrap
-
-LEGACY_OFFSETS = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (0, 1, 0), (0, 0, 1), (1, 1, 1))
-
-
-def _legacy_merging_forward(self, x):
-    """MONAI <= 1.4 ``PatchMerging.forward`` (3D), transcribed from the reference (§1.3 legacy order)."""
-    d, h, w = x.shape[1:4]
-    if d % 2 or h % 2 or w % 2:
-        x = torch.nn.functional.pad(x, (0, 0, 0, w % 2, 0, h % 2, 0, d % 2))
-    x = torch.cat([x[:, a::2, b::2, c::2, :] for a, b, c in LEGACY_OFFSETS], -1)
-    return self.reduction(self.norm(x))
-
 
 def encoder_for(preset: str, in_ch: int = 1, **changes) -> torch.nn.Module:
     kw = {**get_preset(preset), **changes}
@@ -87,7 +74,8 @@ def test_merge_order_is_declared_never_guessed(public_checkpoint):
 
 
 @pytest.mark.parametrize("v2", [False, True])
-def test_each_merge_order_matches_the_monai_it_claims_and_the_wrong_one_differs(v2, public_checkpoint, monkeypatch):
+def test_each_merge_order_matches_the_monai_it_claims_and_the_wrong_one_differs(v2, public_checkpoint,
+                                                                              monai_legacy_merging):
     """One checkpoint, MONAI 1.6.1 (fixed order) and MONAI 1.6.1 with the legacy forward: each of our two orders
     reproduces its MONAI, and the wrong order changes the deepest features on a fixed input."""
     state = public_checkpoint("monai_swinunetr_v2" if v2 else "monai14_swinunetr")
@@ -103,7 +91,7 @@ def test_each_merge_order_matches_the_monai_it_claims_and_the_wrong_one_differs(
             outs[order] = net.encoder(x)[4]
     with torch.no_grad():
         fixed = ref.swinViT(x, True)[4]
-        monkeypatch.setattr(monai_swin.PatchMerging, "forward", _legacy_merging_forward)
+        monai_legacy_merging()
         legacy = ref.swinViT(x, True)[4]
     scale = fixed.abs().mean().item()
     right = max((outs["monai16"] - fixed).abs().max().item(), (outs["legacy"] - legacy).abs().max().item())

@@ -15,18 +15,6 @@ import torch
 from nnunet_swin.networks import SwinSegmentationNetwork, cpu_kernels
 from nnunet_swin.networks.presets import get_preset
 
-LEGACY_OFFSETS = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (0, 1, 0), (0, 0, 1), (1, 1, 1))
-
-
-def _legacy_merging_forward(self, x):
-    """MONAI <= 1.4 ``PatchMerging.forward`` (3D): the neighbour order the NVIDIA weights were trained with."""
-    d, h, w = x.shape[1:4]
-    if d % 2 or h % 2 or w % 2:
-        x = torch.nn.functional.pad(x, (0, 0, 0, w % 2, 0, h % 2, 0, d % 2))
-    x = torch.cat([x[:, a::2, b::2, c::2, :] for a, b, c in LEGACY_OFFSETS], -1)
-    return self.reduction(self.norm(x))
-
-
 def monai_to_ours(state: dict) -> dict:
     out = {}
     for key, value in state.items():
@@ -99,12 +87,12 @@ def test_network_float64_matches_monai_and_axis_order(pair64):
     assert (a - wrong).abs().max().item() > 1e-3
 
 
-def test_encoder_float64_matches_monai_legacy_merge(monkeypatch):
+def test_encoder_float64_matches_monai_legacy_merge(monai_legacy_merging):
     ours, ref = make_pair(torch.float64, merge_order="legacy")
     x = torch.randn(1, 1, 32, 32, 64, dtype=torch.float64)
     with torch.no_grad():
         unpatched = _monai_hidden(ref, x)[4]
-        monkeypatch.setattr(monai_swin.PatchMerging, "forward", _legacy_merging_forward)
+        monai_legacy_merging()
         patched = _monai_hidden(ref, x)
         mine = ours.encoder(x.permute(0, 1, 4, 3, 2))
     for a, b in zip(mine, patched):
