@@ -36,8 +36,10 @@ class ConvUnit(nn.Module):
         self.conv = nn.Conv3d(cin, cout, kernel, stride=1, padding=kernel // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.conv.kernel_size == (1, 1, 1) and use_cpu_kernels(x):
-            return cpu_kernels.pointwise(x, self.conv.weight)
+        if use_cpu_kernels(x):
+            if self.conv.kernel_size == (1, 1, 1):
+                return cpu_kernels.pointwise(x, self.conv.weight)
+            return cpu_kernels.conv3d(x, self.conv.weight, padding=self.conv.padding)
         return self.conv(x)
 
 

@@ -28,8 +28,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from nnunet_swin.geometry.tokens import effective_window, padded_size
+from nnunet_swin.networks import cpu_kernels
 from nnunet_swin.networks import windows as win
 from nnunet_swin.networks.attention import AttentionEvent, ProbeCallback, WindowAttention
+from nnunet_swin.networks.cpu_kernels import use_cpu_kernels
 from nnunet_swin.networks.decoder import SkipBlock
 from nnunet_swin.networks.multiscale_fusion import MultiScaleFusion
 from nnunet_swin.networks.token_kinds import TOKEN_REAL, embedded_kinds, merged_kinds, window_padded_kinds
@@ -90,7 +92,11 @@ class PatchEmbedding(nn.Module):
         self.norm = nn.LayerNorm(embed_dim) if norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(x).permute(0, 2, 3, 4, 1).contiguous()  # every later op then sees dense channels-last tokens
+        if use_cpu_kernels(x):
+            x = cpu_kernels.conv3d(x, self.proj.weight, self.proj.bias, stride=self.proj.stride)
+        else:
+            x = self.proj(x)
+        x = x.permute(0, 2, 3, 4, 1).contiguous()  # every later op then sees dense channels-last tokens
         return self.norm(x) if self.norm is not None else x
 
 

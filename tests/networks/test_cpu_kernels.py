@@ -95,3 +95,34 @@ def test_instance_norms_hold_no_state():
     copies in ``test_swin_vs_monai`` load with ``strict=True``)."""
     net = SwinSegmentationNetwork(1, 2, **get_preset("swin_unetr_tiny"))
     assert not [k for k in net.state_dict() if k.startswith("decoder.") and ".norm" in k]
+
+
+@pytest.mark.parametrize("cin,cout,size,kernel,stride,bias", [
+    (12, 12, 8, 3, 1, False),   # a decoder convolution below full resolution (PyTorch's im2col kernel at batch 1)
+    (1, 12, 16, 2, 2, True),    # the patch embedding
+])
+def test_conv3d_equals_conv3d(cin, cout, size, kernel, stride, bias):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, cin, size, size, 2 * size, generator=g)
+    w = torch.randn(cout, cin, kernel, kernel, kernel, generator=g)
+    b = torch.randn(cout, generator=g) if bias else None
+    pad = (kernel // 2,) * 3 if stride == 1 else (0, 0, 0)
+    ref = torch.nn.functional.conv3d(x, w, b, stride, pad)
+    with torch.inference_mode():
+        fast = cpu_kernels.conv3d(x, w, b, (stride,) * 3, pad)
+    assert fast.shape == ref.shape
+    assert (fast - ref).abs().max().item() <= 1e-5 * ref.abs().max().item()
+    assert torch.equal(cpu_kernels.conv3d(x, w, b, (stride,) * 3, pad), ref)  # autograd on: the plain convolution
+
+
+def test_inference_forward_float32_equals_the_plain_layers():
+    """Batch 1 in inference (nnU-Net's predictor, one window at a time): the float32 logits of the CPU kernels equal
+    the plain layers' to float32 rounding."""
+    torch.manual_seed(0)
+    net = SwinSegmentationNetwork(1, 3, **get_preset("swin_unetr_tiny")).eval()
+    x = torch.randn(1, 1, 32, 32, 64)
+    with torch.inference_mode():
+        fast = net(x)
+        with cpu_kernels.plain_layers():
+            plain = net(x)
+    assert (fast - plain).abs().max().item() <= 1e-5 * max(1.0, plain.abs().max().item())
