@@ -11,7 +11,7 @@ from nnunet_swin.workflows.study_splits import case_ids
 from nnunet_swin.workflows.study_steps import analysis_images, arm_done, ours, pretrained_checkpoint
 
 if TYPE_CHECKING:
-    from nnunet_swin.workflows.study import Study
+    from nnunet_swin.workflows.study_context import Study
 
 
 def subtypes_step(study: Study) -> Step:

@@ -9,7 +9,7 @@ from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json, write_json
 
 if TYPE_CHECKING:
-    from nnunet_swin.workflows.study import Study
+    from nnunet_swin.workflows.study_context import Study
 
 
 def case_ids(folder: Path, ending: str, channel_suffix: bool) -> list[str]:

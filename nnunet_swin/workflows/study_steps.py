@@ -18,7 +18,7 @@ from nnunet_swin.workflows.study_runner import Journal, Step
 from nnunet_swin.workflows.study_splits import case_ids, custom_folds_current, write_custom_folds
 
 if TYPE_CHECKING:
-    from nnunet_swin.workflows.study import Study
+    from nnunet_swin.workflows.study_context import Study
 
 
 def tool(name: str) -> str:
@@ -228,7 +228,7 @@ def plan_step(study: Study) -> Step:
 def pretrain_step(study: Study) -> Step:
     """The demo preset's encoder: SMIT-pretrained by ``nnunet-swin pretrain`` in minutes (``demo_encoder``)."""
     from nnunet_swin.workflows.demo_encoder import pretrain_demo_encoder
-    from nnunet_swin.workflows.study import _demo_pretraining
+    from nnunet_swin.workflows.study_context import _demo_pretraining
     from nnunet_swin.workflows.workspace import Workspace
 
     weights = Workspace(study.paths.output / "workspace").weights
