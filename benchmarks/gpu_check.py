@@ -428,7 +428,7 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
         t0 = time.monotonic()
         proc = subprocess.run(cli + ["plan_and_preprocess", "-d", str(dataset), "-pl", planner, "-backbone", preset,
                                      "-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres", "-npfp",
-                                     "2", "-np", "2", "--no_pbar"], env=env, capture_output=True, text=True)
+                                     "2", "-np", "2", "--quiet"], env=env, capture_output=True, text=True)
         rows.append(f"{backbone:>10} | {'plan+preprocess':>20} | {proc.returncode:3d} | {time.monotonic() - t0:6.1f} | "
                     + ("ok" if proc.returncode == 0 else (proc.stderr or proc.stdout).strip()[-150:]))
         if proc.returncode:
@@ -460,7 +460,7 @@ def part_nnunet(setup: Setup, results: dict) -> list[str]:
             jobs[f"{backbone}/pretrain"] = _start(
                 cli + ["pretrain", "-d", str(dataset), "-o", str(root / f"pretrain_{backbone}"), "-backbone",
                        setup.preset(backbone), "--epochs", "1", "--iterations-per-epoch", "3", "--crop", "64",
-                       "--batch-size", "2", "--device", setup.device, "--no-progress", "--num-workers", "2"],
+                       "--batch-size", "2", "--device", setup.device, "--quiet", "--num-workers", "2"],
                 env, logs / f"{backbone}_pretrain.log")
     else:
         rows.append(f"{'':>10} | {'pretrain':>20} | not run: this checkout has no `nnunet-swin pretrain` command")

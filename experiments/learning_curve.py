@@ -68,7 +68,7 @@ def prepare(ws: Workspace, a, env, log) -> Path:
         run_logged(nnunet_swin_command("plan_and_preprocess", "-d", str(a.dataset_id), "-pl", "SMITPlanner",
                                        "-backbone", "smit_tiny", "-inplane_patch", "64", "64", "-c", "3d_fullres",
                                        "-pf_threshold", str(a.pf_threshold),
-                                       "-npfp", "2", "-np", "2", "--no_pbar"), env, log)
+                                       "-npfp", "2", "-np", "2", "--quiet"), env, log)
     pre = ws.dataset_folder("preprocessed", a.dataset_id)
     plans = json.loads((pre / f"{PLANS}.json").read_text())
     arch = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     if not pre or not (pre[0] / f"{PLANS}.json").is_file():
         run_logged(nnunet_swin_command("plan_and_preprocess", "-d", str(a.dataset_id), "-pl", "SMITPlanner",
                                        "-backbone", "smit_tiny", "-inplane_patch", "64", "64", "-c", CONFIGURATION,
-                                       "-normalization", a.normalization, "-npfp", "2", "-np", "2", "--no_pbar"),
+                                       "-normalization", a.normalization, "-npfp", "2", "-np", "2", "--quiet"),
                    env, log)
     pre = ws.dataset_folder("preprocessed", a.dataset_id)
     arch = json.loads((pre / f"{PLANS}.json").read_text())["configurations"][CONFIGURATION]["architecture"][
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
             ev = ws.root / "evaluation" / name / f"epoch{epoch:03d}"
             run_logged(nnunet_swin_command("evaluate", str(raw / "labelsTs"), str(pred), "-o", str(ev),
                                            "--dataset-json", str(raw / "dataset.json"), "-np", "2",
-                                           "--no-progress"), env, log)
+                                           "--quiet"), env, log)
             table = pd.read_csv(ev / "metrics_per_case.csv")
             rows.append({"encoder": name, "epoch": epoch, "mean_dice": float(table["dice"].mean()),
                          "median_dice": float(table["dice"].median()),
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     write_csv(out / "heldout.csv", heldout)
     run_logged(nnunet_swin_command("compare", str(raw / "labelsTs"), *map(str, final.values()), "--names",
                                    *final, "-o", str(out / "comparison"), "--dataset-json",
-                                   str(raw / "dataset.json"), "-np", "2", "--no-progress"), env, log)
+                                   str(raw / "dataset.json"), "-np", "2", "--quiet"), env, log)
     pairwise = pd.read_csv(out / "comparison" / "comparison_pairwise.csv")
     write_json(out / "results.json", {
         "trainer": TRAINER, "backbone": arch["backbone"], "epochs": a.epochs, "iterations_per_epoch": a.iterations,

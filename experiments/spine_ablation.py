@@ -64,7 +64,7 @@ def prepare(ws: Workspace, a, env, log) -> Path:
     if not pre or not (pre[0] / f"{BASE_PLANS}.json").is_file():
         run_logged(nnunet_swin_command("plan_and_preprocess", "-d", str(a.dataset_id), "-pl", "SwinUNETRPlanner",
                                        "-backbone", "swin_unetr_tiny", "-inplane_patch", "64", "64", "-cubic_size",
-                                       "64", "-c", "3d_fullres", "-npfp", "2", "-np", "2", "--no_pbar"), env, log)
+                                       "64", "-c", "3d_fullres", "-npfp", "2", "-np", "2", "--quiet"), env, log)
     pre = ws.dataset_folder("preprocessed", a.dataset_id)
     base = json.loads((pre / f"{BASE_PLANS}.json").read_text())
     for name, switches in VARIANTS.items():
@@ -197,12 +197,12 @@ def main(argv=None) -> int:
                     "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-p", plans, "-device", "cpu", "-npp", "1",
                     "-nps", "1"], env, log)
         run_logged(nnunet_swin_command("evaluate", str(raw / "labelsTs"), str(pred), "-o",
-                                       str(ws.root / "evaluation" / name), "-np", "2", "--no-progress"), env, log)
+                                       str(ws.root / "evaluation" / name), "-np", "2", "--quiet"), env, log)
         folders[name] = (pred, model_folder)
         print(f"{name}: trained in {seconds[f'train_{name}'] / 60:.1f} min", flush=True)
     run_logged(nnunet_swin_command("compare", str(raw / "labelsTs"), *(str(p) for p, _ in folders.values()),
                                    "--names", *folders, "-o", str(ws.root / "comparison"), "-np", "2",
-                                   "--no-progress", "--no-figures"), env, log)
+                                   "--quiet", "--no-figures"), env, log)
     means = {}
     for name in VARIANTS:
         s = json.loads((ws.root / "evaluation" / name / "summary_extended.json").read_text())["multiclass"]
