@@ -32,21 +32,26 @@ CONFIGURATION = "3d_fullres"
 
 @dataclass
 class DemoSettings:
-    output: Path = Path("nnunet_swin_demo")
+    """The demo's settings; the command's options, defaults and help come from these fields
+    (``cli.options.from_dataclass``)."""
+
+    output: Path = field(default=Path("nnunet_swin_demo"), metadata={
+        "flags": ("-o", "--output"), "type": Path, "help": "workspace folder"})
     dataset_id: int = 501
-    num_train: int = 16
-    num_test: int = 6
-    fov_mm: float = 64.0
+    num_train: int = field(default=16, metadata={"help": "synthetic training cases (at least 2)"})
+    num_test: int = field(default=6, metadata={"help": "synthetic test cases"})
+    fov_mm: float = field(default=64.0, metadata={"help": "in-plane field of view of the scans in mm"})
     backbone: str = "smit_tiny"
     inplane_patch: int = 64
-    trainer: str = "SwinACTTrainer_demo"
+    trainer: str = field(default="SwinACTTrainer_demo", metadata={"help": "trainer class"})
     fold: int = 0
     num_processes: int = 2
     seed: int = 0
-    overwrite: bool = False
+    overwrite: bool = field(default=False, metadata={"help": "replace a previous demo in the output folder"})
     progress: bool = True
-    pretrain_epochs: int = 20             # the demo encoder's pretraining (demo_encoder.DemoPretraining)
-    pretrain_iterations: int = 20
+    pretrain_epochs: int = field(default=20, metadata={          # the demo encoder's pretraining (demo_encoder)
+        "help": "epochs of the encoder's pretraining"})
+    pretrain_iterations: int = field(default=20, metadata={"help": "iterations per pretraining epoch"})
 
 
 @dataclass

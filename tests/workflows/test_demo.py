@@ -29,6 +29,14 @@ def test_cli_reports_an_existing_folder_as_one_line_error(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_cli_checks_arguments_first_and_keeps_old_spellings(tmp_path, capsys):
+    """Old spellings still parse (one deprecation line); a bad value stops before any work, naming the new flag."""
+    assert cli(["demo", "-o", str(tmp_path / "d"), "--num_train", "1", "--dataset_id", "7", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--num_train is deprecated" in err and "--dataset_id is deprecated" in err
+    assert "--num-train must be at least 2, got 1" in err and not (tmp_path / "d").exists()
+
+
 def test_training_progress_follows_the_trainers_progress_lines():
     bar = _TrainingProgress(enabled=True)
     bar("2026-01-01 10:00:00.000001: AdamW lr 0.0003 ... cosine annealing to epoch 99")  # log wording: ignored
