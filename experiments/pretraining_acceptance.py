@@ -52,7 +52,7 @@ def summarise_run(folder: Path) -> dict:
     import numpy as np
 
     from nnunet_swin.io import read_json
-    from nnunet_swin.networks.checkpoints import read_checkpoint
+    from nnunet_swin.networks.weights import read_checkpoint
     record = read_json(folder / "losses.json", "pretraining history")
     history = record["history"]
     ckpt = folder / "checkpoint_final.pth"

@@ -81,7 +81,7 @@ def pretrain_demo_encoder(folder: Path, env: dict[str, str], log_file: Path,
     if not checkpoint.is_file():
         resume = ["--continue"] if (output / LATEST).is_file() else []
         run_logged(nnunet_swin_command(*args, *resume), env, log_file)
-    from nnunet_swin.networks.checkpoints import read_checkpoint
+    from nnunet_swin.networks.weights import read_checkpoint
     from nnunet_swin.networks.weights.metadata import encoder_summary, read_pretraining_metadata
     metadata = read_pretraining_metadata(read_checkpoint(checkpoint)) or {}
     extra = f" + {len(extra_images)} other volume(s)" if extra_images else ""

@@ -163,7 +163,8 @@ def test_pretrained_encoder_is_loaded_at_a_fresh_start_and_reported(trainer_fact
     net, checkpoint = fake_loader.calls[0]  # the file, read once
     assert net is t.network and torch.equal(checkpoint["state_dict"]["w"], torch.ones(2))
     out = capsys.readouterr().out
-    assert "3 keys matched" in out and f"loaded from {nnunet_dirs / 'weights' / 'smit_tiny.pth'}" in out
+    assert "3 keys matched" in out
+    assert f"loaded pretrained smit_tiny encoder from {nnunet_dirs / 'weights' / 'smit_tiny.pth'}" in out
     assert "3 keys matched" in open(os.path.join(t.output_folder, PRETRAINED_REPORT_FILE)).read()
     assert "3 keys matched" in open(t.log_file).read()
 
