@@ -66,7 +66,8 @@ def test_whole_demo_with_a_smoke_trainer(tmp_path):
                                    pretrain_epochs=1, pretrain_iterations=2,
                                    num_processes=1, progress=False))
     text = result.report.read_text()
-    assert "SMIT-pretrained by `nnunet-swin pretrain`" in text and "smit_tiny" in text and "nnunet-swin pretrain -i" in text
+    assert "smit_tiny encoder from an `nnunet-swin pretrain` run (SMIT, " in text and "nnunet-swin pretrain -i" in text
+    assert "not the paper's CT-pretrained SMIT" in text and "starting plateau" not in text
     from nnunet_swin.networks import SwinSegmentationNetwork
     from nnunet_swin.networks.presets import get_preset
     encoder = SwinSegmentationNetwork(1, 2, **get_preset("smit_tiny")).encoder   # every encoder key is matched
