@@ -19,7 +19,6 @@ Bad input raises ``UserError`` (one line, what is wrong and how to fix it) befor
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.io import atomic_folder, save_npy, write_json
+from nnunet_swin.io import atomic_folder, read_json, save_npy, write_json
+from nnunet_swin.raw_dataset.folders import dataset_modality
 
 MODALITIES = ("CT", "MR")
 CACHE_VERSION = 1
@@ -104,11 +104,9 @@ def discover_images(input_folder: str | None = None, dataset_id: str | None = No
         ds_file = root / "dataset.json"
         if not ds_file.is_file():
             raise UserError(f"{root} has no dataset.json; is it an nnU-Net raw dataset?")
-        ds = json.loads(ds_file.read_text())
+        ds = read_json(ds_file, "dataset.json")
         ending = ds.get("file_ending", ".nii.gz")
-        channels = {str(v).upper() for v in (ds.get("channel_names") or ds.get("modality") or {}).values()}
-        if channels:
-            modality = "CT" if channels <= {"CT"} else ("MR" if "CT" not in channels else None)
+        modality = dataset_modality(ds)
         files = sorted(p for sub in ("imagesTr", "imagesTs") if (root / sub).is_dir()
                        for p in (root / sub).iterdir() if p.name.endswith(ending))
         where = f"{root}/imagesTr (and imagesTs)"
@@ -205,7 +203,7 @@ def build_cache(files: list[Path], cache_dir: Path, spacing: tuple[float, float,
                 "sources": [str(f) for f in files], "min_side": min_side}
     index_file = cache_dir / "index.json"
     if index_file.is_file():
-        index = json.loads(index_file.read_text())
+        index = read_json(index_file, "cache index")
         if index.get("settings") == settings:
             return [{**e, "file": str(cache_dir / e["file"])} for e in index["entries"]]
         raise UserError(f"{cache_dir} holds a cache built from other images or settings; remove it or choose "
