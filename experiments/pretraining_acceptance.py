@@ -2,6 +2,9 @@
 
     python experiments/pretraining_acceptance.py corpus --work /tmp/acc            # varied + near-identical corpora
     python experiments/pretraining_acceptance.py run --work /tmp/acc --name smit_varied --corpus varied --method smit
+    python experiments/pretraining_acceptance.py run --work /tmp/acc --name smart_varied --corpus varied --method smart
+    python experiments/pretraining_acceptance.py run --work /tmp/acc --name smart_crop64 --corpus varied \
+        --method smart -- --crop 64 --epochs 10                                  # 200 steps at crop 64
     python experiments/pretraining_acceptance.py summarise --work /tmp/acc --output experiments/results/pretraining_acceptance
 
 Runs: ``smit_tiny``, crop 32, batch 2 volumes, 20 epochs x 20 iterations = 400 steps, heads 1024 / 512 / 64,
@@ -13,7 +16,9 @@ ships (``shared/data/real/pyrad_lung1_0000.nii.gz``); ``plain`` = 12 volumes of 
 ``summarise`` reads each run's ``losses.json`` and ``checkpoint_final.pth`` metadata (or ``checkpoint_latest.pth``
 of a run stopped early) and writes ``acceptance.json`` and ``acceptance.md``: last-epoch means of the losses and of
 the monitor (teacher entropy, logit std, cosine, class-attention entropy), the first collapse warning, the
-teacher's remaining share of its init and the distances each encoder moved. No absolute paths are recorded.
+teacher's remaining share of its init and the distances each encoder moved; for SMART also the class-token
+distillation (CTD) and the teacher's normalised class-attention entropy, over the last epoch and at the last step.
+No absolute paths are recorded.
 """
 from __future__ import annotations
 
@@ -71,7 +76,13 @@ def summarise_run(folder: Path) -> dict:
            "teacher_init_share": meta["teacher_init_share"], "encoder_loaded": meta["encoder_loaded"],
            "encoder_rule": meta["encoder_rule"], "distance_from_init": dist,
            "teacher_over_student_distance": dist["teacher"] / dist["student"] if dist["student"] else None,
-           "loaded_over_student_distance": dist[meta["encoder_loaded"]] / dist["student"] if dist["student"] else None}
+           "loaded_over_student_distance": dist[meta["encoder_loaded"]] / dist["student"] if dist["student"] else None,
+           "crop": record["config"]["crop"]}
+    if "class_attention_entropy" in history[-1]:
+        att = [r.get("class_attention_entropy") for r in history]
+        out["class_attention_entropy_last_step"] = history[-1]["class_attention_entropy"]
+        out["class_attention_entropy_first_epoch"] = float(np.nanmean(
+            [np.nan if a is None else a for a, r in zip(att, history) if r["epoch"] == 0]))
     return out
 
 
@@ -83,6 +94,8 @@ def summarise(work: Path, output: Path) -> None:
     lines = ["| run | steps | ITD (last epoch) | ln K - ITD | teacher entropy ITD / MPD | logit std ITD / MPD | "
              "cosine ITD | CTD | class-attention entropy | collapse warning | teacher init share | exported | "
              "teacher / student distance |", "|" + "---|" * 13]
+    smart = ["| run | crop | steps | CTD (last epoch) | ln K - CTD | teacher entropy CTD | logit std CTD | cosine CTD | "
+             "class-attention entropy: first epoch / last epoch / last step |", "|" + "---|" * 9]
     for name, r in runs.items():
         m = r["last_epoch_means"]
 
@@ -95,6 +108,13 @@ def summarise(work: Path, output: Path) -> None:
                      + (f"epoch {col['epoch']} (step {col['step']}, {', '.join(col['heads'])})" if col else "none")
                      + f" | {r['teacher_init_share']:.3f} | {r['encoder_loaded']} | "
                      f"{r['teacher_over_student_distance']:.2f} |")
+        if "ctd" in m:
+            smart.append(f"| {name} | {r['crop']} | {r['steps']} | {f('ctd')} | {r['ln_k'] - m['ctd']:.3f} | "
+                         f"{f('teacher_entropy_ctd')} | {f('logit_std_ctd')} | {f('cosine_ctd')} | "
+                         f"{r['class_attention_entropy_first_epoch']:.4f} / {f('class_attention_entropy')} / "
+                         f"{r['class_attention_entropy_last_step']:.4f} |")
+    if len(smart) > 2:
+        lines += ["", "SMART:", ""] + smart
     write_text(output / "acceptance.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
