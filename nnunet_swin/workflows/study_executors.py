@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import queue
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from nnunet_swin import cluster
+from nnunet_swin.cluster import check_slurm, last_error_line, parse_sbatch_options, parse_time, squeue_state  # noqa: F401
 from nnunet_swin.errors import UserError
-from nnunet_swin.workflows.study_runner import Step, last_error_line
+from nnunet_swin.workflows.study_runner import Step
 from nnunet_swin.workflows.study_state import Attempt
 
 
@@ -135,82 +135,12 @@ class CommandJob:
 
 
 @dataclass
-class SlurmOptions:
-    partition: str | None = None
-    time_min: int = 24 * 60
-    gpus_per_job: int = 1
-    cpus_per_job: int | None = None
-    mem_gb: float | None = None
+class SlurmOptions(cluster.SlurmOptions):
+    """The allocation of one study job (``gpus_per_node``: GPUs per training job; ``cpus_per_task``: CPUs per job),
+    and how the study's arrays go out."""
+
     array_parallelism: int = 256
-    extra: dict = field(default_factory=dict)     # more sbatch options, e.g. {"qos": "high"}
-    wait: bool = True
     analysis_local: bool = False
-
-
-def parse_time(text: str) -> int:
-    """SLURM's time formats (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in whole minutes."""
-    try:
-        days, hms = text.split("-", 1) if "-" in text else ("0", text)
-        parts = [int(p) for p in hms.split(":")]
-        if "-" in text:
-            h, m, s = (parts + [0, 0])[:3]
-        else:
-            h, m, s = {1: (0, parts[0], 0), 2: (0, *parts), 3: tuple(parts)}[len(parts)]
-        minutes = int(days) * 1440 + h * 60 + m + (1 if s else 0)
-    except (ValueError, KeyError):
-        minutes = 0
-    if minutes < 1:
-        raise UserError(f"--slurm-time {text!r} is not a SLURM time of at least a minute; give minutes (e.g. 120) or "
-                        f"HH:MM:SS or D-HH:MM:SS")
-    return minutes
-
-
-def parse_sbatch_options(text: str) -> dict:
-    """``"--qos=high --exclusive"`` -> ``{"qos": "high", "exclusive": True}`` (submitit's additional parameters)."""
-    options = {}
-    for word in shlex.split(text):
-        if not word.startswith("--"):
-            raise UserError(f"--slurm-sbatch {text!r}: {word!r} is not a long sbatch option; write them as "
-                            f"\"--qos=high --account=abc\"")
-        key, eq, value = word[2:].partition("=")
-        options[key.replace("-", "_")] = value if eq else True
-    return options
-
-
-def check_slurm(options: SlurmOptions) -> None:
-    """SLURM is here and accepts these options (``sbatch --test-only``: nothing is queued); a one-line UserError
-    with SLURM's own refusal otherwise."""
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise UserError("--executor slurm needs the submitit package (pip install submitit); or use --executor "
-                        "local") from None
-    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
-        raise UserError("--executor slurm: sbatch/squeue are not on PATH, SLURM is not installed here; run the study "
-                        "on a SLURM login node (or install SLURM's client tools, e.g. apt-get install slurm-client), "
-                        "or use --executor local")
-    cmd = ["sbatch", "--test-only", f"--time={options.time_min}", "--job-name=nnunet-swin-check"]
-    cmd += [f"--partition={options.partition}"] if options.partition else []
-    cmd += [f"--gpus-per-node={options.gpus_per_job}"] if options.gpus_per_job else []
-    cmd += [f"--cpus-per-task={options.cpus_per_job}"] if options.cpus_per_job else []
-    cmd += [f"--mem={int(options.mem_gb * 1024)}M"] if options.mem_gb else []
-    cmd += [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in options.extra.items()]
-    proc = subprocess.run(cmd + ["--wrap", "true"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        refusal = last_error_line(proc.stderr + proc.stdout) or f"exit status {proc.returncode}"
-        raise UserError(f"SLURM refused the study's job options ({refusal}); fix --slurm-partition / --slurm-* "
-                        f"(sinfo lists the partitions)")
-
-
-def squeue_state(job_id: str) -> str | None:
-    """The job's state in ``squeue`` (PENDING, RUNNING, ...), None once it has left the queue."""
-    base = job_id.split("_")[0]
-    proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T", "-j", base], capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        ident, _, state = line.strip().partition(" ")
-        if ident == job_id:
-            return state
-    return None
 
 
 class _SlurmHandle:
@@ -219,15 +149,8 @@ class _SlurmHandle:
         self.say, self.poll_s = say, poll_s
 
     def result(self) -> Attempt:
-        job, seen, gone = self.job, None, 0
-        started = time.perf_counter()
-        while not job.paths.result_pickle.exists() and gone < 3:
-            state = squeue_state(self.job_id)
-            if state != seen and state is not None:
-                self.say(f"  job {self.job_id}: {state}")
-            seen, gone = state, (gone + 1 if state is None else 0)
-            if not job.paths.result_pickle.exists():
-                time.sleep(self.poll_s)
+        job, started = self.job, time.perf_counter()
+        cluster.wait_for(job, self.say, self.poll_s)
         attempt = Attempt(**{**self.pending.__dict__, "seconds": round(time.perf_counter() - started, 2)})
         if not job.paths.result_pickle.exists():
             tail = job.paths.stderr.read_text()[-3000:] if job.paths.stderr.is_file() else ""
@@ -265,13 +188,8 @@ class SlurmExecutor:
 
         o = self.options
         ex = submitit.AutoExecutor(folder=self.folder, cluster="slurm")
-        params = {"timeout_min": o.time_min, "slurm_array_parallelism": o.array_parallelism, "name": "nnunet-swin",
-                  "slurm_additional_parameters": dict(o.extra)}
-        params |= {"slurm_partition": o.partition} if o.partition else {}
-        params |= {"gpus_per_node": o.gpus_per_job} if gpu and o.gpus_per_job else {}
-        params |= {"cpus_per_task": o.cpus_per_job} if o.cpus_per_job else {}
-        params |= {"mem_gb": o.mem_gb} if o.mem_gb else {}
-        ex.update_parameters(**params)
+        ex.update_parameters(**o.submitit_parameters(gpus=gpu), slurm_array_parallelism=o.array_parallelism,
+                             name="nnunet-swin")
         return ex
 
     def _handle(self, job, step: Step, command: str):

@@ -8,12 +8,12 @@ records every attempt in the journal, and never runs a step whose needs did not 
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from nnunet_swin.cluster import last_error_line  # noqa: F401 (the study's modules take it from here)
 from nnunet_swin.errors import UserError
 from nnunet_swin.workflows.study_state import Attempt, StepRecord, StudyState
 
@@ -61,13 +61,6 @@ class Executor(Protocol):
     name: str
 
     def start(self, steps: list[Step], previous: dict[str, Attempt]) -> list[Handle]: ...
-
-
-def last_error_line(tail: str | None) -> str | None:
-    """The last line of a log tail that reads as an error (else its last line)."""
-    lines = [l.strip() for l in (tail or "").splitlines() if l.strip()]
-    errors = [l for l in lines if re.search(r"(Error|Exception|error:|FAILED|Killed|CANCELLED)", l)]
-    return (errors or lines or [None])[-1]
 
 
 @dataclass
