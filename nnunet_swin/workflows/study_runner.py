@@ -8,6 +8,7 @@ records every attempt in the journal, and never runs a step whose needs did not 
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,8 @@ class Journal:
     attempts: int = 0            # attempts recorded by this call
 
     def rel(self, path: Path) -> str:
-        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+        """A path as ``study.json`` records it: relative to the study folder (``..`` for one outside it)."""
+        return os.path.relpath(path, self.root)
 
     def record(self, step: Step, status: str, reason: str | None = None, attempt: Attempt | None = None) -> None:
         old = self.state.steps.get(step.name)
