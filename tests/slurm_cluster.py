@@ -1,6 +1,7 @@
 """A one-node SLURM on this machine for the cluster tests (the study's, the pretraining's): munged (the installed key, or a new one),
 slurmctld and slurmd with their own ``slurm.conf`` in a temporary folder (``SLURM_CONF``), this host's name and CPU
-count; stopped by process id afterwards. Where it cannot start, the tests that use it are SKIPPED with the reason."""
+count; a requeued job waits ``cred_expire`` (20 s here, SLURM's default 120 s) before it starts again; stopped by
+process id afterwards. Where it cannot start, the tests that use it are SKIPPED with the reason."""
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 SlurmUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=20
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/slurmctld.pid

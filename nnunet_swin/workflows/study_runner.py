@@ -37,9 +37,17 @@ class Step:
     resume_flag: str | None = None                         # added when a job is requeued (nnU-Net's --c)
     on_line: Callable[[str], None] | None = None
     env: dict[str, str] = field(default_factory=dict)      # on top of the study's environment
+    progress: Callable[[], list[Path]] | None = None       # files it rewrites as it goes (default below)
 
     def is_done(self) -> bool:
         return self.done() if self.done is not None else self.fresh()
+
+    def progress_files(self) -> list[Path]:
+        """What a step saves as it goes, so that an interrupted run resumes: as given, else, for a step resumed with
+        nnU-Net's ``--c``, the ``checkpoint_latest.pth`` beside each ``checkpoint_final.pth`` it makes."""
+        if self.progress is not None:
+            return self.progress()
+        return [p.parent / "checkpoint_latest.pth" for p in self.outputs()] if self.resume_flag == "--c" else []
 
     def fresh(self) -> bool:
         """Every output exists and is newer than every input that exists."""
