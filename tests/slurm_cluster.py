@@ -1,7 +1,8 @@
-"""A one-node SLURM on this machine for the cluster tests (the study's, the pretraining's): munged (the installed key, or a new one),
-slurmctld and slurmd with their own ``slurm.conf`` in a temporary folder (``SLURM_CONF``), this host's name and CPU
-count; a requeued job waits ``cred_expire`` (20 s here, SLURM's default 120 s) before it starts again; stopped by
-process id afterwards. Where it cannot start, the tests that use it are SKIPPED with the reason."""
+"""A one-node SLURM on this machine for the cluster tests (the study's, the pretraining's): munged (the installed
+key, or a new one), slurmctld and slurmd with their own ``slurm.conf`` in a temporary folder (``SLURM_CONF``), this
+host's name and CPU count, free ports (another test session may run its own); a requeued job waits ``cred_expire``
+(20 s here, SLURM's default 120 s) before it starts again; stopped by process id afterwards. Where it cannot start,
+the tests that use it are SKIPPED with the reason."""
 from __future__ import annotations
 
 import os

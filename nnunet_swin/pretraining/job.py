@@ -79,12 +79,16 @@ class PretrainJob:
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:       # RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT for env://
             TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        request = self.request
-        if self.requeued:           # continue where the interrupted job's last checkpoint left it
-            request = replace(request, resume=(Path(request.output) / LATEST).is_file())
-        request = replace(request, progress=False)
-        final = run_pretraining(request)
+        final = run_pretraining(self.run_request())
         return {"rank": env.global_rank, "world_size": env.num_tasks, "checkpoint": str(final)}
+
+    def run_request(self) -> RunRequest:
+        """The run this task makes: as asked; once requeued, continued from ``checkpoint_latest.pth`` when one was
+        saved (``--continue``). No progress bars in a job's log."""
+        request = replace(self.request, progress=False)
+        if self.requeued:
+            request = replace(request, resume=(Path(request.output) / LATEST).is_file())
+        return request
 
     def checkpoint(self, *args, **kwargs):
         """Called by submitit on rank 0 at the time limit or on preemption: the same run, requeued; it continues

@@ -119,3 +119,23 @@ def test_a_partition_slurm_does_not_have_is_refused_before_anything_is_written(s
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "invalid partition specified: nope" in lines[0], proc.stderr
     assert not out.exists()
+
+
+def test_a_requeued_job_continues_from_its_latest_checkpoint_and_says_so(tmp_path):
+    from nnunet_swin.pretraining.job import PretrainJob, RunRequest
+
+    out = tmp_path / "run"
+    out.mkdir()
+    job = PretrainJob(RunRequest(output=str(out), images_folder=str(tmp_path / "ct")))
+    assert job.run_request().resume is False and job.run_request().progress is False
+    again = job.checkpoint().function              # submitit's DelayedSubmission of the requeued job
+    assert isinstance(again, PretrainJob) and again.requeued == 1
+    assert again.run_request().resume is False     # nothing saved yet: it starts again
+    (out / "checkpoint_latest.pth").touch()
+    assert again.run_request().resume is True      # --continue
+    third = again.checkpoint().function
+    assert third.requeued == 2 and third.run_request().resume is True
+    log = (out / "pretrain_log.txt").read_text().splitlines()
+    assert log[0].endswith("job requeued; the next run starts again (no checkpoint_latest.pth saved yet; "
+                           "--save-every 1 saves one every epoch)")
+    assert log[1].endswith("job requeued; the next run continues from checkpoint_latest.pth (--continue)")
