@@ -11,6 +11,7 @@ logs are relative to the study folder.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -183,7 +184,7 @@ def relative_paths(value, root: Path, key: str | None = None):
         return _rel(value, root)
     if key == "command":
         return _command(value, root)
-    return value.replace(f"{root}{os.sep}", "").replace(str(root), ".")
+    return re.sub(re.escape(str(root)) + r"(/|(?![\w-]|\.\w))", lambda m: "" if m.group(1) else ".", value)
 
 
 def resolved_paths(value, root: Path, key: str | None = None):

@@ -54,3 +54,13 @@ def test_study_json_holds_no_absolute_path_and_reads_back_absolute_folders(toy, 
     assert again.environment["nnUNet_raw"] == os.path.join(str(moved), "nnUNet_raw")
     resumed = st.resolve_study(st.StudySettings(output=moved / "study", preset="smoke", progress=False))
     assert resumed.paths.results == moved / "nnUNet_results" and resumed.dataset_id == DATASET
+
+
+def test_free_text_loses_the_study_folder_but_not_a_sibling_folder(tmp_path):
+    from nnunet_swin.workflows.study_state import relative_paths
+
+    root = tmp_path / "study"
+    data = relative_paths({"reason": f"see {root}/logs/a.log, not {root}_old/b.log", "log": str(root / "logs" / "a"),
+                           "command": f"python {tmp_path}/res/a -o {root}/pred", "log_tail": f"in {root}"}, root)
+    assert data == {"reason": f"see logs/a.log, not {root}_old/b.log", "log": "logs/a",
+                    "command": "python ../res/a -o pred", "log_tail": "in ."}
