@@ -151,8 +151,8 @@ def submit(request: RunRequest, options: cluster.SlurmOptions, say: Callable[[st
         f"{cluster.squeue_state(job.job_id) or 'submitted'}; log {_shown(log)} (rank 0), "
         f"{_shown(out / 'pretrain_log.txt')}")
     if not options.wait:
-        say(f"[slurm] not waiting (--no-wait): `squeue -j {job.job_id}` shows its state; the run continues with "
-            f"--continue if it is interrupted")
+        say(f"[slurm] not waiting (--no-wait): `squeue -j {job.job_id}` shows its state; a job that reaches its time "
+            f"limit is requeued and continues by itself; {FINAL} appears in {_shown(out)} when it is done")
         return None
     if not cluster.wait_for(job, say, poll_s):
         tail = job.paths.stderr.read_text()[-3000:] if job.paths.stderr.is_file() else ""
