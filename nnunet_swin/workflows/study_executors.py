@@ -142,7 +142,8 @@ class CommandJob:
         return {"exit_status": code, "log_tail": tail, "seconds": round(time.perf_counter() - started, 2)}
 
     def resumed(self, attempt: int | None = None) -> "CommandJob":
-        resume = self.resume_flag and self.resume_flag not in self.cmd and any(os.path.exists(p) for p in self.progress)
+        saved = not self.progress or any(os.path.exists(p) for p in self.progress)     # unknown: resume anyway
+        resume = self.resume_flag and self.resume_flag not in self.cmd and saved
         return CommandJob(self.cmd + [self.resume_flag] if resume else self.cmd, self.env, self.log, self.resume_flag,
                           self.progress, self.time_min, attempt or self.attempt + 1)
 
@@ -160,7 +161,7 @@ class CommandJob:
         if not timed_out or not self.progress:
             self._note(f"preemption or time limit after {ran:.0f} s (attempt {self.attempt}): requeued; the next run "
                        f"{'resumes with ' + self.resume_flag if self.resume_flag else 'starts again'}")
-            return DelayedSubmission(self.resumed())
+            return DelayedSubmission(self.resumed(attempt=self.attempt))      # a preemption is not the limit's fault
         if saved:
             self._note(f"time limit ({self.time_min} min) reached after {ran:.0f} s (attempt {self.attempt}), "
                        f"{Path(saved[0]).name} saved during it: requeued; the next run resumes with "

@@ -72,3 +72,26 @@ def test_a_time_limit_shorter_than_an_epoch_fails_once_requeued_and_progress_res
     job = state.steps["train progress fold 0"].attempts[-1].job_id
     print(f"\ntoo short --slurm-time on SLURM: {seconds:.0f} s, jobs {stuck.attempts[-1].job_id} (stuck), {job} "
           f"(progress)")
+
+
+def test_the_requeue_rule_without_slurm(tmp_path):
+    """CommandJob.checkpoint's decisions, as submitit calls it at the time limit (the job's clock set back)."""
+    from nnunet_swin.workflows.study_executors import CommandJob, TimeLimitTooShort, too_short_line
+
+    latest, log = tmp_path / "fold_0" / "checkpoint_latest.pth", tmp_path / "train.log"
+    job = CommandJob(["nnUNetv2_train", "1", "3d_fullres", "0"], {}, str(log), "--c", [str(latest)], time_min=1)
+    job._started -= 60
+    second = job.checkpoint().function                     # no checkpoint: once more, from the start
+    assert second.attempt == 2 and "--c" not in second.cmd
+    second._started -= 60
+    with pytest.raises(TimeLimitTooShort) as e:            # again none: no third run
+        second.checkpoint()
+    assert too_short_line(f"Traceback ...\nnunet_swin.x.TimeLimitTooShort: {e.value}\n") == str(e.value)
+    assert str(e.value).startswith("--slurm-time 1 min is shorter than one training epoch")
+    latest.parent.mkdir()
+    latest.write_text("epoch 1")                           # progress during the run: resumed with --c, count reset
+    third = second.checkpoint().function
+    assert third.cmd[-1] == "--c" and third.attempt == 1
+    preempted = CommandJob(["x"], {}, str(log), "--c", [str(tmp_path / "none")], time_min=60)
+    assert preempted.checkpoint().function.attempt == 1    # early in its time: a preemption, requeued, not counted
+    assert log.read_text().count("[nnunet-swin study]") == 4
