@@ -104,7 +104,21 @@ def slurm_cluster(tmp_path_factory):
         _stop(started)
         pytest.skip(f"the SLURM node did not become idle within 60 s (sinfo: {state!r})")
     yield {"env": env, "root": root}
+    _drain(env)
     _stop(started)
+
+
+def _drain(env: dict, seconds: float = 60) -> None:
+    """Let the jobs still in the queue end (a job step whose tasks are done still reports to slurmctld), cancel
+    what is left: stopping the daemons under a running step leaves its slurmstepd behind."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        jobs = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True).stdout.split()
+        if not jobs:
+            return
+        time.sleep(1)
+    subprocess.run(["scancel", *jobs], env=env, capture_output=True)
+    time.sleep(5)
 
 
 def _stop(pids: list[int]) -> None:
