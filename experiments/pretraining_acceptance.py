@@ -13,7 +13,7 @@ run). Corpora: ``varied`` = 12 CT-like volumes from ``make_ct_corpus(vary=True)`
 ships (``shared/data/real/pyrad_lung1_0000.nii.gz``); ``plain`` = 12 volumes of the one phantom with noise
 (``vary=False``), the "near-identical volumes" of the collapse facts.
 
-``summarise`` reads each run's ``losses.json`` and ``checkpoint_final.pth`` metadata (or ``checkpoint_latest.pth``
+``summarise`` (rows of runs already in ``acceptance.json`` are kept) reads each run's ``losses.json`` and ``checkpoint_final.pth`` metadata (or ``checkpoint_latest.pth``
 of a run stopped early) and writes ``acceptance.json`` and ``acceptance.md``: last-epoch means of the losses and of
 the monitor (teacher entropy, logit std, cosine, class-attention entropy), the first collapse warning, the
 teacher's remaining share of its init and the distances each encoder moved; for SMART also the class-token
@@ -88,8 +88,11 @@ def summarise_run(folder: Path) -> dict:
 
 def summarise(work: Path, output: Path) -> None:
     from nnunet_swin.io import write_json, write_text
-    runs = {p.name: summarise_run(p) for p in sorted(work.iterdir())
-            if p.is_dir() and ((p / "checkpoint_final.pth").is_file() or (p / "checkpoint_latest.pth").is_file())}
+    from nnunet_swin.io import read_json
+    runs = read_json(output / "acceptance.json", "acceptance results") if (output / "acceptance.json").is_file() else {}
+    runs.update({p.name: summarise_run(p) for p in sorted(work.iterdir())        # earlier runs' rows are kept
+                 if p.is_dir() and ((p / "checkpoint_final.pth").is_file() or (p / "checkpoint_latest.pth").is_file())})
+    runs = dict(sorted(runs.items()))
     write_json(output / "acceptance.json", runs)
     lines = ["| run | steps | ITD (last epoch) | ln K - ITD | teacher entropy ITD / MPD | logit std ITD / MPD | "
              "cosine ITD | CTD | class-attention entropy | collapse warning | teacher init share | exported | "
