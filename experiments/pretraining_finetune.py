@@ -144,6 +144,7 @@ def main(argv=None) -> int:
             print(f"{run}: mean Dice {rows.dice.mean():.4f}, surface Dice {rows.surface_dice.mean():.4f} "
                   f"({seconds[run]:.0f} s)", flush=True)
 
+    per_case = per_case[per_case.seed.isin(a.seeds)]       # the seeds asked for (e.g. the completed ones)
     stats = []
     for metric in METRICS:
         long = per_case.rename(columns={"case": "unit", metric: "value"})[["arm", "seed", "unit", "value"]]
