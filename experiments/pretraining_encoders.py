@@ -94,7 +94,8 @@ def downstream_statistics(table, arm: str, random_arm: str = "random") -> dict:
             "per_seed": {str(k): round(float(v), 4) for k, v in per_seed[arm].items()},
             "reference_per_seed": {str(k): round(float(v), 4) for k, v in per_seed[random_arm].items()},
             "seed_sd": seed_sd, "seed_sd_arm": sds[0], "seed_sd_reference": sds[1], "difference": diff,
-            "verdict": VERDICT_YES if diff > 2 * seed_sd else "not shown" + (
+            "verdict": "not evaluable: one seed of the random arm" if len(per_seed[random_arm]) < 2 else
+            VERDICT_YES if diff > 2 * seed_sd else "not shown" + (
                 " (pretrained below random by more than twice the seed standard deviation)"
                 if diff < -2 * seed_sd else ""),
             "n": test["n"], "n_eff": test["n_eff"], "p": test["p"], "test": f"signed-rank ({test['method']})",
