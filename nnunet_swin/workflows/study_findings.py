@@ -30,14 +30,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnunet_swin.evaluation.comparison import compare_tables
-from nnunet_swin.evaluation.families import families_for
+from nnunet_swin.evaluation.comparison import DEFAULT_METRICS, DEFAULT_PENALTIES, compare_tables
+from nnunet_swin.evaluation.families import PAPER_FAMILIES, families_for
 from nnunet_swin.evaluation.paired_statistics import (bonferroni, fisher_floor, min_attainable_adjusted,
                                                       spearman_permutation, wilcoxon_paired)
 from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, PaperEffect, Verdict, judge
 
+ABS_LOG_VR = "abs_log_volume_ratio"   # |log VR| of the penalised VR: 0 is a perfect volume; tests closeness to 1
 CUBIC_UNMASKED = ("Base", "TA")     # the paper's cubic-input arms (Masked excludes its padding by construction)
-METRIC_NAMES = {"surface_dice": "sDSC @2 mm", "dice": "Dice", "detected": "detection (pp)"}
+METRIC_NAMES = {"surface_dice": "sDSC @2 mm", "dice": "Dice", "detected": "detection (pp)",
+                "volume_ratio": "VR (shift)", ABS_LOG_VR: "|log VR| (closeness to 1)"}
 PAPER_STAGE3_TOKENS = 8             # SMIT at 128^3, patch 2: stage 3 is an 8^3 token map (2^3 windows of 4^3)
 PATCH = 2
 RAW_COLUMNS = ("case_id", "subtype", "label", "dice", "surface_dice", "volume_ratio", "detected", "ref_empty",
@@ -62,6 +64,7 @@ class Finding:
     test: str
     verdict: str
     reason: str
+    note: str = ""                 # what the row's numbers are made of, where the metric alone does not say
 
 
 def _nan(x) -> float:
@@ -82,6 +85,14 @@ def _row(finding, metric, family, paper_text, test: dict, test_name, verdict: Ve
 
 def _empty(finding, metric, family, paper_text, verdict: Verdict) -> Finding:
     return _row(finding, metric, family, paper_text, {}, "", verdict)
+
+
+def with_abs_log_vr(cases: pd.DataFrame, penalty: float = DEFAULT_PENALTIES["volume_ratio"]) -> pd.DataFrame:
+    """``cases`` with |log VR| of the penalised volume ratio (a missed case counts as VR = the penalty)."""
+    if "volume_ratio" not in cases:
+        return cases
+    vr = cases["volume_ratio"].where(cases["detected"] != 0, penalty).astype(float)
+    return cases.assign(**{ABS_LOG_VR: np.abs(np.log(vr.where(vr > 0)))})
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -121,12 +132,16 @@ class _Sources:
         names = subtypes.get("names") or []
         self.bright, self.dark = (names[0], names[-1]) if len(names) == 2 else (None, None)
         self.pairs = self.table = None
+        self.per_case = None       # the finished arms' raw per-case rows (model, case_id, subtype, metrics)
         if per_case is not None and "model" in per_case:
             keep = [c for c in RAW_COLUMNS if c in per_case]
-            models = {m: rows[keep].reset_index(drop=True) for m, rows in per_case.groupby("model", sort=False)
-                      if m in self.done}
+            models = {m: with_abs_log_vr(rows[keep].reset_index(drop=True))
+                      for m, rows in per_case.groupby("model", sort=False) if m in self.done}
+            if models:
+                self.per_case = pd.concat([t.assign(model=m) for m, t in models.items()], ignore_index=True)
             if len(models) >= 2 and families_for(models):
-                result = compare_tables(models, families=families_for(models))
+                result = compare_tables(models, families=families_for(models),
+                                        metrics=tuple(DEFAULT_METRICS) + (ABS_LOG_VR,))
                 self.pairs, self.table = result.pairwise, result.table
 
     def missing(self, *arms: str) -> Verdict | None:
@@ -300,20 +315,37 @@ def _subtype_rows(src: _Sources) -> list[Finding]:
     return rows
 
 
+VR_CLAIMS = {"volume_ratio": ("Table 2 gives VR medians, no test", None),
+             ABS_LOG_VR: ("Table 2 gives VR medians, no test of closeness to 1", None)}
+
+
+def family_of(*arms: str) -> str | None:
+    """The pre-specified family (``evaluation.families.PAPER_FAMILIES``) that holds all of ``arms``: the smallest
+    one, so that a contrast is adjusted within its own question."""
+    holding = [f for f in PAPER_FAMILIES.values() if set(arms) <= set(f.arms)]
+    return min(holding, key=lambda f: len(f.arms)).name if holding else None
+
+
 def paper_findings(root: Path, state: dict) -> list[Finding]:
-    """Every finding row for the study in ``root`` (see the module docstring)."""
+    """Every finding row for the study in ``root`` (see the module docstring), the paper's first."""
+    from nnunet_swin.workflows import study_more_findings as more
+
     src = _Sources(Path(root), state)
     rows = _adi_rows(src) + _pf_rows(src)
     rows += _pair_rows(src, "ACT beats Base", "table2", {
         "surface_dice": ("SMIT 0.624 vs 0.559 (p < 0.001)", PaperEffect(+1, 0.624 - 0.559)),
-        "detected": ("SMIT +4.5 pp", PaperEffect(+1, 4.5))}, "ACT", "Base")
-    rows += _pair_rows(src, "TA beats Base", "table2", {
+        "detected": ("SMIT +4.5 pp", PaperEffect(+1, 4.5)), **VR_CLAIMS}, "ACT", "Base")
+    rows += _pair_rows(src, "TA beats Base (overall)", "table2", {
         "surface_dice": ("SMIT 0.587 vs 0.559 (p = 0.003)", PaperEffect(+1, 0.587 - 0.559)),
-        "detected": ("SMIT +2.5 pp (n.s.)", PaperEffect(+1, 2.5))}, "TA", "Base")
-    rows += _pair_rows(src, "ACT beats TA (the crop)", "table2", {
+        "detected": ("SMIT +2.5 pp (n.s.)", PaperEffect(+1, 2.5)), **VR_CLAIMS}, "TA", "Base")
+    rows += _pair_rows(src, "ACT beats TA (the crop at equal augmentation)", "table2", {
         "surface_dice": ("SMIT +0.025 paired (p < 0.001)", PaperEffect(+1, 0.025)),
-        "detected": ("SMIT +2.0 pp", PaperEffect(+1, 2.0))}, "ACT", "TA")
+        "detected": ("SMIT +2.0 pp", PaperEffect(+1, 2.0)), **VR_CLAIMS}, "ACT", "TA")
+    rows += more.no_ta_rows(src)
+    rows += more.cost_rows(src)
     rows += _subtype_rows(src)
+    rows += more.gap_rows(src)
+    rows += more.miss_rows(src)
     rows += _pair_rows(src, "pretrained beats Scratch", "table3", {
         "surface_dice": ("SMIT 0.624 vs 0.618 (p < 0.001); Swin UNETR n.s.", PaperEffect(+1, 0.624 - 0.618)),
         "detected": ("SMIT +2.4 pp (n.s.)", PaperEffect(+1, 2.4))}, "ACT", "Scratch")
@@ -322,6 +354,7 @@ def paper_findings(root: Path, state: dict) -> list[Finding]:
         if other in src.done or family == "masked":
             rows += _pair_rows(src, f"{other} against ACT", family, {
                 m: (text, None) for m in ("surface_dice", "dice", "detected")}, other, "ACT")
+    rows += more.noise_rows(src)
     return rows
 
 
@@ -340,7 +373,7 @@ def findings_json(rows: list[Finding]) -> list[dict]:
         entry["min_attainable_p"] = d["min_attainable_p_adjusted"]
         entry = {k: entry[k] for k in COLUMNS}
         entry.update(paper=d["paper"], ci_level=d["ci_level"], min_attainable_p_unadjusted=d["min_attainable_p"],
-                     test=d["test"], reason=d["reason"])
+                     test=d["test"], reason=d["reason"], note=d["note"])
         out.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in entry.items()})
     return out
 
