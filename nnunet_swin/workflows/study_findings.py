@@ -389,7 +389,8 @@ def findings_table(rows: list[Finding]) -> pd.DataFrame:
     out = []
     for r in rows:
         pp = "pp" in r.metric
-        fmt = (lambda x: f"{x:+.1f}") if pp else (lambda x: f"{x:+.3f}")
+        fmt = (lambda x: f"{x:.0f}%") if "(%)" in r.metric else (lambda x: f"{x:+.1f}") if pp else \
+            (lambda x: f"{x:+.3f}")
         ours = "" if not np.isfinite(r.estimate) else fmt(r.estimate) + (
             f" [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" + (f" {100 * r.ci_level:.1f}%" if np.isfinite(r.ci_level) else "")
             if np.isfinite(r.ci_low) else "")

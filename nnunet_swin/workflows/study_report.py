@@ -1,11 +1,16 @@
 """The study's report: ``report.md`` and a self-contained ``report.html`` from the files our commands wrote.
 
-Sources (each section says when its source is absent): ``study.json`` (arms, steps, test split),
-``comparison/comparison_table.csv`` + ``comparison.md`` (Table 2), ``subtypes/subtypes_summary.json`` and
-``comparison_by_subtype/`` (subtype table, comparison by subtype), ``adi/adi_summary.json`` + its PNGs (ADI per
-stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``; the paper's findings checked
-against all of these (``study_findings``, also written to ``findings.json``). The HTML page inlines every figure as a
-base64 PNG data URI and links nothing outside itself.
+It leads with the answer: one row per paper finding with the paper's number, ours with its interval, n_eff, the
+smallest attainable p and a coloured verdict (``study_findings``, also written to ``findings.json``); then the design
+(``study_design``: cases per subtype, pf histogram, steps per arm, seeds, stage mapping, generator hash), paired
+per-case plots, training curves, ADI at the stage comparable with the paper's stage 3 against pf, CKA per block with
+its random-initialisation floor; then the arms, Table 2 (its pairwise tests collapsed), cost, subtypes, steps, and
+an appendix (CKA heatmaps, the ADI step's own figures). Figures the report draws go to ``figures/`` (matplotlib,
+``study_figures``). Every section says why when its source is absent. The HTML page inlines every figure as a base64
+PNG data URI and links nothing outside itself; every path in both files is relative to the study folder.
+
+``write_report(root)`` rebuilds both from the study folder's files alone (``study.json`` and the step outputs), so a
+recorded study can be re-reported without its nnU-Net folders.
 """
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from nnunet_swin.io import write_json, write_text
-from nnunet_swin.workflows.study_findings import findings_json, findings_table, paper_findings, read_json
+from nnunet_swin.workflows import study_figures as fig
+from nnunet_swin.workflows.study_design import design_section, training_section
+from nnunet_swin.workflows.study_findings import (ABS_LOG_VR, comparable_stage, findings_json, findings_table,
+                                                  paper_findings, read_json, with_abs_log_vr)
+from nnunet_swin.workflows.study_more_findings import NOISE_FINDING, case_features
 
 MARK = {"done": "done", "failed": "**FAILED**", "missing": "**MISSING**"}
 
@@ -42,17 +51,26 @@ class _Page:
     def table(self, frame: pd.DataFrame, marks: dict[int, str] | None = None) -> None:
         """A table; ``marks`` row index -> css class (``failed`` / ``missing``) for the HTML page."""
         cols = [str(c) for c in frame.columns]
-        self.md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        self.md += ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |", "|" + "---|" * len(cols)]
         rows = []
         for i, row in enumerate(frame.itertuples(index=False)):
             cells = [_cell(v) for v in row]
-            self.md.append("| " + " | ".join(cells) + " |")
+            self.md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
             css = f' class="{marks[i]}"' if marks and i in marks else ""
             rows.append(f"<tr{css}>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
         self.md.append("")
         head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
         self.html.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
                          f"</table></div>")
+
+    def details(self, summary: str) -> None:
+        """Open a collapsed block (closed by :meth:`end_details`); GitHub renders Markdown inside it."""
+        self.md += [f"<details><summary>{html.escape(summary)}</summary>", ""]
+        self.html.append(f"<details><summary>{html.escape(summary)}</summary>")
+
+    def end_details(self) -> None:
+        self.md += ["</details>", ""]
+        self.html.append("</details>")
 
     def figure(self, path: Path, caption: str) -> bool:
         if not path.is_file():
@@ -154,23 +172,22 @@ def comparison_section(page: _Page, root: Path, state: dict) -> None:
         page.text(f"No comparison ({_step_note(state, 'compare')}).")
         return
     page.text(f"Evaluated on the {state.get('test_split', 'test split')}. Median [IQR] with the Table 2 protocol "
-              "(bounded penalties for missed cases, cases missed by every arm excluded, Wilcoxon / McNemar, "
-              "Bonferroni).")
+              "(bounded penalties for missed cases, cases missed by every arm of a family excluded, Wilcoxon / "
+              "McNemar, Bonferroni within each pre-specified family).")
     page.table(compact_table(pd.read_csv(table)))
     page.text("All columns: `comparison/comparison_table.csv`; the comparison's own Markdown: "
               "`comparison/comparison.md`.")
     pairwise = root / "comparison" / "comparison_pairwise.csv"
     if pairwise.is_file():
-        page.text("Paired tests within each pre-specified family (p Bonferroni-adjusted over the family's pairs "
-                  "within a metric; n_eff = pairs entering the test; estimate = Hodges-Lehmann, detection in pp):")
         pairs = pd.read_csv(pairwise)
         if "estimate" in pairs and "difference_pp" in pairs:
             pairs["estimate"] = pairs["estimate"].where(pairs["metric"] != "detected", pairs["difference_pp"])
+        page.details(f"All {len(pairs)} paired tests (p Bonferroni-adjusted within each family and metric; "
+                     "n_eff = pairs entering the test; estimate = Hodges-Lehmann, detection in pp)")
         page.table(pairs[[c for c in ("family", "label", "group", "metric", "model_a", "model_b", "test", "n_eff",
                                       "estimate", "ci_low", "ci_high", "p", "p_bonferroni",
                                       "min_attainable_p_bonferroni") if c in pairs]])
-    for png in sorted((root / "comparison").glob("comparison_*.png")):
-        page.figure(png, png.stem.replace("comparison_", "").replace("_", " "))
+        page.end_details()
 
 
 def _seconds(value) -> str:
@@ -240,7 +257,7 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
     """Table 2's layout from ``comparison_table.csv``: median [IQR] per metric, detection rate with its 95% CI."""
     rows = []
     for r in table.to_dict(orient="records"):
-        row = {k: r[k] for k in ("label", "group", "model", "n_cases") if k in r}
+        row = {k: r[k] for k in ("family", "label", "group", "model", "n_cases") if k in r}
         if "detection_rate" in r:
             row["detection [95% CI]"] = (f"{_fmt(r['detection_rate'])} [{_fmt(r.get('detection_ci_low'))}, "
                                          f"{_fmt(r.get('detection_ci_high'))}]")
@@ -253,38 +270,43 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def adi_section(page: _Page, root: Path, state: dict) -> None:
+def adi_section(page: _Page, root: Path, state: dict, figures: Path) -> None:
     page.heading("Attention dilution (ADI) against padding fraction")
     summary = read_json(root / "adi" / "adi_summary.json")
     if summary is None:
         page.text(f"No ADI ({_step_note(state, 'adi')}).")
         return
+    stage, per_scan = comparable_stage(state), root / "adi" / "adi_per_scan.csv"
+    scans = pd.read_csv(per_scan) if per_scan.is_file() else None
+    if stage is not None and scans is not None and f"adi_s{stage}" in scans:
+        page.figure(fig.adi_against_pf(scans, stage, 3, figures / "adi_comparable_stage.png"),
+                    f"ADI at demo stage {stage} (the paper's stage 3) against pf, the paper's means overlaid")
+    else:
+        page.text("ADI at the paper's stage 3: " + ("no stage of this geometry has its token map (Design, stage "
+                                                     "mapping)" if stage is None else "no per-scan ADI table"))
     rows = []
     for model, s in summary.get("models", {}).items():
-        row = {"model": model, "configuration": s.get("configuration", ""), "scans": s.get("n_scans")}
-        for stage, values in sorted(s.get("stages", {}).items()):
-            row[f"ADI {stage}"] = (values.get("adi") or {}).get("mean")
-        row["mean pf"] = s.get("pf_mean")
-        spearman = s.get("spearman_last_stage_adi_vs_pf") or {}
-        row["Spearman rho (last-stage ADI, pf)"] = spearman.get("rho", float("nan"))
-        row["p"] = spearman.get("p", float("nan"))
+        row = {"model": model, "configuration": s.get("configuration", ""), "scans": s.get("n_scans"),
+               "mean pf": s.get("pf_mean")}
+        for name, values in sorted(s.get("stages", {}).items()):
+            mean = {k: (values.get(k) or {}).get("mean") for k in ("adi", "adi_input", "adi_window")}
+            row[name] = _fmt(mean["adi"]) + (f" ({_fmt(mean['adi_input'])} + {_fmt(mean['adi_window'])})"
+                                             if mean["adi_input"] is not None and mean["adi_window"] is not None
+                                             else "")
         rows.append(row)
+    page.text("Mean ADI per stage as total (input padding + window padding): input padding is the crop's zero "
+              "padding, window padding Swin's padding of a token map to whole windows.")
     page.table(pd.DataFrame(rows))
-    evaluation = summary.get("evaluation")
-    if evaluation:
-        page.text(f"{evaluation['model']}: Spearman of {evaluation['metric']} against pf "
-                  f"{_fmt(evaluation.get('spearman_metric_vs_pf'))}, against the last stage's ADI "
-                  f"{_fmt(evaluation.get('spearman_metric_vs_adi'))} (n = {evaluation['n']}; n/a: undefined, e.g. "
-                  f"every scan at the same pf).")
-    page.figure(root / "adi" / "adi_vs_pf.png", "ADI of the last stage against padding fraction")
     page.figure(root / "adi" / "adi_per_stage.png", "ADI per stage")
-    for png in sorted((root / "adi").glob("*_binned.png")):
-        page.figure(png, png.stem.replace("_", " "))
 
 
 VERDICT_CSS = {"reproduced": "v-reproduced", "contradicted": "v-contradicted", "inconclusive": "v-inconclusive",
                "not testable at this size": "v-untestable", "not comparable": "v-notcomparable",
                "no paper result": "v-nopaper"}
+
+
+def _not_run(reason: str) -> bool:
+    return reason.startswith("arm ") and reason.endswith(" not run")
 
 
 def findings_section(page: _Page, root: Path, state: dict) -> None:
@@ -293,42 +315,142 @@ def findings_section(page: _Page, root: Path, state: dict) -> None:
     page.heading("The paper's findings, checked")
     rows = paper_findings(root, state)
     write_json(root / "findings.json", findings_json(rows))
-    counts = pd.Series([r.verdict for r in rows]).value_counts()
-    page.text("Verdicts: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ". **reproduced** = the paper's "
-              "direction and p < 0.05 after Bonferroni within the finding's pre-specified family; **contradicted** = "
-              "significant the other way, or the interval excludes the paper's effect; **not testable at this "
-              "size** = even the most extreme outcome could not reach adjusted p < 0.05 (column `smallest p (adj.)`) "
-              "and the interval holds the paper's effect; **inconclusive** = the interval holds both no effect and "
-              "the paper's. Estimates: Hodges-Lehmann with the exact signed-rank interval (achieved level shown), "
-              "detection in percentage points with Newcombe's interval, Spearman rho with a permutation p. "
-              "n_eff = non-zero pairs (Wilcoxon), discordant pairs (McNemar). All rows: `findings.json`.")
     table = findings_table(rows)
-    page.table(table, marks={i: VERDICT_CSS.get(v, "") for i, v in enumerate(table["verdict"])})
+    table["note"] = [r.note for r in rows]
+    not_run = table["why"].map(_not_run)
+    paper = table[(table.verdict != "no paper result") & ~not_run]
+    others = table[table.verdict == "no paper result"]
+    counts = paper.verdict.value_counts()
+    page.text("Verdicts: " + (", ".join(f"**{k}** {v}" for k, v in counts.items()) or "none") + ". reproduced = "
+              "the paper's direction and p < 0.05 after Bonferroni within the finding's pre-specified family; "
+              "contradicted = significant the other way, or the interval excludes the paper's effect; not testable "
+              "at this size = even the most extreme outcome could not reach adjusted p < 0.05 (column `smallest p "
+              "(adj.)`) and the interval holds the paper's effect; inconclusive = the interval holds both no effect "
+              "and the paper's. Estimates: Hodges-Lehmann with the exact signed-rank interval (achieved level "
+              "shown), detection in percentage points with Newcombe's interval, Spearman rho with a permutation p. "
+              "n_eff = non-zero pairs (Wilcoxon), discordant pairs (McNemar). All rows: `findings.json`.")
+    noise = next((r for r in rows if r.finding == NOISE_FINDING), None)
+    if noise is not None:
+        page.text(f"**Negative control (training noise).** {noise.note or noise.reason}")
+    shown = ["verdict", "finding", "metric", "paper", "ours [CI]", "n_eff", "smallest p (adj.)", "p adj.", "why"]
+    if paper.empty:
+        page.text("No finding of the paper could be checked: none of its arms finished.")
+    else:
+        view = paper[shown].copy()
+        view["why"] = [w + (f" ({n})" if n else "") for w, n in zip(paper["why"], paper["note"])]
+        page.table(view.reset_index(drop=True), marks={i: VERDICT_CSS.get(v, "") for i, v in enumerate(view.verdict)})
+    if not_run.any():
+        gone = table[not_run]
+        page.text("Not checked, their arms were not run: " + "; ".join(
+            f"{f} ({w.removeprefix('arm ').removesuffix(' not run')})"
+            for f, w in dict.fromkeys(zip(gone.finding, gone.why))) + ".")
+    if not others.empty:
+        page.details(f"{len(others)} rows without a paper result (future work, baselines, VR)")
+        view = others[["finding", "metric", "family", "ours [CI]", "n_eff", "smallest p (adj.)", "p adj.", "note"]]
+        page.table(view.reset_index(drop=True))
+        page.end_details()
 
 
-def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
+def per_case_table(root: Path) -> pd.DataFrame | None:
+    """The per-case rows of every arm compared (the comparison by subtype, else the overall or per-family ones)."""
+    for path in [root / "comparison_by_subtype" / "comparison_per_case.csv",
+                 root / "comparison" / "comparison_per_case.csv",
+                 *sorted((root / "comparison").glob("*/comparison_per_case.csv"))]:
+        if path.is_file():
+            table = pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str})
+            if "model" in table and "case_id" in table:
+                return table
+    return None
+
+
+def per_case_section(page: _Page, root: Path, state: dict, order: list[str], figures: Path) -> None:
+    page.heading("Per case: paired across the arms")
+    table = per_case_table(root)
+    done = [a for a in order if state.get("arms", {}).get(a, {}).get("status") == "done"]
+    if table is None:
+        page.text(f"No per-case table ({_step_note(state, 'compare')}); it needs two finished arms.")
+        return
+    arms = [a for a in order if a in set(table.model)] + [m for m in dict.fromkeys(table.model) if m not in order]
+    arms = [a for a in arms if a in done or a not in state.get("arms", {})]
+    table = with_abs_log_vr(table[table.model.isin(arms)])
+    if "subtype" not in table:
+        table["subtype"] = "all"
+    page.text("One line per test case across the arms, coloured by subtype; a black cross marks a case the arm "
+              "missed (Dice < 0.1). Raw values (the tests use bounded penalties for misses).")
+    for metric, title, log in (("surface_dice", "sDSC @2 mm", False), ("dice", "Dice", False),
+                               (ABS_LOG_VR, "|log VR| (0 = volume exact)", False)):
+        if metric in table:
+            page.figure(fig.paired_cases(table, arms, metric, title, figures / f"paired_{metric}.png", log),
+                        f"{title} per case across the arms")
+    missed = table[table.detected == 0][["model", "case_id", "subtype"]].rename(columns={"model": "arm"})
+    features = case_features(root)
+    if missed.empty:
+        page.text("No arm missed a test case.")
+        return
+    if features is not None:
+        missed = missed.merge(features.rename(columns={"tumour_volume": "tumour volume (mm3)"}), on="case_id",
+                              how="left")
+    page.text("Missed cases (Dice < 0.1), with the tumour's volume and contrast to the wall (subtypes step):")
+    page.table(missed.reset_index(drop=True))
+
+
+def _diagonal(folder: Path) -> pd.Series | None:
+    summary = read_json(folder / "cka_summary.json") or {}
+    diagonal = summary.get("diagonal")
+    return pd.Series(diagonal, dtype=float) if diagonal else None
+
+
+def cka_section(page: _Page, root: Path, state: dict, order: list[str], figures: Path) -> None:
     page.heading("CKA against the pretrained encoder")
     folders = [root / "cka" / n for n in order if (root / "cka" / n / "cka_summary.json").is_file()]
     if not folders:
         page.text(f"No CKA ({_step_note(state, 'cka')}).")
         return
+    floor = _diagonal(root / "cka" / "random-init")
+    diagonals = {f.name: d for f in folders if (d := _diagonal(f)) is not None}
+    if diagonals:
+        page.figure(fig.cka_lines(diagonals, floor, figures / "cka_per_block.png"), "CKA per block")
+    page.text("Floor: an untrained network of the same layout against the pretrained encoder "
+              "(`cka/random-init/cka_summary.json`); a fine-tuned arm near the floor has kept nothing of the "
+              "encoder." if floor is not None else
+              "No random-initialisation floor (`cka/random-init/cka_summary.json` absent): CKA near 1 cannot be told "
+              "from what an untrained network of the same layout scores.")
     rows = []
     for folder in folders:
         s = read_json(folder / "cka_summary.json") or {}
         rows.append({"arm": folder.name, "images used": s.get("images_used"),
                      "mean diagonal CKA": s.get("mean_diagonal")})
+    if floor is not None:
+        rows.append({"arm": "floor (untrained)", "images used": (read_json(root / "cka" / "random-init" /
+                                                                           "cka_summary.json") or {}).get("images_used"),
+                     "mean diagonal CKA": float(floor.mean())})
     page.table(pd.DataFrame(rows))
-    for folder in folders:
-        page.figure(folder / "cka_heatmap.png", f"CKA: pretrained encoder vs {folder.name}")
 
 
-CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+def appendix(page: _Page, root: Path, order: list[str]) -> None:
+    """CKA heatmaps and the ADI step's own figures, when there are any."""
+    heatmaps = [root / "cka" / n / "cka_heatmap.png" for n in order + ["random-init"]]
+    heatmaps = [h for h in heatmaps if h.is_file()]
+    extra = [root / "adi" / "adi_vs_pf.png", *sorted((root / "adi").glob("*_binned.png"))]
+    extra = [e for e in extra if e.is_file()]
+    if not heatmaps and not extra:
+        return
+    page.heading("Appendix")
+    for h in heatmaps:
+        page.figure(h, f"CKA: pretrained encoder against {h.parent.name}")
+    for e in extra:
+        page.figure(e, "ADI step: " + e.stem.replace("_", " ") + (" (the last stage)" if e.stem == "adi_vs_pf"
+                                                                   else ""))
+
+
+CSS = ("body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #bbb;padding:3px 7px}"
        "th{background:#eee}tr.failed td{background:#fdd}tr.missing td{background:#ffe9b3}"
        "tr.v-reproduced td:first-child{background:#c8e6c9}tr.v-contradicted td:first-child{background:#ffcdd2}"
        "tr.v-inconclusive td:first-child{background:#fff3c4}tr.v-untestable td:first-child{background:#e0e0e0}"
        "tr.v-notcomparable td:first-child,tr.v-nopaper td:first-child{background:#e3ecf7}"
-       ".wide{overflow-x:auto}img{max-width:100%}figure{margin:1em 0}pre{background:#f5f5f5;padding:.5em;overflow-x:auto}")
+       ".wide{overflow-x:auto}img{max-width:100%}figure{margin:1em 0}pre{background:#f5f5f5;padding:.5em;overflow-x:auto}"
+       "details{margin:1em 0}summary{cursor:pointer;font-weight:bold}figcaption{font-size:85%;color:#555}")
 
 
 def relative_to_study(text: str, root: Path) -> str:
@@ -338,10 +460,24 @@ def relative_to_study(text: str, root: Path) -> str:
     return text
 
 
-def write_study_report(study) -> Path:
-    """Write ``OUTPUT/report.md`` and ``OUTPUT/report.html``; return the Markdown path."""
-    root, state = study.paths.output, study.state.to_dict()     # study.json as written, nothing re-derived
-    order = [a.name for a in study.arms]
+def write_study_report(study, extra_sections=()) -> Path:
+    """Write ``OUTPUT/report.md`` and ``OUTPUT/report.html`` of a resolved study; return the Markdown path."""
+    state = study.state.to_dict()     # study.json as written, nothing re-derived
+    return write_report(study.paths.output, state, [a.name for a in study.arms], extra_sections)
+
+
+def write_report(root, state: dict | None = None, order: list[str] | None = None, extra_sections=()) -> Path:
+    """Write ``report.md`` and ``report.html`` into the study folder ``root`` from its files alone (``study.json``
+    unless ``state`` is given; arms in ``order``, default the study's). ``extra_sections``: callables
+    ``(page, root, state)`` whose sections follow the design (a preset's own)."""
+    root = Path(root)
+    if state is None:
+        state = read_json(root / "study.json")
+        if state is None:
+            from nnunet_swin.errors import UserError
+            raise UserError(f"{root} holds no readable study.json; give the folder of a study")
+    order = list(order or state.get("arm_order") or state.get("arms", {}))
+    figures = root / "figures"
     page = _Page(root)
     page.heading("nnunet-swin study", 1)
     page.bullets([f"dataset `{state['dataset']}`, plans `{state['plans']}`, preset `{state.get('preset')}`",
@@ -349,17 +485,23 @@ def write_study_report(study) -> Path:
                   f"evaluated on: **{state.get('test_split', 'not evaluated')}**"]
                  + ([state["pretrained_note"]] if state.get("pretrained_note") else []))
     findings_section(page, root, state)
+    design_section(page, root, state, order, figures)
+    for section in extra_sections:
+        section(page, root, state)
+    per_case_section(page, root, state, order, figures)
+    training_section(page, root, state, order, figures)
+    adi_section(page, root, state, figures)
+    cka_section(page, root, state, order, figures)
     arms_section(page, state, order)
     comparison_section(page, root, state)
     cost_section(page, state, order)
     subtype_section(page, root, state)
-    adi_section(page, root, state)
-    cka_section(page, root, state, order)
     page.heading("Steps")
     if state.get("steps"):
         page.table(pd.DataFrame([{"step": k, "status": _step_note(state, k)} for k in state["steps"]]))
     else:
         page.text("No step has run yet.")
+    appendix(page, root, order)
     md = write_text(root / "report.md", relative_to_study("\n".join(page.md), root))
     body = relative_to_study("\n".join(page.html), root)
     write_text(root / "report.html", f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -55,3 +55,28 @@ def _draw(table: pd.DataFrame, path: Path, title: str, plt) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(path, fig, dpi=110)
+
+
+def progress_curve(log_text: str) -> pd.DataFrame | None:
+    """The per-epoch records of our trainers' progress lines (``trainers.progress``) in a training log's text, the
+    last record of each epoch kept (a resumed run repeats epochs): epoch, train/val loss, pseudo-Dice and its EMA,
+    and ``num_epochs`` (the planned schedule). None when the text holds no epoch line."""
+    from nnunet_swin.trainers.progress import parse_progress_line
+
+    epochs, planned = {}, None
+    for line in log_text.splitlines():
+        record = parse_progress_line(line)
+        if record is None:
+            continue
+        planned = record.get("num_epochs", planned)
+        if record["event"] == "epoch" and record.get("epoch") is not None:
+            epochs[int(record["epoch"])] = record
+    if not epochs:
+        return None
+    table = pd.DataFrame([{"epoch": e, **{k: r.get(k) for k in ("train_loss", "val_loss", "pseudo_dice",
+                                                                     "ema_pseudo_dice")}}
+                          for e, r in sorted(epochs.items())])
+    table[["train_loss", "val_loss", "pseudo_dice", "ema_pseudo_dice"]] = table[
+        ["train_loss", "val_loss", "pseudo_dice", "ema_pseudo_dice"]].astype(float)
+    table.attrs["num_epochs"] = planned
+    return table
