@@ -106,19 +106,23 @@ def pf_histogram(pf: pd.Series, path: str | os.PathLike, crop: str) -> Path:
 
 
 def adi_against_pf(adi: pd.DataFrame, stage: int, paper_stage: int, path: str | os.PathLike) -> Path:
-    """ADI at demo ``stage`` against pf, one colour per model; the paper's stage-3 means as horizontal lines."""
+    """ADI at demo ``stage`` against the cubic crop's pf of each scan (also for ACT, whose own pf is mostly 0), one
+    colour and marker per model; the paper's stage-3 means as horizontal lines."""
     plt = _pyplot()
     col = f"adi_s{stage}"
+    cubic = adi[adi.pf > 0].groupby("case_id").pf.max()     # pf of the cubic crop (0 under ACT for most scans)
     with plt.style.context("default"):
-        fig, ax = plt.subplots(figsize=(6.5, 4))
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
         for i, (model, t) in enumerate(adi.groupby("model", sort=False)):
-            ax.scatter(t.pf, t[col], color=f"C{i % 10}", label=f"{model} (mean {t[col].mean():.3f})", alpha=0.8)
+            x = t.case_id.map(cubic).fillna(t.pf)
+            ax.scatter(x, t[col], color=f"C{i % 10}", marker="osD^vP*X"[i % 8], alpha=0.75,
+                       label=f"{model} (mean {t[col].mean():.3f})")
         for (kind, (smit, swin)), colour in zip(PAPER_ADI.items(), ("C3", "C2")):
             ax.axhline(smit, color=colour, ls="--", lw=1, label=f"paper {kind}, SMIT mean {smit}")
             ax.axhline(swin, color=colour, ls=":", lw=1, label=f"paper {kind}, Swin UNETR mean {swin}")
         ax.set(xlabel="padding fraction pf of the cubic crop (eq. 4)", ylabel=f"ADI, demo stage {stage}",
                title=f"ADI at demo stage {stage} (the paper's stage {paper_stage}) against pf")
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         return save_figure(path, fig, dpi=100)
 
