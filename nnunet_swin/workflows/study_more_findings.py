@@ -75,6 +75,8 @@ def cost_rows(src: _Sources) -> list[Finding]:
         return []
     act = (arms.get("ACT") or {}).get("cost")
     cubic_name = next((a for a in ("TA", "Base") if (arms.get(a) or {}).get("cost")), None)
+    if not any(_in_study(src, a) for a in ("TA", "Base")):
+        return [_empty(finding, "reduction (%)", "cost", paper, Verdict(NOT_COMPARABLE, "arm TA or Base not run"))]
     if not act or cubic_name is None:
         return [_empty(finding, "reduction (%)", "cost", paper, Verdict(
             NOT_COMPARABLE, "no cost recorded for ACT and a cubic arm (TA or Base) in study.json"))]

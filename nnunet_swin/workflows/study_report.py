@@ -340,10 +340,13 @@ def findings_section(page: _Page, root: Path, state: dict) -> None:
         view["why"] = [w + (f" ({n})" if n else "") for w, n in zip(paper["why"], paper["note"])]
         page.table(view.reset_index(drop=True), marks={i: VERDICT_CSS.get(v, "") for i, v in enumerate(view.verdict)})
     if not_run.any():
-        gone = table[not_run]
+        gone: dict[str, list[str]] = {}
+        for finding, why in zip(table[not_run].finding, table[not_run].why):
+            arms = why.removeprefix("arm ").removesuffix(" not run")
+            gone.setdefault(finding, [])
+            gone[finding] += [arms] if arms not in gone[finding] else []
         page.text("Not checked, their arms were not run: " + "; ".join(
-            f"{f} ({w.removeprefix('arm ').removesuffix(' not run')})"
-            for f, w in dict.fromkeys(zip(gone.finding, gone.why))) + ".")
+            f"{f} (needs {' and '.join(a)})" for f, a in gone.items()) + ".")
     if not others.empty:
         page.details(f"{len(others)} rows without a paper result (future work, baselines, VR)")
         view = others[["finding", "metric", "family", "ours [CI]", "n_eff", "smallest p (adj.)", "p adj.", "note"]]
@@ -375,11 +378,15 @@ def per_case_section(page: _Page, root: Path, state: dict, order: list[str], fig
     table = with_abs_log_vr(table[table.model.isin(arms)])
     if "subtype" not in table:
         table["subtype"] = "all"
-    page.text("One line per test case across the arms, coloured by subtype; a black cross marks a case the arm "
-              "missed (Dice < 0.1). Raw values (the tests use bounded penalties for misses).")
+    if len(arms) < 2:
+        page.text(f"Paired plots skipped: {len(arms)} finished arm with per-case metrics ({', '.join(arms)}); "
+                  "they need two.")
+    else:
+        page.text("One line per test case across the arms, coloured by subtype; a black cross marks a case the arm "
+                  "missed (Dice < 0.1). Raw values (the tests use bounded penalties for misses).")
     for metric, title, log in (("surface_dice", "sDSC @2 mm", False), ("dice", "Dice", False),
                                (ABS_LOG_VR, "|log VR| (0 = volume exact)", False)):
-        if metric in table:
+        if metric in table and len(arms) >= 2:
             page.figure(fig.paired_cases(table, arms, metric, title, figures / f"paired_{metric}.png", log),
                         f"{title} per case across the arms")
     missed = table[table.detected == 0][["model", "case_id", "subtype"]].rename(columns={"model": "arm"})
