@@ -324,12 +324,13 @@ def test_report_holds_every_table_and_figure_and_marks_missing_and_failed_arms(t
     assert "| TA | **FAILED** |" in md and "| Scratch | **MISSING** |" in md and "CUDA error" in md
     assert "Arms not in the tables below: TA (failed), Scratch (missing)" in md
     assert "0.800 [0.700, 0.900]" in md and "1.000 [0.300, 1.000]" in md     # Table 2 layout
-    for figure in ("comparison/comparison_dice.png", "subtypes/subtype_scatter.png", "adi/adi_vs_pf.png",
-                   "adi/adi_per_stage.png", "cka/ACT/cka_heatmap.png"):
+    for figure in ("subtypes/subtype_scatter.png", "adi/adi_vs_pf.png", "adi/adi_per_stage.png",
+                   "cka/ACT/cka_heatmap.png"):
         assert f"]({figure})" in md
+    assert "comparison_dice.png" not in md      # boxplots gave way to the paired per-case plots
     page = (out / "report.html").read_text()
     assert 'class="failed"' in page and 'class="missing"' in page
-    assert page.count("<img") == 6
+    assert page.count("<img") == md.count("![") == 5
     assert "http://" not in page and "https://" not in page
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
