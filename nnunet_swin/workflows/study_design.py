@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from nnunet_swin.workflows import study_figures as fig
-from nnunet_swin.workflows.study_findings import PATCH, PAPER_STAGE3_TOKENS, comparable_stage, read_json
+from nnunet_swin.workflows.study_evidence import PATCH, PAPER_STAGE3_TOKENS, comparable_stage, read_json
 from nnunet_swin.workflows.training_log import progress_curve, training_curve
 
 ITERATIONS = re.compile(r"epoch = (\d+) training iterations")

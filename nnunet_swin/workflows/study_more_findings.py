@@ -1,5 +1,6 @@
-"""The study's findings beyond the paper's Table 2 / Table 3 contrasts (``study_findings`` holds those and the
-shared machinery): TA at the ACT crop, ACT's cost, the subtype arms' gaps, misses by subtype, and training noise.
+"""The study's findings beyond the paper's Table 2 / Table 3 contrasts (``study_findings`` holds
+those, ``study_evidence`` the shared machinery): TA at the ACT crop, ACT's cost, the subtype arms' gaps, misses by
+subtype, and training noise.
 
 - **TA at the ACT crop**: ACT against ACT-noTA, within the pre-specified family that holds both arms
   (``evaluation.families.PAPER_FAMILIES``), judged against the paper's TA effect at the cubic crop.
@@ -29,7 +30,7 @@ from nnunet_swin.evaluation.comparison import DEFAULT_PENALTIES
 from nnunet_swin.evaluation.paired_statistics import fisher_floor
 from nnunet_swin.evaluation.verdicts import (CONTRADICTED, NO_PAPER_RESULT, NOT_COMPARABLE, REPRODUCED, PaperEffect,
                                              Verdict, judge)
-from nnunet_swin.workflows.study_findings import (Finding, _empty, _pair_rows, _read_csv, _row, _Sources, family_of)
+from nnunet_swin.workflows.study_evidence import Finding, _empty, _pair_rows, _read_csv, _row, _Sources, family_of
 
 PAPER_COST_REDUCTION = 56.0     # % compute ACT saves against the cubic crop (the paper, SMIT)
 COST_TOLERANCE_PP = 10.0        # ours reproduces it within this many percentage points (fixed before any run)

@@ -14,129 +14,23 @@ recorded study can be re-reported without its nnU-Net folders.
 """
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 
 import pandas as pd
 
 from nnunet_swin.io import write_json, write_text
-from nnunet_swin.workflows import study_figures as fig
 from nnunet_swin.workflows.study_design import design_section, training_section
-from nnunet_swin.workflows.study_findings import (ABS_LOG_VR, comparable_stage, findings_json, findings_table,
-                                                  paper_findings, read_json, with_abs_log_vr)
-from nnunet_swin.workflows.study_more_findings import NOISE_FINDING, case_features
+from nnunet_swin.workflows.study_evidence import read_json
+from nnunet_swin.workflows.study_findings import findings_json, findings_table, paper_findings
+from nnunet_swin.workflows.study_more_findings import NOISE_FINDING
+from nnunet_swin.workflows.study_page import Page, step_note
+from nnunet_swin.workflows.study_results import adi_section, appendix, cka_section, per_case_section
 
 MARK = {"done": "done", "failed": "**FAILED**", "missing": "**MISSING**"}
 
 
-class _Page:
-    """Blocks rendered twice: Markdown (figures as relative links) and HTML (figures inlined)."""
-
-    def __init__(self, root: Path):
-        self.root, self.md, self.html = root, [], []
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.md += ["#" * level + " " + text, ""]
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-
-    def text(self, text: str) -> None:
-        self.md += [text, ""]
-        self.html.append(f"<p>{_inline(text)}</p>")
-
-    def bullets(self, items: list[str]) -> None:
-        self.md += [f"- {i}" for i in items] + [""]
-        self.html.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
-
-    def table(self, frame: pd.DataFrame, marks: dict[int, str] | None = None) -> None:
-        """A table; ``marks`` row index -> css class (``failed`` / ``missing``) for the HTML page."""
-        cols = [str(c) for c in frame.columns]
-        self.md += ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |", "|" + "---|" * len(cols)]
-        rows = []
-        for i, row in enumerate(frame.itertuples(index=False)):
-            cells = [_cell(v) for v in row]
-            self.md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-            css = f' class="{marks[i]}"' if marks and i in marks else ""
-            rows.append(f"<tr{css}>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
-        self.md.append("")
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        self.html.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
-                         f"</table></div>")
-
-    def details(self, summary: str) -> None:
-        """Open a collapsed block (closed by :meth:`end_details`); GitHub renders Markdown inside it."""
-        self.md += [f"<details><summary>{html.escape(summary)}</summary>", ""]
-        self.html.append(f"<details><summary>{html.escape(summary)}</summary>")
-
-    def end_details(self) -> None:
-        self.md += ["</details>", ""]
-        self.html.append("</details>")
-
-    def figure(self, path: Path, caption: str) -> bool:
-        if not path.is_file():
-            self.text(f"*({caption}: {path.name} was not written)*")
-            return False
-        rel = path.relative_to(self.root) if path.is_relative_to(self.root) else path
-        self.md += [f"![{caption}]({rel.as_posix()})", ""]
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        self.html.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        return True
-
-    def preformatted(self, text: str) -> None:
-        self.md += ["```", text.rstrip(), "```", ""]
-        self.html.append(f"<pre>{html.escape(text.rstrip())}</pre>")
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "n/a" if value != value else f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
-    return str(value)
-
-
-def _inline(text: str) -> str:
-    """Markdown's ``**bold**`` and backticks to HTML, the rest escaped."""
-    out, bold, code = [], False, False
-    for part in _split_marks(html.escape(text, quote=False)):
-        if part == "**" and not code:
-            out.append("</strong>" if bold else "<strong>")
-            bold = not bold
-        elif part == "`":
-            out.append("</code>" if code else "<code>")
-            code = not code
-        else:
-            out.append(part)
-    return "".join(out) + ("</code>" if code else "") + ("</strong>" if bold else "")
-
-
-def _split_marks(text: str) -> list[str]:
-    parts, buf, i = [], "", 0
-    while i < len(text):
-        if text.startswith("**", i):
-            parts += [buf, "**"]
-            buf, i = "", i + 2
-        elif text[i] == "`":
-            parts += [buf, "`"]
-            buf, i = "", i + 1
-        else:
-            buf += text[i]
-            i += 1
-    return parts + [buf]
-
-
-def _step_note(state: dict, name: str) -> str:
-    steps = state.get("steps", {})
-    step = steps.get(name) or next((v for k, v in steps.items() if k.startswith(f"{name} ")), None)
-    if step is None:
-        return "not run"
-    if step["status"] == "failed":
-        return f"**FAILED** (log `{step.get('log')}`)"
-    if step["status"] == "skipped":
-        return f"skipped: {step.get('reason', '')}"
-    return step["status"]
-
-
-def arms_section(page: _Page, state: dict, order: list[str]) -> None:
+def arms_section(page: Page, state: dict, order: list[str]) -> None:
     page.heading("Arms")
     rows, marks = [], {}
     for i, name in enumerate(order):
@@ -165,11 +59,11 @@ def arms_section(page: _Page, state: dict, order: list[str]) -> None:
             page.preformatted(tail)
 
 
-def comparison_section(page: _Page, root: Path, state: dict) -> None:
+def comparison_section(page: Page, root: Path, state: dict) -> None:
     page.heading("Table 2: comparison of the arms")
     table = root / "comparison" / "comparison_table.csv"
     if not table.is_file():
-        page.text(f"No comparison ({_step_note(state, 'compare')}).")
+        page.text(f"No comparison ({step_note(state, 'compare')}).")
         return
     page.text(f"Evaluated on the {state.get('test_split', 'test split')}. Median [IQR] with the Table 2 protocol "
               "(bounded penalties for missed cases, cases missed by every arm of a family excluded, Wilcoxon / "
@@ -194,7 +88,7 @@ def _seconds(value) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def cost_section(page: _Page, state: dict, order: list[str]) -> None:
+def cost_section(page: Page, state: dict, order: list[str]) -> None:
     """What each finished arm cost (``study.arm_cost``), and the Masked arm against ACT when both finished."""
     page.heading("Cost of the arms")
     arms = state.get("arms", {})
@@ -224,11 +118,11 @@ def cost_section(page: _Page, state: dict, order: list[str]) -> None:
         page.text("Masked against ACT: " + ", ".join(parts) + ".")
 
 
-def subtype_section(page: _Page, root: Path, state: dict) -> None:
+def subtype_section(page: Page, root: Path, state: dict) -> None:
     page.heading("Appearance subtypes")
     summary = read_json(root / "subtypes" / "subtypes_summary.json")
     if summary is None:
-        page.text(f"No subtypes ({_step_note(state, 'subtypes')}).")
+        page.text(f"No subtypes ({step_note(state, 'subtypes')}).")
     else:
         rows = []
         for split in ("train", "test"):
@@ -244,7 +138,7 @@ def subtype_section(page: _Page, root: Path, state: dict) -> None:
     page.heading("Comparison by subtype", 3)
     table = root / "comparison_by_subtype" / "comparison_table.csv"
     if not table.is_file():
-        page.text(f"No comparison by subtype ({_step_note(state, 'compare by subtype')}).")
+        page.text(f"No comparison by subtype ({step_note(state, 'compare by subtype')}).")
         return
     page.table(compact_table(pd.read_csv(table)))
 
@@ -270,36 +164,6 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def adi_section(page: _Page, root: Path, state: dict, figures: Path) -> None:
-    page.heading("Attention dilution (ADI) against padding fraction")
-    summary = read_json(root / "adi" / "adi_summary.json")
-    if summary is None:
-        page.text(f"No ADI ({_step_note(state, 'adi')}).")
-        return
-    stage, per_scan = comparable_stage(state), root / "adi" / "adi_per_scan.csv"
-    scans = pd.read_csv(per_scan) if per_scan.is_file() else None
-    if stage is not None and scans is not None and f"adi_s{stage}" in scans:
-        page.figure(fig.adi_against_pf(scans, stage, 3, figures / "adi_comparable_stage.png"),
-                    f"ADI at demo stage {stage} (the paper's stage 3) against pf, the paper's means overlaid")
-    else:
-        page.text("ADI at the paper's stage 3: " + ("no stage of this geometry has its token map (Design, stage "
-                                                     "mapping)" if stage is None else "no per-scan ADI table"))
-    rows = []
-    for model, s in summary.get("models", {}).items():
-        row = {"model": model, "configuration": s.get("configuration", ""), "scans": s.get("n_scans"),
-               "mean pf": s.get("pf_mean")}
-        for name, values in sorted(s.get("stages", {}).items()):
-            mean = {k: (values.get(k) or {}).get("mean") for k in ("adi", "adi_input", "adi_window")}
-            row[name] = _fmt(mean["adi"]) + (f" ({_fmt(mean['adi_input'])} + {_fmt(mean['adi_window'])})"
-                                             if mean["adi_input"] is not None and mean["adi_window"] is not None
-                                             else "")
-        rows.append(row)
-    page.text("Mean ADI per stage as total (input padding + window padding): input padding is the crop's zero "
-              "padding, window padding Swin's padding of a token map to whole windows.")
-    page.table(pd.DataFrame(rows))
-    page.figure(root / "adi" / "adi_per_stage.png", "ADI per stage")
-
-
 VERDICT_CSS = {"reproduced": "v-reproduced", "contradicted": "v-contradicted", "inconclusive": "v-inconclusive",
                "not testable at this size": "v-untestable", "not comparable": "v-notcomparable",
                "no paper result": "v-nopaper"}
@@ -309,7 +173,7 @@ def _not_run(reason: str) -> bool:
     return reason.startswith("arm ") and reason.endswith(" not run")
 
 
-def findings_section(page: _Page, root: Path, state: dict) -> None:
+def findings_section(page: Page, root: Path, state: dict) -> None:
     """The answer first: one row per paper finding with ours, its interval, n_eff, the smallest attainable p and the
     verdict (``study_findings``, ``evaluation.verdicts``); also written to ``findings.json``."""
     page.heading("The paper's findings, checked")
@@ -354,102 +218,6 @@ def findings_section(page: _Page, root: Path, state: dict) -> None:
         page.end_details()
 
 
-def per_case_table(root: Path) -> pd.DataFrame | None:
-    """The per-case rows of every arm compared (the comparison by subtype, else the overall or per-family ones)."""
-    for path in [root / "comparison_by_subtype" / "comparison_per_case.csv",
-                 root / "comparison" / "comparison_per_case.csv",
-                 *sorted((root / "comparison").glob("*/comparison_per_case.csv"))]:
-        if path.is_file():
-            table = pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str})
-            if "model" in table and "case_id" in table:
-                return table
-    return None
-
-
-def per_case_section(page: _Page, root: Path, state: dict, order: list[str], figures: Path) -> None:
-    page.heading("Per case: paired across the arms")
-    table = per_case_table(root)
-    done = [a for a in order if state.get("arms", {}).get(a, {}).get("status") == "done"]
-    if table is None:
-        page.text(f"No per-case table ({_step_note(state, 'compare')}); it needs two finished arms.")
-        return
-    arms = [a for a in order if a in set(table.model)] + [m for m in dict.fromkeys(table.model) if m not in order]
-    arms = [a for a in arms if a in done or a not in state.get("arms", {})]
-    table = with_abs_log_vr(table[table.model.isin(arms)])
-    if "subtype" not in table:
-        table["subtype"] = "all"
-    if len(arms) < 2:
-        page.text(f"Paired plots skipped: {len(arms)} finished arm with per-case metrics ({', '.join(arms)}); "
-                  "they need two.")
-    else:
-        page.text("One line per test case across the arms, coloured by subtype; a black cross marks a case the arm "
-                  "missed (Dice < 0.1). Raw values (the tests use bounded penalties for misses).")
-    for metric, title, log in (("surface_dice", "sDSC @2 mm", False), ("dice", "Dice", False),
-                               (ABS_LOG_VR, "|log VR| (0 = volume exact)", False)):
-        if metric in table and len(arms) >= 2:
-            page.figure(fig.paired_cases(table, arms, metric, title, figures / f"paired_{metric}.png", log),
-                        f"{title} per case across the arms")
-    missed = table[table.detected == 0][["model", "case_id", "subtype"]].rename(columns={"model": "arm"})
-    features = case_features(root)
-    if missed.empty:
-        page.text("No arm missed a test case.")
-        return
-    if features is not None:
-        missed = missed.merge(features.rename(columns={"tumour_volume": "tumour volume (mm3)"}), on="case_id",
-                              how="left")
-    page.text("Missed cases (Dice < 0.1), with the tumour's volume and contrast to the wall (subtypes step):")
-    page.table(missed.reset_index(drop=True))
-
-
-def _diagonal(folder: Path) -> pd.Series | None:
-    summary = read_json(folder / "cka_summary.json") or {}
-    diagonal = summary.get("diagonal")
-    return pd.Series(diagonal, dtype=float) if diagonal else None
-
-
-def cka_section(page: _Page, root: Path, state: dict, order: list[str], figures: Path) -> None:
-    page.heading("CKA against the pretrained encoder")
-    folders = [root / "cka" / n for n in order if (root / "cka" / n / "cka_summary.json").is_file()]
-    if not folders:
-        page.text(f"No CKA ({_step_note(state, 'cka')}).")
-        return
-    floor = _diagonal(root / "cka" / "random-init")
-    diagonals = {f.name: d for f in folders if (d := _diagonal(f)) is not None}
-    if diagonals:
-        page.figure(fig.cka_lines(diagonals, floor, figures / "cka_per_block.png"), "CKA per block")
-    page.text("Floor: an untrained network of the same layout against the pretrained encoder "
-              "(`cka/random-init/cka_summary.json`); a fine-tuned arm near the floor has kept nothing of the "
-              "encoder." if floor is not None else
-              "No random-initialisation floor (`cka/random-init/cka_summary.json` absent): CKA near 1 cannot be told "
-              "from what an untrained network of the same layout scores.")
-    rows = []
-    for folder in folders:
-        s = read_json(folder / "cka_summary.json") or {}
-        rows.append({"arm": folder.name, "images used": s.get("images_used"),
-                     "mean diagonal CKA": s.get("mean_diagonal")})
-    if floor is not None:
-        rows.append({"arm": "floor (untrained)", "images used": (read_json(root / "cka" / "random-init" /
-                                                                           "cka_summary.json") or {}).get("images_used"),
-                     "mean diagonal CKA": float(floor.mean())})
-    page.table(pd.DataFrame(rows))
-
-
-def appendix(page: _Page, root: Path, order: list[str]) -> None:
-    """CKA heatmaps and the ADI step's own figures, when there are any."""
-    heatmaps = [root / "cka" / n / "cka_heatmap.png" for n in order + ["random-init"]]
-    heatmaps = [h for h in heatmaps if h.is_file()]
-    extra = [root / "adi" / "adi_vs_pf.png", *sorted((root / "adi").glob("*_binned.png"))]
-    extra = [e for e in extra if e.is_file()]
-    if not heatmaps and not extra:
-        return
-    page.heading("Appendix")
-    for h in heatmaps:
-        page.figure(h, f"CKA: pretrained encoder against {h.parent.name}")
-    for e in extra:
-        page.figure(e, "ADI step: " + e.stem.replace("_", " ") + (" (the last stage)" if e.stem == "adi_vs_pf"
-                                                                   else ""))
-
-
 CSS = ("body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #bbb;padding:3px 7px}"
        "th{background:#eee}tr.failed td{background:#fdd}tr.missing td{background:#ffe9b3}"
@@ -485,7 +253,7 @@ def write_report(root, state: dict | None = None, order: list[str] | None = None
             raise UserError(f"{root} holds no readable study.json; give the folder of a study")
     order = list(order or state.get("arm_order") or state.get("arms", {}))
     figures = root / "figures"
-    page = _Page(root)
+    page = Page(root)
     page.heading("nnunet-swin study", 1)
     page.bullets([f"dataset `{state['dataset']}`, plans `{state['plans']}`, preset `{state.get('preset')}`",
                   f"folds {', '.join(map(str, state.get('folds', [])))}",
@@ -505,7 +273,7 @@ def write_report(root, state: dict | None = None, order: list[str] | None = None
     subtype_section(page, root, state)
     page.heading("Steps")
     if state.get("steps"):
-        page.table(pd.DataFrame([{"step": k, "status": _step_note(state, k)} for k in state["steps"]]))
+        page.table(pd.DataFrame([{"step": k, "status": step_note(state, k)} for k in state["steps"]]))
     else:
         page.text("No step has run yet.")
     appendix(page, root, order)
