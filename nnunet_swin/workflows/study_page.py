@@ -62,6 +62,13 @@ class Page:
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         return True
 
+    def gallery(self, figures: list[tuple[Path, str]]) -> None:
+        """Several figures side by side on the HTML page (one after the other in Markdown)."""
+        before = len(self.html)
+        for path, caption in figures:
+            self.figure(path, caption)
+        self.html[before:] = ['<div class="gallery">' + "".join(self.html[before:]) + "</div>"]
+
     def preformatted(self, text: str) -> None:
         self.md += ["```", text.rstrip(), "```", ""]
         self.html.append(f"<pre>{html.escape(text.rstrip())}</pre>")

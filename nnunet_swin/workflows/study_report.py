@@ -124,13 +124,8 @@ def subtype_section(page: Page, root: Path, state: dict) -> None:
     if summary is None:
         page.text(f"No subtypes ({step_note(state, 'subtypes')}).")
     else:
-        rows = []
-        for split in ("train", "test"):
-            for name, n in (summary.get(split) or {}).get("counts", {}).items():
-                rows.append({"split": split, "subtype": name, "cases": n})
         page.text(f"k = {summary.get('k')} clusters ({', '.join(summary.get('names', []))}), fitted on the training "
-                  "cases and applied to the test cases.")
-        page.table(pd.DataFrame(rows))
+                  "cases and applied to the test cases (cases per subtype: Design).")
         for custom, fold in state.get("custom_folds", {}).items():
             page.text(f"Custom fold {fold['fold']} of `splits_final.json` for the {custom}-only arm: "
                       f"{len(fold['train'])} training cases of subtype {custom}.")
@@ -140,7 +135,10 @@ def subtype_section(page: Page, root: Path, state: dict) -> None:
     if not table.is_file():
         page.text(f"No comparison by subtype ({step_note(state, 'compare by subtype')}).")
         return
-    page.table(compact_table(pd.read_csv(table)))
+    compact = compact_table(pd.read_csv(table))
+    page.details(f"Table 2 per subtype ({len(compact)} rows; `comparison_by_subtype/comparison_table.csv`)")
+    page.table(compact)
+    page.end_details()
 
 
 def _fmt(value) -> str:
@@ -225,7 +223,8 @@ CSS = ("body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1
        "tr.v-inconclusive td:first-child{background:#fff3c4}tr.v-untestable td:first-child{background:#e0e0e0}"
        "tr.v-notcomparable td:first-child,tr.v-nopaper td:first-child{background:#e3ecf7}"
        ".wide{overflow-x:auto}img{max-width:100%}figure{margin:1em 0}pre{background:#f5f5f5;padding:.5em;overflow-x:auto}"
-       "details{margin:1em 0}summary{cursor:pointer;font-weight:bold}figcaption{font-size:85%;color:#555}")
+       "details{margin:1em 0}summary{cursor:pointer;font-weight:bold}figcaption{font-size:85%;color:#555}"
+       ".gallery{display:flex;flex-wrap:wrap;gap:1em}.gallery figure{width:31%;margin:0}")
 
 
 def relative_to_study(text: str, root: Path) -> str:

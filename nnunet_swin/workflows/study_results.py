@@ -136,8 +136,8 @@ def appendix(page: Page, root: Path, order: list[str]) -> None:
     if not heatmaps and not extra:
         return
     page.heading("Appendix")
-    for h in heatmaps:
-        page.figure(h, f"CKA: pretrained encoder against {h.parent.name}")
+    if heatmaps:
+        page.gallery([(h, f"CKA: pretrained encoder against {h.parent.name}") for h in heatmaps])
     for e in extra:
         page.figure(e, "ADI step: " + e.stem.replace("_", " ") + (" (the last stage)" if e.stem == "adi_vs_pf"
                                                                    else ""))
