@@ -4,12 +4,13 @@
 - steps per arm: epochs x iterations per epoch, from nnU-Net's ``fold_X/debug.json`` when the model folder is there,
   else from the trainer's own lines in the arm's training log (``logs/train_<arm>.log``: the progress lines of
   ``trainers.progress`` and the recipe's "epoch = N training iterations" line);
-- seeds (``study.json``, when recorded);
+- seeds: ``debug.json``'s ``seed`` (a seeded trainer's class attribute), else the seeded trainer's log line, else
+  ``study.json``; "not set" for a stock trainer, which seeds nothing;
 - the stage mapping: which encoder stage has the paper's stage-3 token map (``study_findings.comparable_stage``,
   from the crop geometry alone, before any result);
 - the synthetic generator's hash (``generator.json`` key ``hash`` in the raw dataset, or in the study folder);
 - training curves per arm from the same logs (or nnU-Net's checkpoint ``logging`` when the log has no progress
-  lines).
+  lines, or, last, nnU-Net's own epoch lines in the log: a stock trainer such as the CNN baseline's).
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ import pandas as pd
 
 from nnunet_swin.workflows import study_figures as fig
 from nnunet_swin.workflows.study_evidence import PATCH, PAPER_STAGE3_TOKENS, comparable_stage, read_json
-from nnunet_swin.workflows.training_log import progress_curve, training_curve
+from nnunet_swin.workflows.training_log import nnunet_log_curve, progress_curve, training_curve
 
 ITERATIONS = re.compile(r"epoch = (\d+) training iterations")
+SEED = re.compile(r": seed (\d+) \(random")      # the seeded trainers' log line (trainers.seeding)
 PAPER_CROP = 128                # SMIT's cubic crop (voxels a side)
 DEFAULT_WINDOW = 4
 
@@ -72,14 +74,20 @@ def schedule(root: Path, state: dict, name: str) -> dict:
         iterations = int(hit[-1])
     planned = _int(debug.get("num_epochs")) or (curve.attrs.get("num_epochs") if curve is not None else None)
     run = len(curve) if curve is not None else ((_arm(state, name).get("cost") or {}).get("epochs"))
-    return {"epochs": run, "planned": planned, "iterations": iterations,
+    seed = _int(debug.get("seed"))
+    if seed is None and (hit := SEED.findall(text)):
+        seed = int(hit[-1])
+    if seed is None:
+        seed = _arm(state, name).get("seed")
+    return {"epochs": run, "planned": planned, "iterations": iterations, "seed": seed,
             "steps": run * iterations if run is not None and iterations is not None else None,
             "source": "debug.json" if debug else "training log" if text else "study.json"}
 
 
 def curve(root: Path, state: dict, name: str) -> pd.DataFrame | None:
     """Per-epoch losses and pseudo-Dice of one arm: its training log's progress lines, else the checkpoint."""
-    found = progress_curve(arm_log_text(root, state, name))
+    text = arm_log_text(root, state, name)
+    found = progress_curve(text)
     if found is not None:
         return found
     folder = in_study(root, _arm(state, name).get("model_folder"))
@@ -90,7 +98,7 @@ def curve(root: Path, state: dict, name: str) -> pd.DataFrame | None:
                     return training_curve(folder / f"fold_{fold}" / ckpt)
                 except (OSError, KeyError, RuntimeError, EOFError):
                     continue
-    return None
+    return nnunet_log_curve(text)       # a stock nnU-Net trainer's own epoch lines (the CNN baseline)
 
 
 def generator_hash(root: Path, state: dict) -> str | None:
@@ -167,7 +175,7 @@ def design_section(page, root: Path, state: dict, order: list[str], figures: Pat
                      "planned": "n/a" if s["planned"] is None else s["planned"],
                      "iterations / epoch": "n/a" if s["iterations"] is None else s["iterations"],
                      "optimiser steps": "n/a" if s["steps"] is None else s["steps"],
-                     "seed": arm.get("seed", state.get("seed", "not set (nnU-Net's own)")), "from": s["source"]})
+                     "seed": "not set (nnU-Net's own)" if s["seed"] is None else s["seed"], "from": s["source"]})
     if rows:
         page.text("Steps per arm (epochs x iterations per epoch):")
         page.table(pd.DataFrame(rows))

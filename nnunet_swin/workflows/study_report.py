@@ -243,7 +243,7 @@ def write_study_report(study, extra_sections=()) -> Path:
 def write_report(root, state: dict | None = None, order: list[str] | None = None, extra_sections=()) -> Path:
     """Write ``report.md`` and ``report.html`` into the study folder ``root`` from its files alone (``study.json``
     unless ``state`` is given; arms in ``order``, default the study's). ``extra_sections``: callables
-    ``(page, root, state)`` whose sections follow the design (a preset's own)."""
+    ``(page, root, state)`` whose sections come first, before the findings (a preset's own)."""
     root = Path(root)
     if state is None:
         state = read_json(root / "study.json")
@@ -258,10 +258,10 @@ def write_report(root, state: dict | None = None, order: list[str] | None = None
                   f"folds {', '.join(map(str, state.get('folds', [])))}",
                   f"evaluated on: **{state.get('test_split', 'not evaluated')}**"]
                  + ([state["pretrained_note"]] if state.get("pretrained_note") else []))
+    for section in extra_sections:        # a preset's own sections (e.g. the quickstart's "read this first")
+        section(page, root, state)
     findings_section(page, root, state)
     design_section(page, root, state, order, figures)
-    for section in extra_sections:
-        section(page, root, state)
     per_case_section(page, root, state, order, figures)
     training_section(page, root, state, order, figures)
     adi_section(page, root, state, figures)

@@ -134,3 +134,23 @@ def test_a_folder_without_study_json_is_one_line(tmp_path):
 
     with pytest.raises(UserError, match="holds no readable study.json"):
         write_report(tmp_path)
+
+
+def test_a_stock_trainer_log_gives_its_curve_and_a_seeded_log_its_seed(tmp_path):
+    from nnunet_swin.workflows.study_design import curve, schedule
+    from nnunet_swin.workflows.training_log import nnunet_log_curve, progress_curve
+
+    root = tmp_path / "study"
+    state = _study(root, {"ACT": "3d_fullres", "CNN": "3d_fullres"})
+    stock = "".join(f"2026-01-01 00:00:0{e}.0: Epoch {e}\n2026-01-01 00:00:0{e}.1: train_loss {0.5 - 0.1 * e}\n"
+                    f"2026-01-01 00:00:0{e}.2: val_loss {0.6 - 0.1 * e}\n"
+                    f"2026-01-01 00:00:0{e}.3: Pseudo dice [np.float32({0.2 * e}), np.float32({0.1 * e})]\n"
+                    for e in range(3))
+    (root / "logs" / "train_CNN.log").write_text("2026-01-01 00:00:00.0: SomeTrainer: seed 7 (random, numpy)\n"
+                                                  + stock)
+    table = curve(root, state, "CNN")
+    assert progress_curve(stock) is None and list(table.epoch) == [0, 1, 2]
+    assert table.pseudo_dice.tolist() == pytest.approx([0.0, 0.15, 0.3]) and table.train_loss.iloc[2] == \
+        pytest.approx(0.3)
+    assert schedule(root, state, "CNN")["seed"] == 7 and schedule(root, state, "ACT")["seed"] is None
+    assert nnunet_log_curve("no epoch here") is None
