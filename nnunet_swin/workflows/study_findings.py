@@ -55,8 +55,8 @@ def _adi_rows(src: _Sources) -> list[Finding]:
             why = (f"demo stage {stage} is deeper than the paper's stage 3 (demo stage {target}): a single window "
                    "with no SMIT counterpart; ACT's ADI here is window padding")
         else:
-            finding, paper_text = (f"ACT lowers ADI at demo stage {stage} (paper stage "
-                                   f"{stage + 1 if target == 2 else '?'})",
+            paper_stage = f" (paper stage {stage + 3 - target})" if target is not None else ""
+            finding, paper_text = (f"ACT lowers ADI at demo stage {stage}{paper_stage}",
                                    "cubic ADI rises with depth; ACT lowers it (Fig. 4A-C)")
             effect, why = PaperEffect(-1), None
         col = f"adi_s{stage}"
