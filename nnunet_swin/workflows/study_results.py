@@ -18,15 +18,19 @@ def _fmt(value) -> str:
 
 
 def per_case_table(root: Path) -> pd.DataFrame | None:
-    """The per-case rows of every arm compared (the comparison by subtype, else the overall or per-family ones)."""
-    for path in [root / "comparison_by_subtype" / "comparison_per_case.csv",
-                 root / "comparison" / "comparison_per_case.csv",
-                 *sorted((root / "comparison").glob("*/comparison_per_case.csv"))]:
-        if path.is_file():
+    """Every compared arm's per-case rows, each arm once: from the comparisons by subtype first (they carry the
+    subtype), then the overall ones, flat (``comparison/``) or one folder per family (``comparison/<family>/``)."""
+    frames: dict[str, pd.DataFrame] = {}
+    for folder in ("comparison_by_subtype", "comparison"):
+        paths = [root / folder / "comparison_per_case.csv", *sorted((root / folder).glob("*/comparison_per_case.csv"))]
+        for path in paths:
+            if not path.is_file():
+                continue
             table = pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str})
-            if "model" in table and "case_id" in table:
-                return table
-    return None
+            if {"model", "case_id"} <= set(table.columns):
+                for model, rows in table.groupby("model", sort=False):
+                    frames.setdefault(model, rows)
+    return pd.concat(frames.values(), ignore_index=True) if frames else None
 
 
 def per_case_section(page: Page, root: Path, state: dict, order: list[str], figures: Path) -> None:

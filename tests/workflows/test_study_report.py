@@ -154,3 +154,15 @@ def test_a_stock_trainer_log_gives_its_curve_and_a_seeded_log_its_seed(tmp_path)
         pytest.approx(0.3)
     assert schedule(root, state, "CNN")["seed"] == 7 and schedule(root, state, "ACT")["seed"] is None
     assert nnunet_log_curve("no epoch here") is None
+
+
+def test_per_case_rows_are_joined_over_the_families_folders(tmp_path):
+    from nnunet_swin.workflows.study_results import per_case_table
+
+    base = np.linspace(0.4, 0.75, 8)
+    for family, arms in (("table2", ("Base", "ACT")), ("negative_control", ("ACT", "ACT-rep"))):
+        (tmp_path / "comparison" / family).mkdir(parents=True)
+        pd.concat([_cases(a, base, np.ones(8)) for a in arms]).to_csv(
+            tmp_path / "comparison" / family / "comparison_per_case.csv", index=False)
+    table = per_case_table(tmp_path)
+    assert sorted(set(table.model)) == ["ACT", "ACT-rep", "Base"] and len(table) == 3 * 8
