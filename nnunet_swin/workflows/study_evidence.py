@@ -100,13 +100,27 @@ def comparable_stage(state: dict) -> int | None:
     return None
 
 
+def per_case_table(root: Path) -> pd.DataFrame | None:
+    """Every compared arm's per-case rows, each arm once: from the comparisons by subtype first (they carry the
+    subtype), then the overall ones, flat (``comparison/``) or one folder per family (``comparison/<family>/``)."""
+    frames: dict[str, pd.DataFrame] = {}
+    for folder in ("comparison_by_subtype", "comparison"):
+        paths = [root / folder / "comparison_per_case.csv", *sorted((root / folder).glob("*/comparison_per_case.csv"))]
+        for path in paths:
+            if not path.is_file():
+                continue
+            table = pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str})
+            if {"model", "case_id"} <= set(table.columns):
+                for model, rows in table.groupby("model", sort=False):
+                    frames.setdefault(model, rows)
+    return pd.concat(frames.values(), ignore_index=True) if frames else None
+
+
 class _Sources:
     def __init__(self, root: Path, state: dict):
         self.root, self.state = root, state
         self.done = {n for n, a in state.get("arms", {}).items() if a.get("status") == "done"}
-        per_case = _read_csv(root / "comparison_by_subtype" / "comparison_per_case.csv")
-        if per_case is None:
-            per_case = _read_csv(root / "comparison" / "comparison_per_case.csv")
+        per_case = per_case_table(root)
         self.adi = _read_csv(root / "adi" / "adi_per_scan.csv")
         subtypes = read_json(root / "subtypes" / "subtypes_summary.json") or {}
         names = subtypes.get("names") or []

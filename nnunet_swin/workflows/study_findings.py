@@ -5,14 +5,15 @@ interval, the non-zero pairs, the smallest p the design can attain, p, the adjus
 Every number comes from files the study's steps wrote, recomputed here so that ``--report-only`` can regenerate them
 without retraining:
 
-- the per-case metrics of all arms (``comparison_by_subtype/comparison_per_case.csv``, else
-  ``comparison/comparison_per_case.csv``), compared within the paper's pre-specified families
-  (``evaluation.families``: Table 2 {Base, TA, ACT}, Table 3 {ACT, Scratch}, {ACT, B-only, D-only}, {ACT, Masked},
-  {ACT, ACT-rep}, {ACT, CNN}), each with its own Bonferroni and exclusion set; Hodges-Lehmann estimates with
-  signed-rank intervals, McNemar with Newcombe intervals;
+- the per-case metrics of all arms (the comparisons' ``comparison_per_case.csv``, by subtype first, flat or one
+  folder per family: ``study_evidence.per_case_table``), compared within the paper's pre-specified families
+  (``evaluation.families.PAPER_FAMILIES``), each with its own Bonferroni and exclusion set; Hodges-Lehmann
+  estimates with signed-rank intervals, McNemar with Newcombe intervals; |log VR| beside VR;
 - ``adi/adi_per_scan.csv``: ADI, ACT against each cubic arm per stage (paired Wilcoxon, Bonferroni over the two cubic
   arms), and ADI / sDSC against pf (Spearman, permutation p);
-- B-only on its own subtype against the other (Fisher's exact test on detection: different cases, so unpaired).
+- B-only on its own subtype against the other (Fisher's exact test on detection: different cases, so unpaired);
+- ``study.json``'s arm costs, subtype features and the rest (``study_more_findings``: TA at the ACT crop, ACT's cost,
+  the D-only gap against the B-only gap, misses by subtype, the ACT-rep negative control).
 
 The paper's effects are put on the scale of our estimates: sDSC differences are the paper's differences of medians
 (Table 2, 3 and section 3.2), detection differences in percentage points, ADI differences the paper's stage-3 means.

@@ -8,29 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from nnunet_swin.workflows import study_figures as fig
-from nnunet_swin.workflows.study_evidence import ABS_LOG_VR, comparable_stage, read_json, with_abs_log_vr
+from nnunet_swin.workflows.study_evidence import (ABS_LOG_VR, comparable_stage, per_case_table, read_json,
+                                                  with_abs_log_vr)
 from nnunet_swin.workflows.study_more_findings import case_features
 from nnunet_swin.workflows.study_page import Page, step_note
 
 
 def _fmt(value) -> str:
     return "n/a" if value is None or value != value else f"{value:.3f}"
-
-
-def per_case_table(root: Path) -> pd.DataFrame | None:
-    """Every compared arm's per-case rows, each arm once: from the comparisons by subtype first (they carry the
-    subtype), then the overall ones, flat (``comparison/``) or one folder per family (``comparison/<family>/``)."""
-    frames: dict[str, pd.DataFrame] = {}
-    for folder in ("comparison_by_subtype", "comparison"):
-        paths = [root / folder / "comparison_per_case.csv", *sorted((root / folder).glob("*/comparison_per_case.csv"))]
-        for path in paths:
-            if not path.is_file():
-                continue
-            table = pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str})
-            if {"model", "case_id"} <= set(table.columns):
-                for model, rows in table.groupby("model", sort=False):
-                    frames.setdefault(model, rows)
-    return pd.concat(frames.values(), ignore_index=True) if frames else None
 
 
 def per_case_section(page: Page, root: Path, state: dict, order: list[str], figures: Path) -> None:

@@ -157,7 +157,7 @@ def test_a_stock_trainer_log_gives_its_curve_and_a_seeded_log_its_seed(tmp_path)
 
 
 def test_per_case_rows_are_joined_over_the_families_folders(tmp_path):
-    from nnunet_swin.workflows.study_results import per_case_table
+    from nnunet_swin.workflows.study_evidence import per_case_table
 
     base = np.linspace(0.4, 0.75, 8)
     for family, arms in (("table2", ("Base", "ACT")), ("negative_control", ("ACT", "ACT-rep"))):
