@@ -185,17 +185,6 @@ def case_features(root) -> pd.DataFrame | None:
     return None
 
 
-def missed_cases(src: _Sources) -> pd.DataFrame:
-    """One row per arm and missed case: subtype, tumour volume (mm^3) and contrast (tumour - wall, image units)."""
-    if src.per_case is None:
-        return pd.DataFrame(columns=["arm", "case_id", "subtype", "tumour_volume", "contrast"])
-    missed = src.per_case[src.per_case.detected == 0][["model", "case_id", "subtype"]].rename(columns={"model": "arm"})
-    features = case_features(src.root)
-    if features is not None:
-        missed = missed.merge(features, on="case_id", how="left")
-    return missed.reset_index(drop=True)
-
-
 def miss_rows(src: _Sources) -> list[Finding]:
     """Per arm (subtype arms are in the collapse and gap rows): miss rate on the dark subtype minus the bright."""
     if src.dark is None or src.per_case is None:
