@@ -120,8 +120,8 @@ def adi_against_pf(adi: pd.DataFrame, stage: int, paper_stage: int, path: str | 
         for (kind, (smit, swin)), colour in zip(PAPER_ADI.items(), ("C3", "C2")):
             ax.axhline(smit, color=colour, ls="--", lw=1, label=f"paper {kind}, SMIT mean {smit}")
             ax.axhline(swin, color=colour, ls=":", lw=1, label=f"paper {kind}, Swin UNETR mean {swin}")
-        ax.set(xlabel="padding fraction pf of the cubic crop (eq. 4)", ylabel=f"ADI, demo stage {stage}",
-               title=f"ADI at demo stage {stage} (the paper's stage {paper_stage}) against pf")
+        ax.set(xlabel="padding fraction pf of the cubic crop (eq. 4)", ylabel=f"ADI, stage {stage}",
+               title=f"ADI at stage {stage} (the paper's stage {paper_stage}) against pf")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         return save_figure(path, fig, dpi=100)

@@ -28,6 +28,10 @@ def per_case_section(page: Page, root: Path, state: dict, order: list[str], figu
     arms = [a for a in order if a in set(table.model)] + [m for m in dict.fromkeys(table.model) if m not in order]
     arms = [a for a in arms if a in done or a not in state.get("arms", {})]
     table = with_abs_log_vr(table[table.model.isin(arms)])
+    labels = list(dict.fromkeys(table["label"].astype(str))) if "label" in table else []
+    if len(labels) > 1:                   # one line per case: the first label (the tumour's, for our studies)
+        page.text(f"Label {labels[0]} of {', '.join(labels)}.")
+        table = table[table["label"].astype(str) == labels[0]]
     if "subtype" not in table:
         table["subtype"] = "all"
     if len(arms) < 2:
@@ -63,7 +67,7 @@ def adi_section(page: Page, root: Path, state: dict, figures: Path) -> None:
     scans = pd.read_csv(per_scan) if per_scan.is_file() else None
     if stage is not None and scans is not None and f"adi_s{stage}" in scans:
         page.figure(fig.adi_against_pf(scans, stage, 3, figures / "adi_comparable_stage.png"),
-                    f"ADI at demo stage {stage} (the paper's stage 3) against pf, the paper's means overlaid")
+                    f"ADI at stage {stage} (the paper's stage 3) against pf, the paper's means overlaid")
     else:
         page.text("ADI at the paper's stage 3: " + ("no stage of this geometry has its token map (Design, stage "
                                                      "mapping)" if stage is None else "no per-scan ADI table"))
