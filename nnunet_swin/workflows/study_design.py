@@ -1,9 +1,10 @@
 """The report's Design and training sections: what the study ran before any result is read.
 
 - cases per subtype (``subtypes/subtypes_summary.json``) and the test split's padding fractions (``adi``);
-- steps per arm: epochs x iterations per epoch, from nnU-Net's ``fold_X/debug.json`` when the model folder is there,
-  else from the trainer's own lines in the arm's training log (``logs/train_<arm>.log``: the progress lines of
-  ``trainers.progress`` and the recipe's "epoch = N training iterations" line);
+- steps per arm: epochs x iterations per epoch, from the trainer's own lines in the arm's training log
+  (``logs/train_<arm>.log``: the progress lines of ``trainers.progress`` and the recipe's "epoch = N training
+  iterations" line), else from nnU-Net's ``fold_X/debug.json`` when the model folder is there (written before our
+  recipe sets the epoch length: its ``recipe_iterations_per_epoch``, else a stock trainer's count);
 - seeds: ``debug.json``'s ``seed`` (a seeded trainer's class attribute), else the seeded trainer's log line, else
   ``study.json``; "not set" for a stock trainer, which seeds nothing;
 - the stage mapping: which encoder stage has the paper's stage-3 token map (``study_findings.comparable_stage``,
@@ -69,10 +70,12 @@ def schedule(root: Path, state: dict, name: str) -> dict:
     """Epochs run / planned, iterations per epoch and optimiser steps of one arm (None where unknown)."""
     debug, text = _debug(root, state, name), arm_log_text(root, state, name)
     curve = progress_curve(text)
-    iterations = _int(debug.get("num_iterations_per_epoch"))
-    if iterations is None and (hit := ITERATIONS.findall(text)):
-        iterations = int(hit[-1])
-    planned = _int(debug.get("num_epochs")) or (curve.attrs.get("num_epochs") if curve is not None else None)
+    # the recipe's own line states what it ran; nnU-Net writes debug.json before the recipe sets its epoch length,
+    # so there only our recipe's attribute (or a stock trainer's count) is right
+    hit = ITERATIONS.findall(text)
+    iterations = int(hit[-1]) if hit else _int(debug.get("recipe_iterations_per_epoch")) or \
+        _int(debug.get("num_iterations_per_epoch"))
+    planned = (curve.attrs.get("num_epochs") if curve is not None else None) or _int(debug.get("num_epochs"))
     run = len(curve) if curve is not None else ((_arm(state, name).get("cost") or {}).get("epochs"))
     seed = _int(debug.get("seed"))
     if seed is None and (hit := SEED.findall(text)):
@@ -81,7 +84,7 @@ def schedule(root: Path, state: dict, name: str) -> dict:
         seed = _arm(state, name).get("seed")
     return {"epochs": run, "planned": planned, "iterations": iterations, "seed": seed,
             "steps": run * iterations if run is not None and iterations is not None else None,
-            "source": "debug.json" if debug else "training log" if text else "study.json"}
+            "source": "training log" if hit or curve is not None else "debug.json" if debug else "study.json"}
 
 
 def curve(root: Path, state: dict, name: str) -> pd.DataFrame | None:
