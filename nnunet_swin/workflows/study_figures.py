@@ -84,6 +84,8 @@ def training_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLike) ->
         loss.set(xlabel="epoch", ylabel="Dice + CE loss", title="loss (solid: train, dashed: validation)")
         dice.set(xlabel="epoch", ylabel="pseudo-Dice", ylim=(0, 1),
                  title="validation pseudo-Dice (thin: per epoch, thick: EMA)")
+        for ax in (loss, dice):
+            ax.xaxis.get_major_locator().set_params(integer=True)
         loss.legend(fontsize=7, ncol=2)
         dice.legend(fontsize=8)
         fig.tight_layout()
