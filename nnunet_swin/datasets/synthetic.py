@@ -20,7 +20,8 @@ Cluster-D). Two appearance models (``SyntheticSpec.appearance``):
 Tumour sizes vary from about 0.3 to 30 cm^3 (small ones included). Everything is drawn from one seed, so the same
 call writes byte-identical images. The true subtype of every case is written to ``subtypes_truth.csv`` in the
 dataset folder (columns ``case_id,subtype,split,z_extent_mm,tumour_volume_mm3`` and the latent draws
-``contrast_to_wall``, ``edge_mm``, ``tumour_volume_drawn_mm3``, ``pf_cubic``); nnU-Net ignores that file, and
+``contrast_to_wall``, ``edge_mm``, ``tumour_volume_drawn_mm3`` (NaN under the separated model), ``pf_cubic64``
+(pf under a 64^3 cubic crop) and ``stratum`` (the test case's pf bin, or empty)); nnU-Net ignores that file, and
 ``generator.json`` (the generator's ``hash``: sha256 of this module's source and the spec, and the spec).
 
 Geometry is generated in physical millimetres on each case's own voxel grid, array order (X, Y, Z) for SimpleITK
