@@ -1,6 +1,7 @@
 """The report's Design and training sections: what the study ran before any result is read.
 
-- cases per subtype (``subtypes/subtypes_summary.json``) and the test split's padding fractions (``adi``);
+- cases per subtype (``subtypes/subtypes_summary.json``), the clusters' agreement with the generator's hidden
+  subtype when audited (``subtypes/subtypes_audit.json``) and the test split's padding fractions (``adi``);
 - steps per arm: epochs x iterations per epoch, from the trainer's own lines in the arm's training log
   (``logs/train_<arm>.log``: the progress lines of ``trainers.progress`` and the recipe's "epoch = N training
   iterations" line), else from nnU-Net's ``fold_X/debug.json`` when the model folder is there (written before our
@@ -159,6 +160,12 @@ def design_section(page, root: Path, state: dict, order: list[str], figures: Pat
         page.text(f"Cases per appearance subtype (k-means, k = {subtypes.get('k')}; fitted on the training cases):")
         page.table(pd.DataFrame([{"split": s, **{n: c.get(n, 0) for n in names}, "total": sum(c.values())}
                                  for s, c in counts.items() if c]))
+        audit = read_json(root / "subtypes" / "subtypes_audit.json")
+        if audit and audit.get("splits"):
+            page.text("Clusters against the generator's hidden subtype (`subtypes/subtypes_audit.json`): " + "; ".join(
+                f"{split}: adjusted Rand {a.get('adjusted_rand', float('nan')):.2f}, accuracy "
+                f"{a.get('accuracy', float('nan')):.2f} (n = {a.get('n')})" for split, a in audit["splits"].items())
+                + ".")
     else:
         page.text("Cases per subtype: no subtypes step output (`subtypes/subtypes_summary.json`).")
     adi = pd.read_csv(root / "adi" / "adi_per_scan.csv") if (root / "adi" / "adi_per_scan.csv").is_file() else None

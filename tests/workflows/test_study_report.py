@@ -75,6 +75,8 @@ def _study(root, arms: dict[str, str]):
         value = 0.2 if name == "random-init" else 0.9
         (root / "cka" / name / "cka_summary.json").write_text(json.dumps(
             {"images_used": 8, "mean_diagonal": value, "diagonal": {f"S{s}.B0": value for s in range(4)}}))
+    (root / "subtypes" / "subtypes_audit.json").write_text(json.dumps(
+        {"splits": {"test": {"n": 8, "adjusted_rand": 0.5, "accuracy": 0.875}}}))
     (root / "raw" / DATASET).mkdir(parents=True)
     (root / "raw" / DATASET / "generator.json").write_text(json.dumps({"hash": "abc123def"}))
     (root / "study.json").write_text(json.dumps(state))
@@ -101,6 +103,7 @@ def test_the_report_leads_with_the_findings_and_draws_its_figures(tmp_path):
     top = _sections(md)["## The paper's findings, checked"]
     assert "| verdict | finding |" in top and "ACT beats Base" in top and "<details>" in top
     assert "abc123def" in md                                          # the generator hash
+    assert "test: adjusted Rand 0.50, accuracy 0.88 (n = 8)" in md     # the clusters against the hidden subtype
     assert "| ACT | SwinACTTrainer_demo | 3d_fullres | 5 | 5 | 7 | 35 |" in md   # epochs x iterations
     assert "Demo stage 2 is compared with the paper's stage 3" in md
     assert "floor: untrained" not in md and "Floor: an untrained network" in md
