@@ -27,8 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan-args", default="",
                    help="more plan_and_preprocess flags as one string, e.g. \"-tumor_labels 1 -inplane_patch 96 96\"")
     p.add_argument("--arms", nargs="+", default=None,
-                   help="Base TA ACT Scratch Masked, subtype arms B-only D-only / only:<subtype> (default: the "
-                        "preset's)")
+                   help="Base TA ACT ACT-noTA ACT-rep Scratch Masked CNN, subtype arms B-only D-only / "
+                        "only:<subtype> (default: the preset's)")
+    p.add_argument("--cnn-planner", default=None,
+                   help="the stock nnU-Net planner of the CNN arm (default nnUNetPlannerResEncM, plans "
+                        "nnUNetResEncUNetMPlans; e.g. nnUNetPlannerResEncL, ExperimentPlanner)")
     p.add_argument("--folds", nargs="+", type=int, default=[0], help="cross-validation folds (default 0)")
     p.add_argument("--preset", choices=("paper", "smoke", "demo"), default="paper",
                    help="paper: the recipe's trainers; smoke: ACT + Base with _smoke trainers (minutes); demo: the "
@@ -104,7 +107,7 @@ def main(argv: list[str]) -> int:
                              preset=args.preset, executor=args.executor, slurm=slurm, jobs=args.jobs,
                              devices=devices, device=device, num_processes=args.num_processes,
                              print_commands=args.print_commands, report_only=args.report_only,
-                             progress=not args.quiet, seed=args.seed)
+                             progress=not args.quiet, seed=args.seed, cnn_planner=args.cnn_planner)
     result = run_study(settings)
     if args.print_commands:
         if result:

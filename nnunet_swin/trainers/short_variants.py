@@ -6,8 +6,8 @@ per epoch on CPU with a tiny backbone); ``_demo`` is what ``nnunet-swin demo`` t
 from __future__ import annotations
 
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
-from nnunet_swin.trainers.variants import (SwinACTTrainer, SwinMaskedTrainer, SwinScratchTrainer, SwinSpineTrainer,
-                                          SwinTATrainer)
+from nnunet_swin.trainers.variants import (SwinACTNoTATrainer, SwinACTRepTrainer, SwinACTTrainer, SwinMaskedTrainer,
+                                          SwinScratchTrainer, SwinSpineTrainer, SwinTATrainer)
 
 
 class _Short:
@@ -103,3 +103,27 @@ class SwinMaskedTrainer_smoke(_Smoke, SwinMaskedTrainer):
 
 class SwinMaskedTrainer_demo(_Demo, SwinMaskedTrainer):
     """The Masked arm on the demo's schedule."""
+
+
+class SwinACTNoTATrainer_5epochs(_FiveEpochs, SwinACTNoTATrainer):
+    """ACT-noTA for 5 epochs."""
+
+
+class SwinACTNoTATrainer_smoke(_Smoke, SwinACTNoTATrainer):
+    """ACT-noTA in seconds."""
+
+
+class SwinACTNoTATrainer_demo(_Demo, SwinACTNoTATrainer):
+    """ACT-noTA on the demo's schedule."""
+
+
+class SwinACTRepTrainer_5epochs(_FiveEpochs, SwinACTRepTrainer):
+    """ACT-rep (seed 1) for 5 epochs."""
+
+
+class SwinACTRepTrainer_smoke(_Smoke, SwinACTRepTrainer):
+    """ACT-rep (seed 1) in seconds."""
+
+
+class SwinACTRepTrainer_demo(_Demo, SwinACTRepTrainer):
+    """ACT-rep (seed 1) on the demo's schedule."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from nnunet_swin.device import check_device, default_device
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_Z_EXTENTS, PRESETS, parse_arm,
+from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_Z_EXTENTS, PRESETS,
                                               parse_arms)
 from nnunet_swin.workflows.study_context import (Study, StudyPaths, StudySettings, _dataset_folder,
                                                  _demo_pretraining, _nnunet_base)
@@ -128,28 +128,28 @@ def _check_plans_name(study: Study) -> None:
 
 def check_plans_of_arms(study: Study) -> None:
     """A model folder of an arm that exists must hold the study's plans (nnU-Net copies them in at training)."""
-    if not study.plans_file.is_file():
-        return
-    ours = study.plans()
     for arm in study.arms:
+        plans_file = study.arm_plans_file(arm)
         theirs_file = study.model_folder(arm) / "plans.json"
-        if not theirs_file.is_file():
+        if not plans_file.is_file() or not theirs_file.is_file():
             continue
+        ours = read_json(plans_file, "plans file")
         theirs = read_json(theirs_file, "plans file")
         same = theirs.get("plans_name") == ours.get("plans_name") and \
             theirs.get("configurations", {}).get(arm.configuration) == ours["configurations"].get(arm.configuration)
         if not same:
             raise UserError(f"arm {arm.name}: {study.model_folder(arm)} was trained on other plans than "
-                            f"{study.plans_file} ({arm.configuration} differs); move that model folder away, or give "
+                            f"{plans_file} ({arm.configuration} differs); move that model folder away, or give "
                             f"the plans it was trained on (-p)")
 
 
 def resolve_study(settings: StudySettings) -> Study:
     """Check the input and build the :class:`Study` (no command runs, except the demo preset's dataset)."""
     check_settings(settings)
-    arms = parse_arms(settings.arms, settings.preset)
     output = Path(settings.output).expanduser().resolve()
     state = read_state(output)
+    cnn_planner = settings.cnn_planner or (state.cnn_planner if state else None)
+    arms = parse_arms(settings.arms, settings.preset, cnn_planner)
     if settings.report_only and state is None:
         raise UserError(f"--report-only: {output} holds no {STATE_FILE}; give the output folder of a study (-o)")
     if settings.preset == "demo":
@@ -169,7 +169,7 @@ def resolve_study(settings: StudySettings) -> Study:
     if plans_name is None:
         raise UserError(f"planner {settings.planner!r} has no default plans identifier; give it with -p")
     if settings.report_only and settings.arms is None and state is not None:
-        arms = [parse_arm(a) for a in state.arm_order] or arms
+        arms = parse_arms(state.arm_order, state.preset, cnn_planner) if state.arm_order else arms
     _check_output(output, state, dataset_name, plans_name)
     if state is None:
         state = StudyState(dataset_name, dataset_id, plans_name, settings.planner, settings.preset,
@@ -178,6 +178,7 @@ def resolve_study(settings: StudySettings) -> Study:
     if not settings.report_only:
         state.folds, state.arm_order = list(settings.folds), [a.name for a in arms]
         state.preset, state.planner, state.executor = settings.preset, settings.planner, settings.executor
+        state.cnn_planner = next((a.planner for a in arms if a.planner), state.cnn_planner)
     settings.folds = list(state.folds)
     study = Study(settings, paths, env, dataset_id, dataset_name, plans_name, arms, PRESETS[state.preset].suffix,
                   state)
@@ -204,11 +205,13 @@ def build_table(study: Study, journal: Journal) -> list[Step]:
     train = sp.training_steps(study)
     train_names = {a.name: [s.name for s in train if s.name == f"train {a.name}" or
                             s.name.startswith(f"train {a.name} fold ")] for a in study.arms}
-    setup = [sp.plan_step(study)] + ([sp.pretrain_step(study)] if study.settings.preset == "demo" else [])
+    setup = [sp.plan_step(study)] + [sp.stock_plan_step(study, a) for a in study.arms if a.planner]
+    setup += [sp.pretrain_step(study)] if study.settings.preset == "demo" else []
     setup += [an.subtypes_step(study)] + ([sp.custom_folds_step(study)] if any(a.subtype for a in study.arms) else [])
     evaluate = an.evaluation_steps(study)
     analysis = sp.prediction_steps(study, train_names) + evaluate + an.comparison_steps(study, evaluate)
     analysis += [an.adi_step(study, tuple(s.name for s in train + evaluate))] + an.cka_steps(study, train_names)
+    analysis += [an.cka_floor_step(study)] + an.not_applicable_steps(study)
     table = ([] if study.settings.report_only else setup + train) + analysis
     if study.settings.report_only:
         table.insert(0, an.subtypes_step(study))

@@ -5,8 +5,8 @@ interval, the non-zero pairs, the smallest p the design can attain, p, the adjus
 Every number comes from files the study's steps wrote, recomputed here so that ``--report-only`` can regenerate them
 without retraining:
 
-- the per-case metrics of all arms (``comparison_by_subtype/comparison_per_case.csv``, else
-  ``comparison/comparison_per_case.csv``), compared within the paper's pre-specified families
+- the per-case metrics of all arms (the families' ``comparison_by_subtype/<family>/`` and
+  ``comparison/<family>/comparison_per_case.csv``, ``study_comparisons``), compared within the paper's pre-specified families
   (``evaluation.families``: Table 2 {Base, TA, ACT}, Table 3 {ACT, Scratch}, {ACT, B-only, D-only}, {ACT, Masked},
   {ACT, ACT-rep}, {ACT, CNN}), each with its own Bonferroni and exclusion set; Hodges-Lehmann estimates with
   signed-rank intervals, McNemar with Newcombe intervals;
@@ -35,6 +35,7 @@ from nnunet_swin.evaluation.families import families_for
 from nnunet_swin.evaluation.paired_statistics import (bonferroni, fisher_floor, min_attainable_adjusted,
                                                       spearman_permutation, wilcoxon_paired)
 from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, PaperEffect, Verdict, judge
+from nnunet_swin.workflows.study_comparisons import per_case_of_arms
 
 CUBIC_UNMASKED = ("Base", "TA")     # the paper's cubic-input arms (Masked excludes its padding by construction)
 METRIC_NAMES = {"surface_dice": "sDSC @2 mm", "dice": "Dice", "detected": "detection (pp)"}
@@ -113,9 +114,7 @@ class _Sources:
     def __init__(self, root: Path, state: dict):
         self.root, self.state = root, state
         self.done = {n for n, a in state.get("arms", {}).items() if a.get("status") == "done"}
-        per_case = _read_csv(root / "comparison_by_subtype" / "comparison_per_case.csv")
-        if per_case is None:
-            per_case = _read_csv(root / "comparison" / "comparison_per_case.csv")
+        per_case = per_case_of_arms(root)     # the families' comparison_per_case.csv joined (study_comparisons)
         self.adi = _read_csv(root / "adi" / "adi_per_scan.csv")
         subtypes = read_json(root / "subtypes" / "subtypes_summary.json") or {}
         names = subtypes.get("names") or []

@@ -1,8 +1,9 @@
 """The study's report: ``report.md`` and a self-contained ``report.html`` from the files our commands wrote.
 
 Sources (each section says when its source is absent): ``study.json`` (arms, steps, test split),
-``comparison/comparison_table.csv`` + ``comparison.md`` (Table 2), ``subtypes/subtypes_summary.json`` and
-``comparison_by_subtype/`` (subtype table, comparison by subtype), ``adi/adi_summary.json`` + its PNGs (ADI per
+``comparison/<family>/comparison_table.csv`` + ``comparison.md`` (one per pre-specified family: Table 2 and the
+others), ``subtypes/subtypes_summary.json`` and ``comparison_by_subtype/<family>/`` (subtype table, comparison by
+subtype), ``adi/adi_summary.json`` + its PNGs (ADI per
 stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``; the paper's findings checked
 against all of these (``study_findings``, also written to ``findings.json``). The HTML page inlines every figure as a
 base64 PNG data URI and links nothing outside itself.
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from nnunet_swin.evaluation.families import PAPER_FAMILIES
 from nnunet_swin.io import write_json, write_text
+from nnunet_swin.workflows.study_comparisons import comparison_tables
 from nnunet_swin.workflows.study_findings import findings_json, findings_table, paper_findings, read_json
 
 MARK = {"done": "done", "failed": "**FAILED**", "missing": "**MISSING**"}
@@ -148,29 +151,32 @@ def arms_section(page: _Page, state: dict, order: list[str]) -> None:
 
 
 def comparison_section(page: _Page, root: Path, state: dict) -> None:
-    page.heading("Table 2: comparison of the arms")
-    table = root / "comparison" / "comparison_table.csv"
-    if not table.is_file():
+    page.heading("Table 2 and the other pre-specified comparisons")
+    tables = comparison_tables(root)           # comparison/<family>/ (study_comparisons)
+    if not tables:
         page.text(f"No comparison ({_step_note(state, 'compare')}).")
         return
-    page.text(f"Evaluated on the {state.get('test_split', 'test split')}. Median [IQR] with the Table 2 protocol "
-              "(bounded penalties for missed cases, cases missed by every arm excluded, Wilcoxon / McNemar, "
-              "Bonferroni).")
-    page.table(compact_table(pd.read_csv(table)))
-    page.text("All columns: `comparison/comparison_table.csv`; the comparison's own Markdown: "
-              "`comparison/comparison.md`.")
-    pairwise = root / "comparison" / "comparison_pairwise.csv"
-    if pairwise.is_file():
-        page.text("Paired tests within each pre-specified family (p Bonferroni-adjusted over the family's pairs "
-                  "within a metric; n_eff = pairs entering the test; estimate = Hodges-Lehmann, detection in pp):")
-        pairs = pd.read_csv(pairwise)
-        if "estimate" in pairs and "difference_pp" in pairs:
-            pairs["estimate"] = pairs["estimate"].where(pairs["metric"] != "detected", pairs["difference_pp"])
-        page.table(pairs[[c for c in ("family", "label", "group", "metric", "model_a", "model_b", "test", "n_eff",
-                                      "estimate", "ci_low", "ci_high", "p", "p_bonferroni",
-                                      "min_attainable_p_bonferroni") if c in pairs]])
-    for png in sorted((root / "comparison").glob("comparison_*.png")):
-        page.figure(png, png.stem.replace("comparison_", "").replace("_", " "))
+    page.text(f"Evaluated on the {state.get('test_split', 'test split')}. One comparison per pre-specified family "
+              "(each with its own Bonferroni over its pairs and its own set of cases missed by all of its arms); "
+              "median [IQR] with the Table 2 protocol (bounded penalties for missed cases, Wilcoxon / McNemar).")
+    for family, table in tables.items():
+        folder = table.parent.relative_to(root).as_posix()
+        page.heading(f"{family}: {PAPER_FAMILIES[family].description}", 3)
+        page.table(compact_table(pd.read_csv(table)))
+        page.text(f"All columns: `{folder}/comparison_table.csv`; the comparison's own Markdown: "
+                  f"`{folder}/comparison.md`.")
+        pairwise = table.parent / "comparison_pairwise.csv"
+        if pairwise.is_file():
+            page.text("Paired tests (p Bonferroni-adjusted over the family's pairs within a metric; n_eff = pairs "
+                      "entering the test; estimate = Hodges-Lehmann, detection in pp):")
+            pairs = pd.read_csv(pairwise)
+            if "estimate" in pairs and "difference_pp" in pairs:
+                pairs["estimate"] = pairs["estimate"].where(pairs["metric"] != "detected", pairs["difference_pp"])
+            page.table(pairs[[c for c in ("family", "label", "group", "metric", "model_a", "model_b", "test",
+                                          "n_eff", "estimate", "ci_low", "ci_high", "p", "p_bonferroni",
+                                          "min_attainable_p_bonferroni") if c in pairs]])
+        for png in sorted(table.parent.glob("comparison_*.png")):
+            page.figure(png, f"{family} " + png.stem.replace("comparison_", "").replace("_", " "))
 
 
 def _seconds(value) -> str:
@@ -225,11 +231,13 @@ def subtype_section(page: _Page, root: Path, state: dict) -> None:
                       f"{len(fold['train'])} training cases of subtype {custom}.")
         page.figure(root / "subtypes" / "subtype_scatter.png", "subtype scatter")
     page.heading("Comparison by subtype", 3)
-    table = root / "comparison_by_subtype" / "comparison_table.csv"
-    if not table.is_file():
-        page.text(f"No comparison by subtype ({_step_note(state, 'compare by subtype')}).")
+    tables = comparison_tables(root, by_subtype=True)       # comparison_by_subtype/<family>/
+    if not tables:
+        page.text(f"No comparison by subtype ({_step_note(state, 'compare table2 by subtype')}).")
         return
-    page.table(compact_table(pd.read_csv(table)))
+    for family, table in tables.items():
+        page.text(f"Family {family} ({', '.join(PAPER_FAMILIES[family].arms)}):")
+        page.table(compact_table(pd.read_csv(table)))
 
 
 def _fmt(value) -> str:
@@ -308,7 +316,8 @@ def findings_section(page: _Page, root: Path, state: dict) -> None:
 
 def cka_section(page: _Page, root: Path, state: dict, order: list[str]) -> None:
     page.heading("CKA against the pretrained encoder")
-    folders = [root / "cka" / n for n in order if (root / "cka" / n / "cka_summary.json").is_file()]
+    folders = [root / "cka" / n for n in [*order, "random-init"]          # random-init: the floor (untrained)
+               if (root / "cka" / n / "cka_summary.json").is_file()]
     if not folders:
         page.text(f"No CKA ({_step_note(state, 'cka')}).")
         return
