@@ -7,9 +7,13 @@ operating system. :class:`Seeded` is a mixin for any ``nnUNetTrainer`` with a cl
 - ``initialize()`` seeds Python's ``random``, numpy's global generator and torch (CPU and every CUDA device) with
   ``seed`` before the network is built: the initial weights (everything a pretrained encoder does not overwrite)
   and, with ``nnUNet_n_proc_DA=0`` (augmentation in the main process), every sampled patch and augmentation follow.
-- ``get_dataloaders()`` restarts nnU-Net's background augmenters with one seed per worker (``seed * 1000 + 1 + i``
-  for training, ``+ 501 + i`` for validation), so each worker's patch sampling (numpy) and augmentation (numpy and
-  torch) is a fixed stream.
+- ``get_dataloaders()`` gives nnU-Net's background augmenters one seed per worker (``seed * 1000 + 1 + i`` for
+  training, ``+ 501 + i`` for validation), so each worker's patch sampling (numpy) and augmentation (numpy and torch)
+  is a fixed stream. nnU-Net builds and starts them inside ``get_dataloaders`` with ``seeds=None``; the one way in
+  without copying that method is the name it builds them by: while ``super().get_dataloaders()`` runs, the name
+  ``NonDetMultiThreadedAugmenter`` in nnU-Net's trainer module stands for a function that adds the seeds
+  (:func:`seeded_augmenters`; put back afterwards, also on error). Restarting started augmenters instead races with
+  batches in flight (a traceback from the old results thread).
 
 What stays non-deterministic: with more than one augmentation worker the order in which the workers' batches reach
 the training loop depends on timing (nnU-Net's "NonDet" augmenter); on CUDA, cuDNN kernel choice and atomic adds
@@ -19,11 +23,13 @@ every op); a run resumed with ``--c`` reseeds at the resume, so it does not cont
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
+import itertools
 import random
 
 import numpy as np
 import torch
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 
 VALIDATION_OFFSET = 500
 
@@ -40,12 +46,30 @@ def worker_seeds(seed: int, workers: int, offset: int = 0) -> list[int]:
     return [seed * 1000 + offset + 1 + i for i in range(workers)]
 
 
-def reseed_augmenter(augmenter, seeds_of) -> None:
-    """Restart a started ``NonDetMultiThreadedAugmenter`` with fixed per-worker seeds (``seeds_of(workers)``); a
-    ``SingleThreadedAugmenter`` runs in the main process, seeded by :func:`seed_everything`, and is left alone."""
-    if isinstance(augmenter, NonDetMultiThreadedAugmenter):
-        augmenter.seeds = seeds_of(augmenter.num_processes)
-        augmenter.restart()
+@contextlib.contextmanager
+def seeded_augmenters(seed: int, module=None):
+    """While inside, ``module.NonDetMultiThreadedAugmenter(...)`` (nnU-Net's trainer module by default) builds the
+    augmenter with fixed per-worker seeds: the first one built gets :func:`worker_seeds` ``(seed, n)``, the next
+    (validation) ``offset = VALIDATION_OFFSET``. Without that name in the module (another nnU-Net) nothing changes."""
+    if module is None:
+        import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as module
+    original = getattr(module, "NonDetMultiThreadedAugmenter", None)
+    if original is None:
+        yield
+        return
+    built = itertools.count()
+
+    def seeded(*args, **kwargs):
+        call = inspect.signature(original).bind(*args, **kwargs)
+        call.arguments["seeds"] = worker_seeds(seed, call.arguments["num_processes"],
+                                               VALIDATION_OFFSET * min(next(built), 1))
+        return original(*call.args, **call.kwargs)
+
+    module.NonDetMultiThreadedAugmenter = seeded
+    try:
+        yield
+    finally:
+        module.NonDetMultiThreadedAugmenter = original
 
 
 class Seeded:
@@ -62,8 +86,7 @@ class Seeded:
         super().initialize()
 
     def get_dataloaders(self):
-        train, val = super().get_dataloaders()
-        if self.seed is not None:
-            reseed_augmenter(train, lambda n: worker_seeds(self.seed, n))
-            reseed_augmenter(val, lambda n: worker_seeds(self.seed, n, VALIDATION_OFFSET))
-        return train, val
+        if self.seed is None:
+            return super().get_dataloaders()
+        with seeded_augmenters(self.seed):
+            return super().get_dataloaders()

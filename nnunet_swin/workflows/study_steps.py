@@ -247,9 +247,11 @@ def stock_plan_step(study: Study, arm: ArmSpec) -> Step:
         return [tool("nnUNetv2_plan_and_preprocess"), "-d", str(study.dataset_id), "-pl", arm.planner, "-c",
                 arm.configuration, "-npfp", str(s.num_processes), "-np", str(s.num_processes)]
 
+    # nnU-Net 2.8.1's ResEnc planners call torch.set_num_threads(nnUNet_n_proc_DA), which refuses 0
+    env = {"nnUNet_n_proc_DA": "1"} if study.env.get("nnUNet_n_proc_DA", "").strip() == "0" else {}
     return Step(f"plan {arm.name}", "plan", study.paths.logs / f"plan_{arm.name}.log", outputs=lambda: [plans_file],
                 done=preprocessed, done_because=f"{plans_file.name} exists and every training case is preprocessed",
-                command=command, needs=("plan",))
+                command=command, needs=("plan",), env=env)
 
 
 def pretrain_step(study: Study) -> Step:
