@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cnn-planner", default=None,
                    help="the stock nnU-Net planner of the CNN arm (default nnUNetPlannerResEncM, plans "
                         "nnUNetResEncUNetMPlans; e.g. nnUNetPlannerResEncL, ExperimentPlanner)")
+    p.add_argument("--cnn-plan-args", default="",
+                   help="more nnUNetv2_plan_and_preprocess flags for the CNN arm as one string, e.g. "
+                        "\"-overwrite_target_spacing 1 1 1\"")
     p.add_argument("--folds", nargs="+", type=int, default=[0], help="cross-validation folds (default 0)")
     p.add_argument("--preset", choices=("paper", "smoke", "demo"), default="paper",
                    help="paper: the recipe's trainers; smoke: ACT + Base with _smoke trainers (minutes); demo: the "
@@ -107,7 +110,8 @@ def main(argv: list[str]) -> int:
                              preset=args.preset, executor=args.executor, slurm=slurm, jobs=args.jobs,
                              devices=devices, device=device, num_processes=args.num_processes,
                              print_commands=args.print_commands, report_only=args.report_only,
-                             progress=not args.quiet, seed=args.seed, cnn_planner=args.cnn_planner)
+                             progress=not args.quiet, seed=args.seed, cnn_planner=args.cnn_planner,
+                             cnn_plan_args=shlex.split(args.cnn_plan_args))
     result = run_study(settings)
     if args.print_commands:
         if result:

@@ -44,6 +44,7 @@ class StudySettings:
     demo_pretrain_epochs: int = 20
     demo_pretrain_iterations: int = 20
     cnn_planner: str | None = None       # the CNN arm's stock planner (None: the study's earlier choice, else ResEnc-M)
+    cnn_plan_args: list[str] = field(default_factory=list)   # more nnUNetv2_plan_and_preprocess flags for the CNN
 
 
 @dataclass

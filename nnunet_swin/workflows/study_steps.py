@@ -245,7 +245,7 @@ def stock_plan_step(study: Study, arm: ArmSpec) -> Step:
 
     def command() -> list[str]:
         return [tool("nnUNetv2_plan_and_preprocess"), "-d", str(study.dataset_id), "-pl", arm.planner, "-c",
-                arm.configuration, "-npfp", str(s.num_processes), "-np", str(s.num_processes)]
+                arm.configuration, "-npfp", str(s.num_processes), "-np", str(s.num_processes), *s.cnn_plan_args]
 
     # nnU-Net 2.8.1's ResEnc planners call torch.set_num_threads(nnUNet_n_proc_DA), which refuses 0
     env = {"nnUNet_n_proc_DA": "1"} if study.env.get("nnUNet_n_proc_DA", "").strip() == "0" else {}

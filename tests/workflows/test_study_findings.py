@@ -30,8 +30,8 @@ def study(tmp_path):
         _cases("Masked", base + 0.05, ones),
         _cases("B-only", np.where(b_only == 1, base, 0.0), b_only),
     ])
-    (tmp_path / "comparison_by_subtype").mkdir()
-    per_case.to_csv(tmp_path / "comparison_by_subtype" / "comparison_per_case.csv", index=False)
+    (tmp_path / "comparison_by_subtype" / "table2").mkdir(parents=True)      # one family's file may hold them all
+    per_case.to_csv(tmp_path / "comparison_by_subtype" / "table2" / "comparison_per_case.csv", index=False)
     (tmp_path / "subtypes").mkdir()
     (tmp_path / "subtypes" / "subtypes_summary.json").write_text(json.dumps({"k": 2, "names": ["B", "D"]}))
     pf = np.linspace(0.0, 0.6, len(CASES))
