@@ -68,6 +68,12 @@ def test_the_cnn_is_planned_trained_and_predicted_on_its_own_plans(toy):
     assert plan.command()[1:] == ["-d", str(DATASET), "-pl", "nnUNetPlannerResEncM", "-c", "3d_fullres", "-npfp",
                                   "2", "-np", "2"] and plan.command()[0].endswith("nnUNetv2_plan_and_preprocess")
     assert plan.needs == ("plan",) and not plan.is_done()
+    study.settings.cnn_plan_args = ["-overwrite_target_spacing", "1", "1", "1"]
+    assert plan.command()[-4:] == ["-overwrite_target_spacing", "1", "1", "1"]
+    study.settings.cnn_plan_args = []
+    toy_env = dict(study.env, nnUNet_n_proc_DA="0")
+    study.env = toy_env
+    assert _table(study)["plan CNN"].env == {"nnUNet_n_proc_DA": "1"}   # ResEnc planners refuse 0 threads
     assert "plan ACT" not in table                               # the Swin arms share the study's plans
     train = table["train CNN fold 0"]
     assert "plan CNN" in train.needs and "pretrain encoder" not in train.needs
