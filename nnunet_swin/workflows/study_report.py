@@ -3,8 +3,8 @@
 Sources (each section says when its source is absent): ``study.json`` (arms, steps, test split),
 ``comparison/<family>/comparison_table.csv`` + ``comparison.md`` (one per pre-specified family: Table 2 and the
 others), ``subtypes/subtypes_summary.json`` and ``comparison_by_subtype/<family>/`` (subtype table, comparison by
-subtype), ``adi/adi_summary.json`` + its PNGs (ADI per
-stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json`` + ``cka_heatmap.png``; the paper's findings checked
+subtype), ``adi/adi_summary.json`` + its PNGs (ADI per stage, ADI vs padding fraction), ``cka/<arm>/cka_summary.json``
++ ``cka_heatmap.png`` (``cka/random-init/``: the floor); the paper's findings checked
 against all of these (``study_findings``, also written to ``findings.json``). The HTML page inlines every figure as a
 base64 PNG data URI and links nothing outside itself.
 """
