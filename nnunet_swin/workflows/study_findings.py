@@ -8,8 +8,8 @@ without retraining:
 - the per-case metrics of all arms (the families' ``comparison_by_subtype/<family>/`` and
   ``comparison/<family>/comparison_per_case.csv`` joined, ``study_comparisons``), compared within the paper's
   pre-specified families (``evaluation.families``: Table 2 {Base, TA, ACT}, Table 3 {ACT, Scratch}, {ACT, B-only,
-  D-only}, {ACT, Masked}, {ACT, ACT-noTA}, {ACT, ACT-rep}, {ACT, CNN}), each with its own Bonferroni and exclusion set; Hodges-Lehmann estimates with
-  signed-rank intervals, McNemar with Newcombe intervals;
+  D-only}, {ACT, Masked}, {ACT, ACT-noTA}, {ACT, ACT-rep}, {ACT, CNN}), each with its own Bonferroni and exclusion
+  set; Hodges-Lehmann estimates with signed-rank intervals, McNemar with Newcombe intervals;
 - ``adi/adi_per_scan.csv``: ADI, ACT against each cubic arm per stage (paired Wilcoxon, Bonferroni over the two cubic
   arms), and ADI / sDSC against pf (Spearman, permutation p);
 - B-only on its own subtype against the other (Fisher's exact test on detection: different cases, so unpaired).
