@@ -5,8 +5,8 @@ names are ours and do not clash with its own.
 
 | trainer               | epochs x iterations (validation)                      | seed |
 |-----------------------|-------------------------------------------------------|------|
-| nnUNetTrainer_smoke   | the Swin ``_smoke`` schedule (3 x 2 (1))              | 0    |
-| nnUNetTrainer_demo    | the Swin ``_demo`` schedule (30 x 25 (5))             | 0    |
+| nnUNetTrainer_smoke   | the Swin ``_smoke`` schedule (``short_variants._Smoke``) | 0    |
+| nnUNetTrainer_demo    | the Swin ``_demo`` schedule (``short_variants._Demo``)   | 0    |
 | nnUNetTrainer_recipe  | the recipe's 500 epochs of one pass over the training cases (the paper preset) | 0 |
 
 The schedules are read from the Swin short variants' classes, so the two stay equal when one changes. The seed is
