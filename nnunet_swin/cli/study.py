@@ -30,9 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Base TA ACT Scratch Masked, subtype arms B-only D-only / only:<subtype> (default: the "
                         "preset's)")
     p.add_argument("--folds", nargs="+", type=int, default=[0], help="cross-validation folds (default 0)")
-    p.add_argument("--preset", choices=("paper", "smoke", "demo"), default="paper",
+    p.add_argument("--preset", choices=("paper", "smoke", "demo", "quickstart"), default="paper",
                    help="paper: the recipe's trainers; smoke: ACT + Base with _smoke trainers (minutes); demo: the "
-                        "synthetic dataset, smit_tiny, _demo trainers, every arm, CPU (hours)")
+                        "synthetic dataset, smit_tiny, _demo trainers, every arm, CPU (hours); quickstart: what "
+                        "`nnunet-swin demo` runs, the ACT arm alone on the synthetic dataset (minutes)")
     p.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="local: child processes here (default); slurm: jobs through submitit (sbatch), training "
                         "arms x folds as one job array, requeued on timeout/preemption and resumed with --c")
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> int:
         devices = [d for item in args.devices for d in item.split(",") if d.strip()]
     device = args.device          # auto: the demo on the CPU, SLURM jobs on their GPUs, else this machine's rule
     if device == "auto":
-        if args.preset == "demo":
+        if args.preset in ("demo", "quickstart"):
             device = "cpu"
         elif args.executor == "slurm":
             device = "cuda" if args.slurm_gpus_per_job > 0 else "cpu"

@@ -23,8 +23,8 @@ from pathlib import Path
 from nnunet_swin.device import check_device, default_device
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_Z_EXTENTS, PRESETS, parse_arm,
-                                              parse_arms)
+from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_Z_EXTENTS, PRESETS,
+                                              QUICKSTART_PLAN_ARGS, parse_arm, parse_arms)
 from nnunet_swin.workflows.study_context import (Study, StudyPaths, StudySettings, _dataset_folder,
                                                  _demo_pretraining, _nnunet_base)
 from nnunet_swin.workflows.study_executors import (LocalExecutor, SlurmExecutor, SlurmOptions,  # noqa: F401 (the
@@ -32,23 +32,27 @@ from nnunet_swin.workflows.study_executors import (LocalExecutor, SlurmExecutor,
 from nnunet_swin.workflows.study_runner import Journal, Step, run_steps
 from nnunet_swin.workflows.study_state import STATE_FILE, StudyState, read_state
 
+DEMO_MARKER = ".nnunet_swin_demo"        # written by `nnunet-swin demo` into its output folder (safe to replace)
+
 # ---------------------------------------------------------------------------------------------------------- resolve
 
 def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str], int]:
-    """The demo preset's own workspace inside the output folder: the synthetic dataset, and the path of the encoder
-    the ``pretrain encoder`` step makes (``demo_encoder``) before the arms train."""
+    """A synthetic preset's own workspace inside the output folder: the synthetic dataset, and the path of the
+    encoder the ``pretrain encoder`` step makes (``demo_encoder``) before the arms train. The quickstart keeps the
+    synthetic default cohort; the demo study shapes its z-extents for the cubic crop (``DEMO_Z_EXTENTS``)."""
     from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
     from nnunet_swin.workflows.workspace import Workspace
 
     settings.backbone = settings.backbone or "smit_tiny"
-    settings.plan_args = settings.plan_args or list(DEMO_PLAN_ARGS)
+    quick = settings.preset == "quickstart"
+    settings.plan_args = settings.plan_args or list(QUICKSTART_PLAN_ARGS if quick else DEMO_PLAN_ARGS)
     ws = Workspace(output / "workspace").create()
     env = ws.environment(num_processes=settings.num_processes, da_processes=1)
     env["nnUNet_swin_pretrained"] = str(_demo_pretraining(settings).checkpoint(ws.weights))
     dataset_id = settings.dataset_id or 501
     if not any(ws.raw.glob(f"Dataset{dataset_id:03d}_*")):
-        spec = SyntheticSpec(num_train=settings.demo_num_train, num_test=settings.demo_num_test, fov_mm=64.0,
-                             seed=settings.seed, **DEMO_Z_EXTENTS)
+        spec = SyntheticSpec(num_train=settings.demo_num_train, num_test=settings.demo_num_test,
+                             fov_mm=settings.demo_fov_mm, seed=settings.seed, **({} if quick else DEMO_Z_EXTENTS))
         make_demo_dataset(ws.raw, dataset_id, spec=spec, progress=settings.progress)
     return env, dataset_id
 
@@ -57,7 +61,7 @@ def _check_output(output: Path, state: StudyState | None, dataset_name: str, pla
     if output.exists() and not output.is_dir():
         raise UserError(f"output folder {output} is a file; give a folder (-o)")
     if state is None:
-        if output.is_dir() and any(p.name != "workspace" for p in output.iterdir()):
+        if output.is_dir() and any(p.name not in ("workspace", DEMO_MARKER) for p in output.iterdir()):
             raise UserError(f"output folder {output} is not empty and holds no {STATE_FILE}; give a new or empty "
                             f"folder (-o), or the folder of an earlier study of {dataset_name}")
         return
@@ -100,7 +104,7 @@ def _check_pretrained(study: Study) -> None:
     from nnunet_swin.workflows.study_steps import pretrained_checkpoint
 
     pretrained = [a.name for a in study.arms if a.pretrained]
-    if not pretrained or study.settings.preset == "demo" or study.settings.report_only:
+    if not pretrained or PRESETS[study.settings.preset].synthetic or study.settings.report_only:
         return
     value = study.env.get("nnUNet_swin_pretrained", "").strip()
     how = ("export nnUNet_swin_pretrained=/path/to/<backbone>.pth (the checkpoint, or a folder holding it), or run "
@@ -152,7 +156,7 @@ def resolve_study(settings: StudySettings) -> Study:
     state = read_state(output)
     if settings.report_only and state is None:
         raise UserError(f"--report-only: {output} holds no {STATE_FILE}; give the output folder of a study (-o)")
-    if settings.preset == "demo":
+    if PRESETS[settings.preset].synthetic:
         env, dataset_id = _prepare_demo(settings, output)
     elif state is not None and settings.dataset_id is None:
         env, dataset_id = {**os.environ, **state.environment}, int(state.dataset_id)
@@ -179,8 +183,8 @@ def resolve_study(settings: StudySettings) -> Study:
         state.folds, state.arm_order = list(settings.folds), [a.name for a in arms]
         state.preset, state.planner, state.executor = settings.preset, settings.planner, settings.executor
     settings.folds = list(state.folds)
-    study = Study(settings, paths, env, dataset_id, dataset_name, plans_name, arms, PRESETS[state.preset].suffix,
-                  state)
+    suffix = PRESETS[state.preset].suffix if settings.trainer_suffix is None else settings.trainer_suffix
+    study = Study(settings, paths, env, dataset_id, dataset_name, plans_name, arms, suffix, state)
     if any(a.subtype for a in arms) and not study.test_split():
         raise UserError(f"subtype-restricted arms ({', '.join(a.name for a in arms if a.subtype)}) are validated on "
                         f"the test split, and {dataset_name} has no imagesTs/labelsTs; add a test split or leave "
@@ -204,7 +208,8 @@ def build_table(study: Study, journal: Journal) -> list[Step]:
     train = sp.training_steps(study)
     train_names = {a.name: [s.name for s in train if s.name == f"train {a.name}" or
                             s.name.startswith(f"train {a.name} fold ")] for a in study.arms}
-    setup = [sp.plan_step(study)] + ([sp.pretrain_step(study)] if study.settings.preset == "demo" else [])
+    preset = PRESETS[study.settings.preset]
+    setup = [sp.plan_step(study)] + ([sp.pretrain_step(study)] if preset.synthetic else [])
     setup += [an.subtypes_step(study)] + ([sp.custom_folds_step(study)] if any(a.subtype for a in study.arms) else [])
     evaluate = an.evaluation_steps(study)
     analysis = sp.prediction_steps(study, train_names) + evaluate + an.comparison_steps(study, evaluate)
@@ -212,6 +217,9 @@ def build_table(study: Study, journal: Journal) -> list[Step]:
     table = ([] if study.settings.report_only else setup + train) + analysis
     if study.settings.report_only:
         table.insert(0, an.subtypes_step(study))
+    for step in (s for s in table if s.kind in preset.leaves_out):
+        step.skip = lambda: (f"not part of the {study.settings.preset} preset (one arm; the analyses of several arms "
+                             f"are in `nnunet-swin study --preset demo`)")
     report = study.paths.output / "report.md"
 
     written = []
@@ -241,7 +249,8 @@ def print_commands(study: Study) -> list[str]:
             continue
         keys = ["nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"]
         keys += ["nnUNet_swin_pretrained"] if arm.pretrained else []
-        keys += ["nnUNet_compile", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"] if study.settings.preset == "demo" else []
+        keys += ["nnUNet_compile", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"] if PRESETS[study.settings.preset].synthetic \
+            else []
         prefix = " ".join(f"{k}={shlex.quote(study.env[k])}" for k in keys if study.env.get(k))
         lines.append(" && ".join(f"{prefix} {shlex.join(c)}" for c in cmds))
     return lines

@@ -43,6 +43,8 @@ class StudySettings:
     demo_num_test: int = 6
     demo_pretrain_epochs: int = 20
     demo_pretrain_iterations: int = 20
+    demo_fov_mm: float = 64.0            # the synthetic scans' in-plane field of view (synthetic presets)
+    trainer_suffix: str | None = None    # the short-schedule suffix instead of the preset's (e.g. _smoke)
 
 
 @dataclass
