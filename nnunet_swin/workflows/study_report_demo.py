@@ -80,7 +80,8 @@ def quickstart_section(page, study) -> None:
     page.text(f"`nnunet-swin demo` is this study engine's `quickstart` preset: one arm ({arm.name}, "
               f"`{study.trainer(arm)}`, fold 0) fine-tuned and evaluated end to end on CPU with stock nnU-Net "
               f"commands. It shows the machinery working, not CT-to-MRI transfer; the analyses of several arms "
-              f"(comparison, subtypes, ADI, CKA) are skipped here and run in `nnunet-swin study --preset demo`.")
+              f"(comparison, subtypes, ADI, CKA) are skipped here and run in `nnunet-swin study --preset demo`; "
+              f"the findings table below therefore names, row by row, the arms this run did not train.")
     page.bullets([
         f"**Backbone: `{backbone.get('backbone', s.backbone)}`**, a reduced configuration (embed dim "
         f"{backbone.get('embed_dim', '?')}, depths {backbone.get('depths', '?')}, heads "
