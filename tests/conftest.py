@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from slurm_cluster import slurm_cluster  # noqa: F401 (a one-node SLURM, for the cluster tests)
+
 HERE = Path(__file__).resolve().parent
 SHARED_REAL = HERE.parent.parent / "shared" / "data" / "real"
 

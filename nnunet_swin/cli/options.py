@@ -113,6 +113,21 @@ def dataset(default: int | None = None, required: bool = False) -> argparse.Argu
     return p
 
 
+def slurm_flags(group, requeue: str, no_wait: str, time_default: str = "24:00:00") -> None:
+    """The SLURM options every command with ``--executor slurm`` shares, added to ``group``; ``requeue`` says how a
+    job that hits its time limit goes on, ``no_wait`` what ``--no-wait`` leaves (the values are read with
+    ``nnunet_swin.cluster``'s parsers)."""
+    group.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's default)")
+    group.add_argument("--slurm-time", default=time_default,
+                       help=f"time limit per job: minutes, HH:MM:SS or D-HH:MM:SS (default {time_default}); a job "
+                            f"that hits it is requeued and {requeue}")
+    group.add_argument("--slurm-mem", default=None,
+                       help="memory per node, e.g. 32G or 16000M (default: the cluster's)")
+    group.add_argument("--slurm-sbatch", default="",
+                       help="more sbatch options as one string, e.g. \"--qos=high --account=lab\"")
+    group.add_argument("--no-wait", action="store_true", help=no_wait)
+
+
 def from_dataclass(parser, cls, *names: str, only_given: bool = False, underscore_aliases: bool = False) -> None:
     """Add ``--<name>`` for each named field of the dataclass ``cls``: the default is the field's, the help and any
     argparse keywords (``type``, ``nargs``, ``choices``, ``metavar``, ``action``, ``flags``: the spellings, default

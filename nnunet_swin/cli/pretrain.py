@@ -2,14 +2,13 @@
 
 Writes checkpoint_latest.pth (every --save-every epochs), checkpoint_final.pth (what `export
 nnUNet_swin_pretrained=...` points the fine-tuning trainers at), pretrain_log.txt, losses.json, loss_curve.png and
-the preprocessed cache/ into the output folder. Data-parallel with `torchrun --nproc_per_node N -m nnunet_swin
-pretrain ...`.
+the preprocessed cache/ into the output folder. Data-parallel on one machine with `torchrun --nproc_per_node N -m
+nnunet_swin pretrain ...`; on a SLURM cluster with `--executor slurm --nodes N --gpus-per-node G` (one task per GPU,
+ranks from submitit; a job that hits its time limit is requeued and continues as --continue does).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
-from pathlib import Path
 
 from nnunet_swin.cli import options
 from nnunet_swin.errors import UserError
@@ -47,28 +46,79 @@ def build_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("distillation and optimisation (defaults: SMIT's public script; every ramp is scaled "
                              "to a run shorter than it, see --no-ramp-scaling)")
     options.from_dataclass(d, PretrainConfig, *DISTILLATION, only_given=True)
+    c = p.add_argument_group("where it runs (--executor slurm: one SLURM job across the allocation, DDP with one "
+                             "task per GPU)")
+    c.add_argument("--executor", default="local",
+                   help="local: this process (default; several processes: torchrun); slurm: one job through submitit")
+    c.add_argument("--nodes", type=int, default=1, help="slurm: nodes (default 1)")
+    c.add_argument("--gpus-per-node", type=int, default=None,
+                   help="slurm: GPUs per node, one task each (default 1; 0 with --device cpu or --tasks-per-node: a CPU "
+                        "cluster, gloo)")
+    c.add_argument("--tasks-per-node", type=int, default=None,
+                   help="slurm: processes per node on a CPU cluster (no GPUs; default 1)")
+    c.add_argument("--slurm-cpus-per-task", type=int, default=None, help="slurm: CPUs per task (default: the cluster's)")
+    options.slurm_flags(c, "continues from its last checkpoint (as --continue)",
+                        "submit the job and return (its id, state and log path are printed)")
     return p
 
 
+SLURM_FLAGS = ("nodes", "gpus_per_node", "tasks_per_node", "slurm_cpus_per_task", "slurm_partition", "slurm_mem",
+               "slurm_sbatch", "no_wait")
+
+
+def _gpus(args: argparse.Namespace) -> int:
+    """GPUs per node: as given; else none for a CPU run (--tasks-per-node or --device cpu), else 1."""
+    if args.gpus_per_node is not None:
+        return args.gpus_per_node
+    return 0 if args.tasks_per_node is not None or args.device == "cpu" else 1
+
+
+def slurm_options(args: argparse.Namespace):
+    """The job's allocation from the options (one-line errors on bad values)."""
+    from nnunet_swin.cluster import SlurmOptions, parse_mem_gb, parse_sbatch_options, parse_time
+    gpus = _gpus(args)
+    tasks = args.tasks_per_node if args.tasks_per_node is not None else (gpus or 1)
+    return SlurmOptions(partition=args.slurm_partition, time_min=parse_time(args.slurm_time), nodes=args.nodes,
+                        gpus_per_node=gpus, tasks_per_node=tasks, cpus_per_task=args.slurm_cpus_per_task,
+                        mem_gb=parse_mem_gb(args.slurm_mem), extra=parse_sbatch_options(args.slurm_sbatch),
+                        wait=not args.no_wait)
+
+
+def check_executor_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The executor and its flags agree (one line each, before any work)."""
+    from nnunet_swin.cluster import check_executor
+    check_executor(args.executor)
+    if args.executor == "local":
+        given = [f for f in SLURM_FLAGS if getattr(args, f) != parser.get_default(f)]
+        given += ["slurm_time"] if args.slurm_time != parser.get_default("slurm_time") else []
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} is for --executor slurm; add --executor slurm, or, on "
+                            f"this machine, run several processes with `torchrun --nproc_per_node N -m nnunet_swin "
+                            f"pretrain ...`")
+        return
+    gpus = _gpus(args)
+    if args.device not in ("auto", "cuda" if gpus else "cpu"):
+        raise UserError(f"--device {args.device} with --gpus-per-node {gpus}: on SLURM the device follows the "
+                        f"allocation ({'cuda, one GPU per task' if gpus else 'cpu'}); drop --device")
+
+
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    from nnunet_swin.pretraining.settings import PretrainConfig, settings_for_run
-    config, images, resume = settings_for_run(args.output, options.given(args, PretrainConfig), args.input,
-                                              args.dataset, args.resume)
-    from nnunet_swin.pretraining.trainer import Pretrainer
-    out = Path(args.output).expanduser()
-    created = not out.exists()
-    from nnunet_swin.device import resolve_device
-    device = resolve_device(args.device)
-    trainer = Pretrainer(config, out, images, device=device, resume=resume, progress=not args.quiet)
-    trainer.skip_bad = args.skip_bad
-    try:
-        trainer.setup()
-    except UserError:
-        if created and trainer.world.main and out.is_dir() and not any(out.iterdir()):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    trainer.run()
-    from nnunet_swin.pretraining import distributed as D
-    D.shutdown(trainer.world)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_executor_flags(args, parser)
+    from nnunet_swin.pretraining.job import RunRequest
+    from nnunet_swin.pretraining.settings import PretrainConfig
+    device = args.device
+    if args.executor == "slurm":
+        options_ = slurm_options(args)
+        device = "cuda" if options_.gpus_per_node else "cpu"
+    request = RunRequest(output=args.output, given=options.given(args, PretrainConfig), images_folder=args.input,
+                         dataset=args.dataset, resume=args.resume, device=device, skip_bad=args.skip_bad,
+                         progress=not args.quiet)
+    if args.executor == "slurm":
+        from nnunet_swin.pretraining.job import submit
+        submit(request, options_)
+        return 0
+    from nnunet_swin.pretraining.job import run_pretraining
+    run_pretraining(request)
     return 0

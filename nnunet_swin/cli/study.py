@@ -41,19 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", nargs="+", default=None,
                    help="local: CUDA device ids, one training per device at a time (e.g. --devices 0 1, or 0,1)")
     s = p.add_argument_group("SLURM (--executor slurm)")
-    s.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's default)")
-    s.add_argument("--slurm-time", default="24:00:00",
-                   help="time limit per job: minutes, HH:MM:SS or D-HH:MM:SS (default 24:00:00); a training job that "
-                        "hits it is requeued and resumes with --c")
+    options.slurm_flags(s, "resumes with nnU-Net's --c",
+                        "submit what is ready and return; a later call picks the jobs up")
     s.add_argument("--slurm-gpus-per-job", type=int, default=1, help="GPUs per training job (default 1; 0: CPU)")
     s.add_argument("--slurm-cpus-per-job", type=int, default=None, help="CPUs per job (default: the cluster's)")
-    s.add_argument("--slurm-mem", default=None, help="memory per job, e.g. 32G or 16000M (default: the cluster's)")
     s.add_argument("--slurm-array-parallelism", type=int, default=256,
                    help="jobs of one array running at the same time (default 256)")
-    s.add_argument("--slurm-sbatch", default="",
-                   help="more sbatch options as one string, e.g. \"--qos=high --account=lab\"")
-    s.add_argument("--no-wait", action="store_true",
-                   help="submit what is ready and return; a later call picks the jobs up")
     s.add_argument("--analysis-local", action="store_true",
                    help="run the analysis steps (predict, evaluate, compare, ADI, CKA) here, not as jobs")
     p.add_argument("--print-commands", action="store_true",
@@ -62,25 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _mem_gb(text: str | None) -> float | None:
-    from nnunet_swin.errors import UserError
-
-    if text is None:
-        return None
-    unit = text[-1].upper() if text[-1].isalpha() else "G"
-    try:
-        value = float(text[:-1] if text[-1].isalpha() else text)
-    except ValueError:
-        value = -1
-    if unit not in ("G", "M", "T") or value <= 0:
-        raise UserError(f"--slurm-mem {text!r}: give a size such as 32G or 16000M")
-    return value * {"G": 1, "M": 1 / 1024, "T": 1024}[unit]
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from nnunet_swin.workflows.study import StudySettings, run_study
-    from nnunet_swin.workflows.study_executors import SlurmOptions, parse_sbatch_options, parse_time
+    from nnunet_swin.cluster import parse_mem_gb, parse_sbatch_options, parse_time
+    from nnunet_swin.workflows.study_executors import SlurmOptions
 
     devices = None
     if args.devices is not None:
@@ -95,8 +74,8 @@ def main(argv: list[str]) -> int:
             from nnunet_swin.device import default_device
             device = default_device()
     slurm = SlurmOptions(partition=args.slurm_partition, time_min=parse_time(args.slurm_time),
-                         gpus_per_job=args.slurm_gpus_per_job, cpus_per_job=args.slurm_cpus_per_job,
-                         mem_gb=_mem_gb(args.slurm_mem), array_parallelism=args.slurm_array_parallelism,
+                         gpus_per_node=args.slurm_gpus_per_job, cpus_per_task=args.slurm_cpus_per_job,
+                         mem_gb=parse_mem_gb(args.slurm_mem), array_parallelism=args.slurm_array_parallelism,
                          extra=parse_sbatch_options(args.slurm_sbatch), wait=not args.no_wait,
                          analysis_local=args.analysis_local)
     settings = StudySettings(output=Path(args.output), dataset_id=args.dataset_id, planner=args.planner,

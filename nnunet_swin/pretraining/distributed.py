@@ -1,4 +1,5 @@
-"""Data-parallel helpers for ``torchrun``: process group (nccl on GPU, gloo on CPU), gradient and statistic averaging.
+"""Data-parallel helpers for ``torchrun`` and SLURM (``job.py`` exports submitit's ranks as the same ``env://``
+variables): process group (nccl on GPU, gloo on CPU), gradient and statistic averaging.
 
 Gradients are averaged by hand (one flat all-reduce per step) instead of through ``DistributedDataParallel``: the
 pretraining graph leaves some encoder parameters unused by design (SMIT's skip norms), which DDP would need
@@ -29,7 +30,8 @@ class World:
 
 
 def init_world(device_kind: str) -> World:
-    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (nccl for CUDA, gloo otherwise)."""
+    """Join the process group (``torchrun``'s or a SLURM job's, ``env://``) when ``WORLD_SIZE > 1`` (nccl for CUDA,
+    gloo otherwise)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()

@@ -472,8 +472,8 @@ class Pretrainer:
             ADAPTATION_PLAN_KEY: adaptation_plan(metadata),
         }
         save_checkpoint(path, obj)
-        write_json(self.out / HISTORY_FILE, {"config": asdict(cfg), "history": self.state.history,
-                                             "monitor": metadata["monitor"]})
+        write_json(self.out / HISTORY_FILE, {"config": asdict(cfg), "world_size": self.world.size,
+                                             "history": self.state.history, "monitor": metadata["monitor"]})
         self.plot()
         D.barrier(self.world)
 

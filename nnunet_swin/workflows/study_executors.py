@@ -3,10 +3,9 @@ or ``slurm`` (submitit: one job array per wave of ready steps, GPU steps apart f
 time limit or is preempted is requeued by submitit's ``checkpoint`` and resumes with nnU-Net's ``--c``)."""
 from __future__ import annotations
 
+import os
 import queue
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from nnunet_swin import cluster
+from nnunet_swin.cluster import check_slurm, last_error_line, parse_sbatch_options, parse_time, squeue_state  # noqa: F401
 from nnunet_swin.errors import UserError
-from nnunet_swin.workflows.study_runner import Step, last_error_line
+from nnunet_swin.workflows.study_runner import Step
 from nnunet_swin.workflows.study_state import Attempt
 
 
@@ -103,114 +104,102 @@ def _shielded(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, str]
     return box["result"]
 
 
-class CommandJob:
-    """What one SLURM job runs: one command, its output appended to the step's log. On timeout or preemption
-    submitit calls :meth:`checkpoint`, which resubmits the command with ``resume_flag`` (nnU-Net's ``--c``)."""
+class TimeLimitTooShort(Exception):
+    """A job that reached its time limit twice without saving a checkpoint: requeueing it again would loop."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], log: str, resume_flag: str | None = None):
+
+MARK = "[nnunet-swin study]"
+
+
+def _mtimes(paths: list[str]) -> dict[str, int | None]:
+    return {p: (os.stat(p).st_mtime_ns if os.path.exists(p) else None) for p in paths}
+
+
+class CommandJob:
+    """What one SLURM job runs: one command, its output appended to the step's log.
+
+    On timeout or preemption submitit calls :meth:`checkpoint`. A job that saved a checkpoint during its run
+    (``progress``: nnU-Net's ``checkpoint_latest.pth``) is requeued and resumes with ``resume_flag`` (``--c``); one
+    that saved none is requeued once more; a requeued job that again reaches its time limit without saving one stops
+    with one line (the time limit is shorter than the way to the first checkpoint, and what to give instead).
+    Each decision is written to the step's log."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log: str, resume_flag: str | None = None,
+                 progress: list[str] | None = None, time_min: int | None = None, attempt: int = 1):
         self.cmd, self.env, self.log, self.resume_flag = list(cmd), dict(env), log, resume_flag
+        self.progress, self.time_min, self.attempt = list(progress or []), time_min, attempt
+        self._at_start: dict[str, int | None] = {}
+        self._started = time.time()
 
     def __call__(self) -> dict:
-        import os
-
         env = dict(self.env)
         env.pop("CUDA_VISIBLE_DEVICES", None)          # the allocation's GPUs, as SLURM set them
         if "CUDA_VISIBLE_DEVICES" in os.environ:
             env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        self._at_start, self._started = _mtimes(self.progress), time.time()
         started = time.perf_counter()
         code, tail = _shielded(self.cmd, env, Path(self.log))
         return {"exit_status": code, "log_tail": tail, "seconds": round(time.perf_counter() - started, 2)}
 
-    def resumed(self) -> "CommandJob":
-        cmd = self.cmd if not self.resume_flag or self.resume_flag in self.cmd else self.cmd + [self.resume_flag]
-        return CommandJob(cmd, self.env, self.log, self.resume_flag)
+    def resumed(self, attempt: int | None = None) -> "CommandJob":
+        saved = not self.progress or any(os.path.exists(p) for p in self.progress)     # unknown: resume anyway
+        resume = self.resume_flag and self.resume_flag not in self.cmd and saved
+        return CommandJob(self.cmd + [self.resume_flag] if resume else self.cmd, self.env, self.log, self.resume_flag,
+                          self.progress, self.time_min, attempt or self.attempt + 1)
+
+    def _note(self, text: str) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"\n{MARK} {text}\n")
 
     def checkpoint(self, *args, **kwargs):
         from submitit.helpers import DelayedSubmission
 
-        with open(self.log, "a") as f:
-            f.write(f"\n[nnunet-swin study] time limit or preemption: requeued; the next run resumes "
-                    f"({self.resume_flag or 'from the start'})\n")
-        return DelayedSubmission(self.resumed())
+        ran = time.time() - self._started
+        limit = (self.time_min or 0) * 60
+        timed_out = bool(limit) and ran >= min(0.8 * limit, limit - 600)     # submitit's rule
+        saved = [p for p, m in _mtimes(self.progress).items() if m is not None and m != self._at_start.get(p)]
+        if not timed_out or not self.progress:
+            self._note(f"preemption or time limit after {ran:.0f} s (attempt {self.attempt}): requeued; the next run "
+                       f"{'resumes with ' + self.resume_flag if self.resume_flag else 'starts again'}")
+            return DelayedSubmission(self.resumed(attempt=self.attempt))      # a preemption is not the limit's fault
+        if saved:
+            self._note(f"time limit ({self.time_min} min) reached after {ran:.0f} s (attempt {self.attempt}), "
+                       f"{Path(saved[0]).name} saved during it: requeued; the next run resumes with "
+                       f"{self.resume_flag}")
+            return DelayedSubmission(self.resumed(attempt=1))
+        if self.attempt == 1:
+            old = any(m is not None for m in self._at_start.values())
+            self._note(f"time limit ({self.time_min} min) reached after {ran:.0f} s before a checkpoint was saved: "
+                       f"requeued once more ({'resumes with ' + str(self.resume_flag) if old else 'from the start'}); "
+                       f"if it again ends without one, the step fails")
+            return DelayedSubmission(self.resumed())
+        message = (f"--slurm-time {self.time_min} min is shorter than one training epoch up to its first "
+                   f"checkpoint: {self.attempt} attempts reached the time limit without writing "
+                   f"{Path(self.progress[0]).name}; give a longer --slurm-time (e.g. {suggest_minutes(self.time_min)}) "
+                   f"and run the study again")
+        self._note(message)
+        raise TimeLimitTooShort(message)
+
+
+def suggest_minutes(minutes: int) -> str:
+    """A longer SLURM time to suggest: four times the one that was too short, in SLURM's format."""
+    m = max(4 * minutes, 10)
+    return f"{m // 60:02d}:{m % 60:02d}:00"
+
+
+def too_short_line(text: str) -> str | None:
+    """The :class:`TimeLimitTooShort` message in a job's traceback text."""
+    lines = [l.split("TimeLimitTooShort: ", 1)[1] for l in text.splitlines() if "TimeLimitTooShort: " in l]
+    return lines[-1].strip() if lines else None
 
 
 @dataclass
-class SlurmOptions:
-    partition: str | None = None
-    time_min: int = 24 * 60
-    gpus_per_job: int = 1
-    cpus_per_job: int | None = None
-    mem_gb: float | None = None
+class SlurmOptions(cluster.SlurmOptions):
+    """The allocation of one study job (``gpus_per_node``: GPUs per training job; ``cpus_per_task``: CPUs per job),
+    and how the study's arrays go out."""
+
     array_parallelism: int = 256
-    extra: dict = field(default_factory=dict)     # more sbatch options, e.g. {"qos": "high"}
-    wait: bool = True
     analysis_local: bool = False
-
-
-def parse_time(text: str) -> int:
-    """SLURM's time formats (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in whole minutes."""
-    try:
-        days, hms = text.split("-", 1) if "-" in text else ("0", text)
-        parts = [int(p) for p in hms.split(":")]
-        if "-" in text:
-            h, m, s = (parts + [0, 0])[:3]
-        else:
-            h, m, s = {1: (0, parts[0], 0), 2: (0, *parts), 3: tuple(parts)}[len(parts)]
-        minutes = int(days) * 1440 + h * 60 + m + (1 if s else 0)
-    except (ValueError, KeyError):
-        minutes = 0
-    if minutes < 1:
-        raise UserError(f"--slurm-time {text!r} is not a SLURM time of at least a minute; give minutes (e.g. 120) or "
-                        f"HH:MM:SS or D-HH:MM:SS")
-    return minutes
-
-
-def parse_sbatch_options(text: str) -> dict:
-    """``"--qos=high --exclusive"`` -> ``{"qos": "high", "exclusive": True}`` (submitit's additional parameters)."""
-    options = {}
-    for word in shlex.split(text):
-        if not word.startswith("--"):
-            raise UserError(f"--slurm-sbatch {text!r}: {word!r} is not a long sbatch option; write them as "
-                            f"\"--qos=high --account=abc\"")
-        key, eq, value = word[2:].partition("=")
-        options[key.replace("-", "_")] = value if eq else True
-    return options
-
-
-def check_slurm(options: SlurmOptions) -> None:
-    """SLURM is here and accepts these options (``sbatch --test-only``: nothing is queued); a one-line UserError
-    with SLURM's own refusal otherwise."""
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise UserError("--executor slurm needs the submitit package (pip install submitit); or use --executor "
-                        "local") from None
-    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
-        raise UserError("--executor slurm: sbatch/squeue are not on PATH, SLURM is not installed here; run the study "
-                        "on a SLURM login node (or install SLURM's client tools, e.g. apt-get install slurm-client), "
-                        "or use --executor local")
-    cmd = ["sbatch", "--test-only", f"--time={options.time_min}", "--job-name=nnunet-swin-check"]
-    cmd += [f"--partition={options.partition}"] if options.partition else []
-    cmd += [f"--gpus-per-node={options.gpus_per_job}"] if options.gpus_per_job else []
-    cmd += [f"--cpus-per-task={options.cpus_per_job}"] if options.cpus_per_job else []
-    cmd += [f"--mem={int(options.mem_gb * 1024)}M"] if options.mem_gb else []
-    cmd += [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in options.extra.items()]
-    proc = subprocess.run(cmd + ["--wrap", "true"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        refusal = last_error_line(proc.stderr + proc.stdout) or f"exit status {proc.returncode}"
-        raise UserError(f"SLURM refused the study's job options ({refusal}); fix --slurm-partition / --slurm-* "
-                        f"(sinfo lists the partitions)")
-
-
-def squeue_state(job_id: str) -> str | None:
-    """The job's state in ``squeue`` (PENDING, RUNNING, ...), None once it has left the queue."""
-    base = job_id.split("_")[0]
-    proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T", "-j", base], capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        ident, _, state = line.strip().partition(" ")
-        if ident == job_id:
-            return state
-    return None
 
 
 class _SlurmHandle:
@@ -219,15 +208,8 @@ class _SlurmHandle:
         self.say, self.poll_s = say, poll_s
 
     def result(self) -> Attempt:
-        job, seen, gone = self.job, None, 0
-        started = time.perf_counter()
-        while not job.paths.result_pickle.exists() and gone < 3:
-            state = squeue_state(self.job_id)
-            if state != seen and state is not None:
-                self.say(f"  job {self.job_id}: {state}")
-            seen, gone = state, (gone + 1 if state is None else 0)
-            if not job.paths.result_pickle.exists():
-                time.sleep(self.poll_s)
+        job, started = self.job, time.perf_counter()
+        cluster.wait_for(job, self.say, self.poll_s)
         attempt = Attempt(**{**self.pending.__dict__, "seconds": round(time.perf_counter() - started, 2)})
         if not job.paths.result_pickle.exists():
             tail = job.paths.stderr.read_text()[-3000:] if job.paths.stderr.is_file() else ""
@@ -238,7 +220,7 @@ class _SlurmHandle:
             value = job.result()
         except Exception as e:      # submitit's FailedJobError holds the job's own traceback tail
             attempt.outcome, attempt.log_tail = "failed", str(e)[-3000:]
-            attempt.error = last_error_line(str(e))
+            attempt.error = too_short_line(str(e)) or last_error_line(str(e))
             return attempt
         attempt.exit_status, attempt.seconds = value["exit_status"], value.get("seconds", attempt.seconds)
         if value["exit_status"] == 0:
@@ -264,14 +246,10 @@ class SlurmExecutor:
         import submitit
 
         o = self.options
-        ex = submitit.AutoExecutor(folder=self.folder, cluster="slurm")
-        params = {"timeout_min": o.time_min, "slurm_array_parallelism": o.array_parallelism, "name": "nnunet-swin",
-                  "slurm_additional_parameters": dict(o.extra)}
-        params |= {"slurm_partition": o.partition} if o.partition else {}
-        params |= {"gpus_per_node": o.gpus_per_job} if gpu and o.gpus_per_job else {}
-        params |= {"cpus_per_task": o.cpus_per_job} if o.cpus_per_job else {}
-        params |= {"mem_gb": o.mem_gb} if o.mem_gb else {}
-        ex.update_parameters(**params)
+        # requeues are bounded by CommandJob's no-progress rule, not by submitit's count of timeouts (3)
+        ex = submitit.AutoExecutor(folder=self.folder, cluster="slurm", slurm_max_num_timeout=10_000)
+        ex.update_parameters(**o.submitit_parameters(gpus=gpu), slurm_array_parallelism=o.array_parallelism,
+                             name="nnunet-swin")
         return ex
 
     def _handle(self, job, step: Step, command: str):
@@ -304,7 +282,9 @@ class SlurmExecutor:
                 with ex.batch():
                     for s, cmd in zip(group, commands):
                         s.log.parent.mkdir(parents=True, exist_ok=True)
-                        jobs.append(ex.submit(CommandJob(cmd, {**self.env, **s.env}, str(s.log), s.resume_flag)))
+                        jobs.append(ex.submit(CommandJob(cmd, {**self.env, **s.env}, str(s.log), s.resume_flag,
+                                                         [str(p) for p in s.progress_files()],
+                                                         self.options.time_min)))
             except Exception as e:      # sbatch's refusal, as SLURM words it
                 raise UserError(f"SLURM refused the study's jobs ({last_error_line(str(e))}); fix the --slurm-* "
                                 f"options or use --executor local") from None

@@ -8,12 +8,13 @@ records every attempt in the journal, and never runs a step whose needs did not 
 """
 from __future__ import annotations
 
-import re
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from nnunet_swin.cluster import last_error_line  # noqa: F401 (the study's modules take it from here)
 from nnunet_swin.errors import UserError
 from nnunet_swin.workflows.study_state import Attempt, StepRecord, StudyState
 
@@ -36,9 +37,17 @@ class Step:
     resume_flag: str | None = None                         # added when a job is requeued (nnU-Net's --c)
     on_line: Callable[[str], None] | None = None
     env: dict[str, str] = field(default_factory=dict)      # on top of the study's environment
+    progress: Callable[[], list[Path]] | None = None       # files it rewrites as it goes (default below)
 
     def is_done(self) -> bool:
         return self.done() if self.done is not None else self.fresh()
+
+    def progress_files(self) -> list[Path]:
+        """What a step saves as it goes, so that an interrupted run resumes: as given, else, for a step resumed with
+        nnU-Net's ``--c``, the ``checkpoint_latest.pth`` beside each ``checkpoint_final.pth`` it makes."""
+        if self.progress is not None:
+            return self.progress()
+        return [p.parent / "checkpoint_latest.pth" for p in self.outputs()] if self.resume_flag == "--c" else []
 
     def fresh(self) -> bool:
         """Every output exists and is newer than every input that exists."""
@@ -63,13 +72,6 @@ class Executor(Protocol):
     def start(self, steps: list[Step], previous: dict[str, Attempt]) -> list[Handle]: ...
 
 
-def last_error_line(tail: str | None) -> str | None:
-    """The last line of a log tail that reads as an error (else its last line)."""
-    lines = [l.strip() for l in (tail or "").splitlines() if l.strip()]
-    errors = [l for l in lines if re.search(r"(Error|Exception|error:|FAILED|Killed|CANCELLED)", l)]
-    return (errors or lines or [None])[-1]
-
-
 @dataclass
 class Journal:
     """Where the runner writes: the typed state (saved after every change) and the screen."""
@@ -81,7 +83,8 @@ class Journal:
     attempts: int = 0            # attempts recorded by this call
 
     def rel(self, path: Path) -> str:
-        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+        """A path as ``study.json`` records it: relative to the study folder (``..`` for one outside it)."""
+        return os.path.relpath(path, self.root)
 
     def record(self, step: Step, status: str, reason: str | None = None, attempt: Attempt | None = None) -> None:
         old = self.state.steps.get(step.name)

@@ -3,10 +3,16 @@
 
 What is *finished* is never taken from here: nnU-Net's files say that (``fold_X/checkpoint_final.pth``, the
 predictions, our analysis outputs; ``study_steps``). This file says what was tried, where, how it ended, and why a
-step did not run. Paths inside the study folder are recorded relative to it.
+step did not run. Every path in the file is relative to the study folder (``..`` for folders outside it: the
+nnU-Net folders, the Python that ran a command), so a study folder can be moved or shared; :func:`read_state`
+resolves the folders back against it. In memory, ``environment`` and ``ArmRecord.model_folder`` are absolute and the
+logs are relative to the study folder.
 """
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -93,8 +99,9 @@ class StudyState:
         return _drop_none(asdict(self))
 
     def save(self, path: Path) -> None:
+        """Atomically to ``path``, every path relative to the study folder (``path``'s folder)."""
         self.updated = now()
-        write_json(path, self.to_dict())
+        write_json(path, relative_paths(self.to_dict(), path.parent))
 
     @classmethod
     def from_dict(cls, data: dict) -> "StudyState":
@@ -136,6 +143,59 @@ def read_state(output: Path) -> StudyState | None:
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise UserError(f"{path} was not written by `nnunet-swin study`; give another folder (-o)")
     try:
-        return StudyState.from_dict(data)
+        return StudyState.from_dict(resolved_paths(data, output))
     except (TypeError, KeyError) as e:
         raise UserError(f"{path} is incomplete ({e}); give another folder (-o)") from None
+
+
+# ------------------------------------------------------------------------------------ paths relative to the folder
+
+_PATH_KEYS = ("log", "job_log", "model_folder")       # wherever they occur (steps, attempts, arms, predictions)
+_RESOLVED_KEYS = ("model_folder",)                    # absolute again when read (the logs stay relative)
+
+
+def _rel(value: str, root: Path) -> str:
+    return os.path.relpath(value, root) if os.path.isabs(value) else value
+
+
+def _command(text: str, root: Path) -> str:
+    """A recorded command line with its absolute words (the Python, input and output folders) made relative."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return text
+    return shlex.join(_rel(w, root) if w.startswith("/") else w for w in words)
+
+
+def relative_paths(value, root: Path, key: str | None = None):
+    """The JSON form ``value`` with every path relative to ``root``: the path fields and the environment's folders
+    by ``os.path.relpath``, the words of commands alike, and ``root`` itself cut out of free text (reasons, errors,
+    log tails)."""
+    root = Path(root)
+    if isinstance(value, dict):
+        if key == "environment":
+            return {k: _rel(v, root) if isinstance(v, str) else v for k, v in value.items()}
+        return {k: relative_paths(v, root, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v, root, key) for v in value]
+    if not isinstance(value, str):
+        return value
+    if key in _PATH_KEYS:
+        return _rel(value, root)
+    if key == "command":
+        return _command(value, root)
+    return re.sub(re.escape(str(root)) + r"(/|(?![\w-]|\.\w))", lambda m: "" if m.group(1) else ".", value)
+
+
+def resolved_paths(value, root: Path, key: str | None = None):
+    """``relative_paths`` undone where the program needs absolute folders (the environment, model folders)."""
+    root = Path(root)
+    if isinstance(value, dict):
+        if key == "environment":
+            return {k: os.path.normpath(root / v) if isinstance(v, str) and v else v for k, v in value.items()}
+        return {k: resolved_paths(v, root, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolved_paths(v, root, key) for v in value]
+    if isinstance(value, str) and key in _RESOLVED_KEYS and value:
+        return os.path.normpath(root / value)
+    return value
