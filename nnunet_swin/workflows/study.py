@@ -23,8 +23,8 @@ from pathlib import Path
 from nnunet_swin.device import check_device, default_device
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_Z_EXTENTS, PRESETS,
-                                              QUICKSTART_PLAN_ARGS, parse_arm, parse_arms)
+from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_SYNTHETIC,  # noqa: F401
+                                              DEMO_Z_EXTENTS, PRESETS, QUICKSTART_PLAN_ARGS, parse_arm, parse_arms)
 from nnunet_swin.workflows.study_context import (Study, StudyPaths, StudySettings, _dataset_folder,
                                                  _demo_pretraining, _nnunet_base)
 from nnunet_swin.workflows.study_executors import (LocalExecutor, SlurmExecutor, SlurmOptions,  # noqa: F401 (the
@@ -38,9 +38,12 @@ DEMO_MARKER = ".nnunet_swin_demo"        # written by `nnunet-swin demo` into it
 
 def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str], int]:
     """A synthetic preset's own workspace inside the output folder: the synthetic dataset, and the path of the
-    encoder the ``pretrain encoder`` step makes (``demo_encoder``) before the arms train. The quickstart keeps the
-    synthetic default cohort; the demo study shapes its z-extents for the cubic crop (``DEMO_Z_EXTENTS``)."""
+    encoder the ``pretrain encoder`` step makes (``demo_encoder``) before the arms train. The demo preset's dataset
+    (``DEMO_SYNTHETIC``: ``demo_num_train`` training cases, a quarter dark, and ``demo_num_test`` test cases
+    stratified by subtype x pf) has its one fold (every training case, ``study_splits.write_demo_fold``); the
+    quickstart keeps the synthetic default cohort at ``demo_fov_mm`` and nnU-Net's own 5-fold split."""
     from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
+    from nnunet_swin.workflows.study_splits import write_demo_fold
     from nnunet_swin.workflows.workspace import Workspace
 
     settings.backbone = settings.backbone or "smit_tiny"
@@ -52,8 +55,11 @@ def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str]
     dataset_id = settings.dataset_id or 501
     if not any(ws.raw.glob(f"Dataset{dataset_id:03d}_*")):
         spec = SyntheticSpec(num_train=settings.demo_num_train, num_test=settings.demo_num_test,
-                             fov_mm=settings.demo_fov_mm, seed=settings.seed, **({} if quick else DEMO_Z_EXTENTS))
+                             seed=settings.seed, **({"fov_mm": settings.demo_fov_mm} if quick else DEMO_SYNTHETIC))
         make_demo_dataset(ws.raw, dataset_id, spec=spec, progress=settings.progress)
+    if not quick:
+        raw = next(ws.raw.glob(f"Dataset{dataset_id:03d}_*"))
+        write_demo_fold(raw, ws.preprocessed / raw.name)   # one fold: every training case (``study_splits``)
     return env, dataset_id
 
 

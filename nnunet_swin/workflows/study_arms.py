@@ -58,6 +58,11 @@ PRESETS = {
 # paper's test cohort (median 93 [70-120] voxels, 78% padded, mean pf 0.27) stands to SMIT's 128: everything halved.
 # With the synthetic default (median 90 mm) a 64^3 crop would pad almost no scan and the study could not show dilution.
 DEMO_Z_EXTENTS = {"z_median_mm": 46.5, "z_iqr_mm": (35.0, 60.0), "short_mm": (15.0, 25.0), "z_clip_mm": (20.0, 85.0)}
+# The powered demo study's data: the continuous appearance model (hidden subtype, overlapping contrast, edge and size),
+# a quarter of the training cases dark, the test cases stratified by subtype x pf bin under the 64^3 cubic crop.
+DEMO_SYNTHETIC = {**DEMO_Z_EXTENTS, "fov_mm": 64.0, "appearance": "continuous", "train_bright_share": 0.75,
+                  "test_strata_crop": 64}
+DEMO_TRAIN_CASES, DEMO_TEST_CASES = 32, 48
 # the paper's [0, 1] MRI input, the range the demo encoder saw in its CT pretraining
 DEMO_PLAN_ARGS = ["-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres", "-normalization", "rescale01"]
 # the quickstart trains 3d_fullres only, on the synthetic default cohort (no cubic crop to pad)

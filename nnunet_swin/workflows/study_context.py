@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import ArmSpec
+from nnunet_swin.workflows.study_arms import DEMO_TEST_CASES, DEMO_TRAIN_CASES, ArmSpec
 from nnunet_swin.workflows.study_executors import SlurmOptions
 from nnunet_swin.workflows.study_state import STATE_FILE, StudyState
 
@@ -39,8 +39,8 @@ class StudySettings:
     report_only: bool = False
     progress: bool = True
     seed: int = 0
-    demo_num_train: int = 16
-    demo_num_test: int = 6
+    demo_num_train: int = DEMO_TRAIN_CASES     # the demo preset's synthetic training cases (--demo-train-cases)
+    demo_num_test: int = DEMO_TEST_CASES       # its test cases, stratified by subtype x pf bin (--demo-test-cases)
     demo_pretrain_epochs: int = 20
     demo_pretrain_iterations: int = 20
     demo_fov_mm: float = 64.0            # the synthetic scans' in-plane field of view (synthetic presets)

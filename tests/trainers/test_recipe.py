@@ -193,7 +193,7 @@ def test_scratch_never_loads(trainer_factory, stand_in_network, fake_loader, cap
 @pytest.mark.parametrize("name, epochs, iterations", [
     ("SwinBaseTrainer_5epochs", 5, 2), ("SwinTATrainer_5epochs", 5, 2), ("SwinACTTrainer_5epochs", 5, 2),
     ("SwinScratchTrainer_5epochs", 5, 2), ("SwinACTTrainer_smoke", 3, 2), ("SwinScratchTrainer_smoke", 3, 2),
-    ("SwinACTTrainer_demo", 30, 25)])
+    ("SwinACTTrainer_demo", 40, 25), ("SwinScratchTrainer_demo", 40, 25), ("SwinBaseTrainer_demo", 40, 25)])
 def test_short_variants_only_shorten_the_schedule(trainer_factory, stand_in_network, name, epochs, iterations):
     cls = getattr(trainers, name)
     t = trainer_factory(cls, configuration="3d_cubic" if cls.intended_kind == "cubic" else "3d_fullres")
