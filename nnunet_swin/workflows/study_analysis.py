@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnunet_swin.workflows.study_arms import CUBIC_ARMS
+from nnunet_swin.workflows.study_arms import CUBIC_ARMS, PRESETS
 from nnunet_swin.workflows.study_comparisons import SUBTYPE_FAMILIES, family_folder, study_families
 from nnunet_swin.workflows.study_runner import Step
 from nnunet_swin.workflows.study_splits import case_ids
@@ -205,7 +205,7 @@ def cka_floor_step(study: Study) -> Step:
                     "--label-b", CKA_FLOOR_LABEL, "-i", str(images), "-o", str(out), "--batch-size", str(min(8, n)),
                     "--device", study.device, "--quiet")
 
-    needs = ("plan",) + (("pretrain encoder",) if study.settings.preset == "demo" else ())
+    needs = ("plan",) + (("pretrain encoder",) if PRESETS[study.settings.preset].synthetic else ())
     return Step(f"cka {CKA_FLOOR}", "cka", study.paths.logs / f"cka_{CKA_FLOOR}.log", command=command, skip=skip,
                 needs=needs, resources=study.resources, outputs=lambda: [out / "cka_summary.json"],
                 inputs=lambda: [study.plans_file] + ([c] if (c := pretrained_checkpoint(study)) else []))

@@ -63,17 +63,22 @@ PAPER_ARMS = {
 
 @dataclass(frozen=True)
 class Preset:
-    """Default arms and the trainer-name suffix of their short schedule."""
+    """Default arms and the trainer-name suffix of their short schedule; a ``synthetic`` preset makes its own dataset
+    and pretrained encoder in ``OUTPUT/workspace``; step kinds in ``leaves_out`` are skipped, saying so."""
 
     arms: tuple[str, ...]
     suffix: str
+    synthetic: bool = False
+    leaves_out: tuple[str, ...] = ()
 
 
 PRESETS = {
     "paper": Preset(("Base", "TA", "ACT", "Scratch"), ""),
     "smoke": Preset(("ACT", "Base"), "_smoke"),
     "demo": Preset(("Base", "TA", "ACT", "ACT-noTA", "ACT-rep", "Scratch", "Masked", "B-only", "D-only", "CNN"),
-                   "_demo"),
+                   "_demo", synthetic=True),
+    # `nnunet-swin demo`: one arm, fold 0, fine-tuned and evaluated in minutes on a CPU; no analysis of several arms
+    "quickstart": Preset(("ACT",), "_quick", synthetic=True, leaves_out=("subtypes", "compare", "adi", "cka")),
 }
 
 # The demo cohort's z-extents (mm = voxels at the demo plans' 1 mm spacing) stand to its 64-voxel cubic crop as the
@@ -87,6 +92,8 @@ DEMO_SYNTHETIC = {**DEMO_Z_EXTENTS, "fov_mm": 64.0, "appearance": "continuous", 
 DEMO_TRAIN_CASES, DEMO_TEST_CASES = 32, 48
 # the paper's [0, 1] MRI input, the range the demo encoder saw in its CT pretraining
 DEMO_PLAN_ARGS = ["-inplane_patch", "64", "64", "-cubic_size", "64", "-c", "3d_fullres", "-normalization", "rescale01"]
+# the quickstart trains 3d_fullres only, on the synthetic default cohort (no cubic crop to pad)
+QUICKSTART_PLAN_ARGS = ["-inplane_patch", "64", "64", "-c", "3d_fullres", "-normalization", "rescale01"]
 
 
 def parse_arm(text: str) -> ArmSpec:

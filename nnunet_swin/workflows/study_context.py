@@ -45,6 +45,8 @@ class StudySettings:
     demo_pretrain_iterations: int = 20
     cnn_planner: str | None = None       # the CNN arm's stock planner (None: the study's earlier choice, else ResEnc-M)
     cnn_plan_args: list[str] = field(default_factory=list)   # more nnUNetv2_plan_and_preprocess flags for the CNN
+    demo_fov_mm: float = 64.0            # the synthetic scans' in-plane field of view (synthetic presets)
+    trainer_suffix: str | None = None    # the short-schedule suffix instead of the preset's (e.g. _smoke)
 
 
 @dataclass

@@ -357,6 +357,9 @@ def write_study_report(study) -> Path:
                   f"folds {', '.join(map(str, state.get('folds', [])))}",
                   f"evaluated on: **{state.get('test_split', 'not evaluated')}**"]
                  + ([state["pretrained_note"]] if state.get("pretrained_note") else []))
+    if state.get("preset") == "quickstart":          # `nnunet-swin demo`: what it reduced, scores, commands
+        from nnunet_swin.workflows.study_report_demo import quickstart_section
+        quickstart_section(page, study)
     findings_section(page, root, state)
     arms_section(page, state, order)
     comparison_section(page, root, state)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import ArmSpec
+from nnunet_swin.workflows.study_arms import PRESETS, ArmSpec
 from nnunet_swin.workflows.study_runner import Journal, Step
 from nnunet_swin.workflows.study_splits import case_ids, custom_folds_current, write_custom_folds
 
@@ -114,7 +114,7 @@ def training_steps(study: Study) -> list[Step]:
             name = f"train {arm.name}" + ("" if fold is None else f" fold {fold}")
             needs = ("plan",) + ((f"plan {arm.name}",) if arm.planner else ()) + \
                 (("custom folds",) if arm.subtype else ()) + \
-                (("pretrain encoder",) if arm.pretrained and study.settings.preset == "demo" else ())
+                (("pretrain encoder",) if arm.pretrained and PRESETS[study.settings.preset].synthetic else ())
             steps.append(Step(
                 name, "train", study.paths.logs / f"train_{arm.name}" f"{'' if fold is None else f'_fold{fold}'}.log",
                 outputs=lambda arm=arm, folds=folds: [study.model_folder(arm) / f"fold_{f}" / "checkpoint_final.pth"
