@@ -1,13 +1,14 @@
 """Short runs for checks, tests and the CPU demo, the way nnU-Net ships ``nnUNetTrainer_5epochs``.
 
 Warmup is shortened with the run (a 50-epoch warmup would never end). ``_smoke`` is for automated tests (seconds
-per epoch on CPU with a tiny backbone); ``_demo`` is what ``nnunet-swin demo`` trains (minutes on 2 CPU cores).
+per epoch on CPU with a tiny backbone); ``_demo`` is what the powered demo study trains and ``_quick`` what ``nnunet-swin demo`` trains (minutes on 2 CPU
+cores).
 """
 from __future__ import annotations
 
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
-from nnunet_swin.trainers.variants import (SwinACTTrainer, SwinMaskedTrainer, SwinScratchTrainer, SwinSpineTrainer,
-                                          SwinTATrainer)
+from nnunet_swin.trainers.variants import (SwinACTNoTATrainer, SwinACTRepTrainer, SwinACTTrainer, SwinMaskedTrainer,
+                                          SwinScratchTrainer, SwinSpineTrainer, SwinTATrainer)
 
 
 class _Short:
@@ -71,6 +72,23 @@ class _Demo(_Short):
     recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
 
 
+class _Quick(_Short):
+    """``nnunet-swin demo``'s schedule (the study's ``quickstart`` preset): 30 epochs x 25 iterations, 3 warmup
+    epochs (about 9 minutes on 2 idle cores). Shorter than ``_demo``, whose 40 epochs the powered study needs for its
+    arms to level off; the quickstart shows the pipeline, it does not compare arms."""
+
+    recipe_epochs, recipe_warmup_epochs = 30, 3
+    recipe_iterations_per_epoch, recipe_val_iterations_per_epoch = 25, 5
+
+
+class SwinACTTrainer_quick(_Quick, SwinACTTrainer):
+    """``nnunet-swin demo``'s default trainer: the ACT recipe at the quickstart schedule."""
+
+
+class SwinScratchTrainer_quick(_Quick, SwinScratchTrainer):
+    """As ``SwinACTTrainer_quick`` from random initialisation."""
+
+
 class SwinBaseTrainer_smoke(_Smoke, SwinBaseTrainer):
     """The Base recipe in seconds (the study's smoke preset)."""
 
@@ -105,3 +123,27 @@ class SwinMaskedTrainer_smoke(_Smoke, SwinMaskedTrainer):
 
 class SwinMaskedTrainer_demo(_Demo, SwinMaskedTrainer):
     """The Masked arm on the demo's schedule."""
+
+
+class SwinACTNoTATrainer_5epochs(_FiveEpochs, SwinACTNoTATrainer):
+    """ACT-noTA for 5 epochs."""
+
+
+class SwinACTNoTATrainer_smoke(_Smoke, SwinACTNoTATrainer):
+    """ACT-noTA in seconds."""
+
+
+class SwinACTNoTATrainer_demo(_Demo, SwinACTNoTATrainer):
+    """ACT-noTA on the demo's schedule."""
+
+
+class SwinACTRepTrainer_5epochs(_FiveEpochs, SwinACTRepTrainer):
+    """ACT-rep (seed 1) for 5 epochs."""
+
+
+class SwinACTRepTrainer_smoke(_Smoke, SwinACTRepTrainer):
+    """ACT-rep (seed 1) in seconds."""
+
+
+class SwinACTRepTrainer_demo(_Demo, SwinACTRepTrainer):
+    """ACT-rep (seed 1) on the demo's schedule."""

@@ -15,6 +15,7 @@ from nnunet_swin.evaluation.comparison import DEFAULT_METRICS, DEFAULT_PENALTIES
 from nnunet_swin.evaluation.families import PAPER_FAMILIES, families_for
 from nnunet_swin.evaluation.paired_statistics import min_attainable_adjusted
 from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, Verdict, judge
+from nnunet_swin.workflows.study_comparisons import per_case_of_arms
 
 ABS_LOG_VR = "abs_log_volume_ratio"   # |log VR| of the penalised VR: 0 is a perfect volume; tests closeness to 1
 CUBIC_UNMASKED = ("Base", "TA")     # the paper's cubic-input arms (Masked excludes its padding by construction)
@@ -101,18 +102,18 @@ def comparable_stage(state: dict) -> int | None:
 
 
 def per_case_table(root: Path) -> pd.DataFrame | None:
-    """Every compared arm's per-case rows, each arm once: from the comparisons by subtype first (they carry the
-    subtype), then the overall ones, flat (``comparison/``) or one folder per family (``comparison/<family>/``)."""
+    """Every compared arm's per-case rows, each arm once: the families' comparisons joined
+    (``study_comparisons.per_case_of_arms``: ``comparison_by_subtype/<family>/`` first, then ``comparison/<family>/``),
+    else a study's single comparison (``comparison_by_subtype/`` first, then ``comparison/``: the recorded demo)."""
+    joined = per_case_of_arms(root)
+    if joined is not None:
+        return joined
     frames: dict[str, pd.DataFrame] = {}
     for folder in ("comparison_by_subtype", "comparison"):
-        paths = [root / folder / "comparison_per_case.csv", *sorted((root / folder).glob("*/comparison_per_case.csv"))]
-        for path in paths:
-            if not path.is_file():
-                continue
-            table = pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str})
-            if {"model", "case_id"} <= set(table.columns):
-                for model, rows in table.groupby("model", sort=False):
-                    frames.setdefault(model, rows)
+        table = _read_csv(Path(root) / folder / "comparison_per_case.csv")
+        if table is not None and {"model", "case_id"} <= set(table.columns):
+            for model, rows in table.groupby("model", sort=False):
+                frames.setdefault(model, rows)
     return pd.concat(frames.values(), ignore_index=True) if frames else None
 
 

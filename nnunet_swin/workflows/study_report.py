@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from nnunet_swin.evaluation.families import PAPER_FAMILIES
 from nnunet_swin.io import write_json, write_text
+from nnunet_swin.workflows.study_comparisons import comparison_tables
 from nnunet_swin.workflows.study_design import design_section, training_section
 from nnunet_swin.workflows.study_evidence import read_json
 from nnunet_swin.workflows.study_findings import findings_json, findings_table, paper_findings
@@ -60,28 +62,36 @@ def arms_section(page: Page, state: dict, order: list[str]) -> None:
 
 
 def comparison_section(page: Page, root: Path, state: dict) -> None:
-    page.heading("Table 2: comparison of the arms")
-    table = root / "comparison" / "comparison_table.csv"
-    if not table.is_file():
+    """One Table 2-shaped comparison per pre-specified family (``comparison/<family>/``, ``study_comparisons``), or a
+    study's single comparison (``comparison/``); each family's paired tests collapsed."""
+    page.heading("Table 2 and the other pre-specified comparisons")
+    tables = comparison_tables(root) or ({"": root / "comparison" / "comparison_table.csv"}
+                                         if (root / "comparison" / "comparison_table.csv").is_file() else {})
+    if not tables:
         page.text(f"No comparison ({step_note(state, 'compare')}).")
         return
-    page.text(f"Evaluated on the {state.get('test_split', 'test split')}. Median [IQR] with the Table 2 protocol "
-              "(bounded penalties for missed cases, cases missed by every arm of a family excluded, Wilcoxon / "
-              "McNemar, Bonferroni within each pre-specified family).")
-    page.table(compact_table(pd.read_csv(table)))
-    page.text("All columns: `comparison/comparison_table.csv`; the comparison's own Markdown: "
-              "`comparison/comparison.md`.")
-    pairwise = root / "comparison" / "comparison_pairwise.csv"
-    if pairwise.is_file():
-        pairs = pd.read_csv(pairwise)
-        if "estimate" in pairs and "difference_pp" in pairs:
-            pairs["estimate"] = pairs["estimate"].where(pairs["metric"] != "detected", pairs["difference_pp"])
-        page.details(f"All {len(pairs)} paired tests (p Bonferroni-adjusted within each family and metric; "
-                     "n_eff = pairs entering the test; estimate = Hodges-Lehmann, detection in pp)")
-        page.table(pairs[[c for c in ("family", "label", "group", "metric", "model_a", "model_b", "test", "n_eff",
-                                      "estimate", "ci_low", "ci_high", "p", "p_bonferroni",
-                                      "min_attainable_p_bonferroni") if c in pairs]])
-        page.end_details()
+    page.text(f"Evaluated on the {state.get('test_split', 'test split')}. One comparison per pre-specified family "
+              "(each with its own Bonferroni over its pairs and its own set of cases missed by all of its arms); "
+              "median [IQR] with the Table 2 protocol (bounded penalties for missed cases, Wilcoxon / McNemar).")
+    for family, table in tables.items():
+        folder = table.parent.relative_to(root).as_posix()
+        if family:
+            page.heading(f"{family}: {PAPER_FAMILIES[family].description}", 3)
+        page.table(compact_table(pd.read_csv(table)))
+        page.text(f"All columns: `{folder}/comparison_table.csv`; the comparison's own Markdown: "
+                  f"`{folder}/comparison.md`.")
+        pairwise = table.parent / "comparison_pairwise.csv"
+        if pairwise.is_file():
+            pairs = pd.read_csv(pairwise)
+            if "estimate" in pairs and "difference_pp" in pairs:
+                pairs["estimate"] = pairs["estimate"].where(pairs["metric"] != "detected", pairs["difference_pp"])
+            page.details(f"{len(pairs)} paired tests{' of ' + family if family else ''} (p Bonferroni-adjusted "
+                         "over the family's pairs within a metric; n_eff = pairs entering the test; estimate = "
+                         "Hodges-Lehmann, detection in pp)")
+            page.table(pairs[[c for c in ("family", "label", "group", "metric", "model_a", "model_b", "test",
+                                          "n_eff", "estimate", "ci_low", "ci_high", "p", "p_bonferroni",
+                                          "min_attainable_p_bonferroni") if c in pairs]])
+            page.end_details()
 
 
 def _seconds(value) -> str:
@@ -131,14 +141,17 @@ def subtype_section(page: Page, root: Path, state: dict) -> None:
                       f"{len(fold['train'])} training cases of subtype {custom}.")
         page.figure(root / "subtypes" / "subtype_scatter.png", "subtype scatter")
     page.heading("Comparison by subtype", 3)
-    table = root / "comparison_by_subtype" / "comparison_table.csv"
-    if not table.is_file():
+    flat = root / "comparison_by_subtype" / "comparison_table.csv"
+    tables = comparison_tables(root, by_subtype=True) or ({"": flat} if flat.is_file() else {})
+    if not tables:
         page.text(f"No comparison by subtype ({step_note(state, 'compare by subtype')}).")
         return
-    compact = compact_table(pd.read_csv(table))
-    page.details(f"Table 2 per subtype ({len(compact)} rows; `comparison_by_subtype/comparison_table.csv`)")
-    page.table(compact)
-    page.end_details()
+    for family, table in tables.items():
+        compact = compact_table(pd.read_csv(table))
+        what = f"family {family} ({', '.join(PAPER_FAMILIES[family].arms)})" if family else "Table 2"
+        page.details(f"{what} per subtype ({len(compact)} rows; `{table.relative_to(root).as_posix()}`)")
+        page.table(compact)
+        page.end_details()
 
 
 def _fmt(value) -> str:
@@ -235,8 +248,12 @@ def relative_to_study(text: str, root: Path) -> str:
 
 
 def write_study_report(study, extra_sections=()) -> Path:
-    """Write ``OUTPUT/report.md`` and ``OUTPUT/report.html`` of a resolved study; return the Markdown path."""
+    """Write ``OUTPUT/report.md`` and ``OUTPUT/report.html`` of a resolved study; return the Markdown path. The
+    quickstart preset (``nnunet-swin demo``) opens with its own sections (``study_report_demo``)."""
     state = study.state.to_dict()     # study.json as written, nothing re-derived
+    if state.get("preset") == "quickstart":          # `nnunet-swin demo`: what it reduced, scores, commands
+        from nnunet_swin.workflows.study_report_demo import quickstart_section
+        extra_sections = [lambda page, root, state: quickstart_section(page, study), *extra_sections]
     return write_report(study.paths.output, state, [a.name for a in study.arms], extra_sections)
 
 

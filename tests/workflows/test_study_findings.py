@@ -30,8 +30,8 @@ def study(tmp_path):
         _cases("Masked", base + 0.05, ones),
         _cases("B-only", np.where(b_only == 1, base, 0.0), b_only),
     ])
-    (tmp_path / "comparison_by_subtype").mkdir()
-    per_case.to_csv(tmp_path / "comparison_by_subtype" / "comparison_per_case.csv", index=False)
+    (tmp_path / "comparison_by_subtype" / "table2").mkdir(parents=True)      # one family's file may hold them all
+    per_case.to_csv(tmp_path / "comparison_by_subtype" / "table2" / "comparison_per_case.csv", index=False)
     (tmp_path / "subtypes").mkdir()
     (tmp_path / "subtypes" / "subtypes_summary.json").write_text(json.dumps({"k": 2, "names": ["B", "D"]}))
     pf = np.linspace(0.0, 0.6, len(CASES))
@@ -112,7 +112,7 @@ from nnunet_swin.workflows.study_more_findings import (COST_TOLERANCE_PP, NOISE_
 
 
 def _add_arm(root, state, name, sdsc, detected):
-    path = root / "comparison_by_subtype" / "comparison_per_case.csv"
+    path = root / "comparison_by_subtype" / "table2" / "comparison_per_case.csv"
     table = pd.concat([pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str}),
                        _cases(name, sdsc, detected)])
     table.to_csv(path, index=False)
@@ -180,7 +180,7 @@ def test_rows_of_new_arms_are_present_with_complete_fields(more_arms):
 
 def test_misses_by_subtype_carry_size_and_contrast(more_arms):
     root, state = more_arms
-    per_case = root / "comparison_by_subtype" / "comparison_per_case.csv"
+    per_case = root / "comparison_by_subtype" / "table2" / "comparison_per_case.csv"
     table = pd.read_csv(per_case, dtype={"case_id": str})
     hit = (table.model == "ACT") & table.case_id.isin(["case_6", "case_7"])
     table.loc[hit, "detected"] = 0.0
