@@ -28,17 +28,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
+from nnunet_swin.evaluation import evaluate_folder
 from nnunet_swin.io import save_figure, write_csv, write_json, write_text
-from nnunet_swin.workflows.scoring import mean_dice, score_predictions
 from nnunet_swin.workflows.standin_checkpoint import write_standin_checkpoint
 from nnunet_swin.workflows.training_log import training_curve
 from nnunet_swin.workflows.workspace import Workspace, nnunet_swin_command, run_logged, tool
 
 TRAINER = "SwinACTTrainer"
 PLANS = "nnUNetSMITPlans"
+METRIC_SET = "surface Dice @2 mm, Dice, volume ratio, detection"
 
 
 def parse_args(argv):
@@ -145,9 +147,9 @@ def main(argv=None) -> int:
         run_logged([tool("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(pred), "-d", str(a.dataset_id),
                     "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-p", PLANS, "-chk", f"checkpoint_epoch{epoch}.pth",
                     "-device", "cpu", "-npp", "1", "-nps", "1"], env, log)
-        table, metric_set = score_predictions(raw / "labelsTs", pred, ws.root / "evaluation" / f"epoch{epoch:03d}",
-                                              subtypes_csv=raw / "subtypes_truth.csv")
-        row = {"epoch": epoch, "heldout_mean_dice": mean_dice(table),
+        table = evaluate_folder(raw / "labelsTs", pred, ws.root / "evaluation" / f"epoch{epoch:03d}",
+                                subtypes_csv=raw / "subtypes_truth.csv", progress=False).per_case
+        row = {"epoch": epoch, "heldout_mean_dice": float(np.nanmean(table["dice"].to_numpy(float))),
                "heldout_median_dice": float(table["dice"].median())}
         if "surface_dice" in table:
             row["heldout_mean_surface_dice_2mm"] = float(table["surface_dice"].mean())
@@ -167,7 +169,7 @@ def main(argv=None) -> int:
         "init": "stand-in checkpoint with random weights in SMIT's public layout (no CT pretraining)",
         "epochs": a.epochs, "iterations_per_epoch": a.iterations, "warmup_epochs": a.warmup, "batch_size": 2,
         "seconds": {"prepare": round(t_prep, 1), "train": round(t_train, 1), "total": round(t_total, 1)},
-        "heldout": rows, "final_heldout_mean_dice": rows[-1]["heldout_mean_dice"], "metric_set": metric_set,
+        "heldout": rows, "final_heldout_mean_dice": rows[-1]["heldout_mean_dice"], "metric_set": METRIC_SET,
         "cpu_count": os.cpu_count(),
     }
     write_json(ws.root / "results.json", results)

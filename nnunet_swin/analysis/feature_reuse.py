@@ -123,28 +123,43 @@ def run_cka(model_a, model_b, images: str | Path, out_dir: str | Path, batch_siz
     return summary
 
 
-def cka_for_models(images: str | Path, output: str | Path, model_b: str | Path, model_a: str | Path | None = None,
-                   pretrained: str | Path | None = None, labels: tuple[str | None, str | None] = (None, None),
-                   folds: tuple[int | str, int | str] = (0, 0), checkpoint: str = "checkpoint_final.pth",
-                   batch_size: int = 8, device: str | None = "auto", progress: bool = True) -> dict:
-    """``nnunet-swin cka`` as one call: model B is a trained model folder; model A either another one or B's
-    architecture with the ``pretrained`` encoder checkpoint. Labels default to the folder names (``pretrained`` for
-    such an A). Inputs that need no model are checked before any model is loaded."""
+def cka_for_models(images: str | Path, output: str | Path, model_b: str | Path | None,
+                   model_a: str | Path | None = None, pretrained: str | Path | None = None,
+                   labels: tuple[str | None, str | None] = (None, None), folds: tuple[int | str, int | str] = (0, 0),
+                   checkpoint: str = "checkpoint_final.pth", batch_size: int = 8, device: str | None = "auto",
+                   progress: bool = True, random_b: tuple | None = None) -> dict:
+    """``nnunet-swin cka`` as one call: model B is a trained model folder, or with ``random_b = (plans file,
+    dataset.json, configuration, seed)`` the untrained network of that plans configuration (random initialisation
+    under ``seed``: the floor); model A either another trained folder or B's architecture with the ``pretrained``
+    encoder checkpoint. Labels default to the folder names (``pretrained`` for such an A, ``random init`` for such a
+    B). Inputs that need no model are checked before any model is loaded."""
     from nnunet_swin.analysis.model_loading import load_backbone, load_model_folder
     from nnunet_swin.device import resolve_device
 
     if (model_a is None) == (pretrained is None):
         raise UserError("give exactly one of -a MODEL_FOLDER and --pretrained CHECKPOINT for model A")
+    if (model_b is None) == (random_b is None):
+        raise UserError("give exactly one of -b MODEL_FOLDER and --random-b (with --plans, --dataset-json, -c) for "
+                        "model B")
+    if random_b is not None and not all(random_b[:3]):
+        raise UserError("--random-b builds model B from the plans: give --plans PLANS.json, --dataset-json "
+                        "dataset.json and -c CONFIGURATION")
     if batch_size < 4:
         raise UserError(f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {batch_size}")
     device = resolve_device(device)
-    loaded_b = load_model_folder(model_b, folds[1], checkpoint)
+    if random_b is not None:
+        plans_file, dataset_json, configuration, seed = random_b
+        loaded_b = load_backbone(plans_file, dataset_json, configuration, None, seed=seed)
+        loaded_b.source = f"random initialisation (seed {seed}) of {Path(plans_file).stem} {configuration}"
+        label_b = labels[1] or "random init"
+    else:
+        loaded_b = load_model_folder(model_b, folds[1], checkpoint)
+        plans_file, dataset_json = Path(model_b) / "plans.json", Path(model_b) / "dataset.json"
+        label_b = labels[1] or Path(model_b).name
     if model_a is not None:
         loaded_a = load_model_folder(model_a, folds[0], checkpoint)
         label_a = labels[0] or Path(model_a).name
     else:
-        folder = Path(model_b)
-        loaded_a = load_backbone(folder / "plans.json", folder / "dataset.json", loaded_b.configuration, pretrained)
+        loaded_a = load_backbone(plans_file, dataset_json, loaded_b.configuration, pretrained)
         label_a = labels[0] or "pretrained"
-    label_b = labels[1] or Path(model_b).name
     return run_cka(loaded_a, loaded_b, images, output, batch_size, (label_a, label_b), device, progress=progress)

@@ -168,15 +168,20 @@ def load_model_folder(folder: str | Path, fold: int | str = 0, checkpoint: str =
 
 
 def load_backbone(plans_file: str | Path, dataset_json_file: str | Path, configuration: str,
-                  pretrained: str | Path | None = None, allow_partial: bool = False) -> LoadedModel:
+                  pretrained: str | Path | None = None, allow_partial: bool = False,
+                  seed: int | None = None) -> LoadedModel:
     """The network a plans configuration describes (built by nnU-Net's default trainer), with a pretrained encoder
-    (or random weights if None)."""
+    (or random weights if None: the network's own initialisation, drawn under ``seed`` when given, without touching
+    the caller's random state)."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     plans = read_json(plans_file, "plans file (nnUNet_preprocessed/DatasetXXX/<Plans>.json)")
     dataset_json = read_json(dataset_json_file, "dataset.json")
     pm, cm, in_ch, out_ch = _configuration(plans, dataset_json, configuration)
-    network = nnUNetTrainer.build_network_architecture(pm, cm, in_ch, out_ch, enable_deep_supervision=False)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        network = nnUNetTrainer.build_network_architecture(pm, cm, in_ch, out_ch, enable_deep_supervision=False)
     if pretrained is not None:
         from nnunet_swin.networks import load_pretrained_encoder
         if not Path(pretrained).is_file():

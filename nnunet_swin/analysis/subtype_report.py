@@ -4,6 +4,12 @@ Reads nnU-Net raw folders (``imagesTr/{case}_{XXXX}{ending}`` with ``labelsTr/{c
 features of ``analysis.subtypes`` per case on one image channel, fits (or loads) the subtype model, and writes:
 ``features_<split>.csv``, ``subtypes_<split>.csv`` (``case_id,subtype``, read by ``nnunet-swin compare``),
 ``subtype_model.json``, ``cluster_validity.png``, ``subtype_scatter.png`` and ``subtypes_summary.json``.
+
+The audit: when the dataset holds the hidden subtype of every case (``subtypes_truth.csv`` beside ``imagesTr`` /
+``imagesTs``, as ``nnunet-swin make_demo_dataset`` writes it, or a table given with ``--truth``), the k-means
+clusters are compared with it and ``subtypes_audit.json`` written: per split and over both, the adjusted Rand index
+(scikit-learn), the confusion table (cluster -> latent label -> cases) and the accuracy of the best one-to-one
+cluster-to-label mapping.
 """
 from __future__ import annotations
 
@@ -72,6 +78,35 @@ def agreement(assigned: pd.Series, truth: pd.Series) -> dict:
             "mapping": mapping, "crosstab": table.to_dict()}
 
 
+TRUTH_FILE = "subtypes_truth.csv"
+
+
+def find_truth(*image_folders) -> Path | None:
+    """The dataset's ``subtypes_truth.csv`` (the folder above an images folder), or None."""
+    for folder in image_folders:
+        if folder is not None and (Path(folder).parent / TRUTH_FILE).is_file():
+            return Path(folder).parent / TRUTH_FILE
+    return None
+
+
+def audit(assigned: dict[str, pd.Series], truth: pd.Series) -> dict:
+    """The clusters of each split (and of all splits together, when no case id is in two) against the latent labels: ``n``, ``adjusted_rand``,
+    ``accuracy`` (best one-to-one mapping), ``mapping`` and ``confusion`` (cluster -> latent label -> cases)."""
+    out = {}
+    parts = dict(assigned)
+    together = pd.concat(list(assigned.values())) if assigned else pd.Series(dtype=str)
+    if len(parts) > 1 and together.index.is_unique:   # (a case id in both splits: the truth table cannot tell them)
+        parts["all"] = together
+    for split, clusters in parts.items():
+        a = agreement(clusters, truth)
+        common = clusters.index.intersection(truth.index)
+        table = pd.crosstab(clusters.loc[common].astype(str), truth.loc[common].astype(str))
+        a["confusion"] = {str(c): {str(t): int(n) for t, n in row.items()} for c, row in table.iterrows()}
+        a.pop("crosstab", None)
+        out[split] = a
+    return out
+
+
 def read_truth(path: str | Path) -> pd.Series:
     df = pd.read_csv(path, dtype={"case_id": str})
     if not {"case_id", "subtype"} <= set(df.columns):
@@ -119,5 +154,13 @@ def run_subtypes(out_dir: str | Path, train: tuple[str, str] | None = None, test
         if truth_series is not None:
             summary[split]["agreement"] = agreement(t.subtype, truth_series)
     figures.plot_subtype_scatter(tables, out / "subtype_scatter.png")
+    audit_truth = Path(truth) if truth else find_truth(*(pair[0] for pair in (train, test) if pair is not None))
+    if audit_truth is not None:
+        labels = truth_series if truth_series is not None else read_truth(audit_truth)
+        write_json(out / "subtypes_audit.json",
+                   {"truth": audit_truth.name, "latent_labels": sorted(labels.astype(str).unique().tolist()),
+                    "k": model.k, "names": model.names,
+                    "splits": audit({split: t.subtype for split, t in tables.items()}, labels)})
+        summary["audit"] = "subtypes_audit.json"
     write_json(out / "subtypes_summary.json", summary)
     return summary

@@ -27,12 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan-args", default="",
                    help="more plan_and_preprocess flags as one string, e.g. \"-tumor_labels 1 -inplane_patch 96 96\"")
     p.add_argument("--arms", nargs="+", default=None,
-                   help="Base TA ACT Scratch Masked, subtype arms B-only D-only / only:<subtype> (default: the "
-                        "preset's)")
+                   help="Base TA ACT ACT-noTA ACT-rep Scratch Masked CNN, subtype arms B-only D-only / "
+                        "only:<subtype> (default: the preset's)")
+    p.add_argument("--cnn-planner", default=None,
+                   help="the stock nnU-Net planner of the CNN arm (default nnUNetPlannerResEncM, plans "
+                        "nnUNetResEncUNetMPlans; e.g. nnUNetPlannerResEncL, ExperimentPlanner)")
+    p.add_argument("--cnn-plan-args", default="",
+                   help="more nnUNetv2_plan_and_preprocess flags for the CNN arm as one string, e.g. "
+                        "\"-overwrite_target_spacing 1 1 1\"")
     p.add_argument("--folds", nargs="+", type=int, default=[0], help="cross-validation folds (default 0)")
-    p.add_argument("--preset", choices=("paper", "smoke", "demo"), default="paper",
+    p.add_argument("--preset", choices=("paper", "smoke", "demo", "quickstart"), default="paper",
                    help="paper: the recipe's trainers; smoke: ACT + Base with _smoke trainers (minutes); demo: the "
-                        "synthetic dataset, smit_tiny, _demo trainers, every arm, CPU (hours)")
+                        "synthetic dataset, smit_tiny, _demo trainers, every arm, CPU (hours); quickstart: what "
+                        "`nnunet-swin demo` runs, the ACT arm alone on the synthetic dataset (minutes)")
+    from nnunet_swin.workflows.study_arms import DEMO_TEST_CASES, DEMO_TRAIN_CASES
+    p.add_argument("--demo-train-cases", type=int, default=None,
+                   help=f"--preset demo: synthetic training cases, a quarter dark, all in its one fold (default "
+                        f"{DEMO_TRAIN_CASES})")
+    p.add_argument("--demo-test-cases", type=int, default=None,
+                   help=f"--preset demo: synthetic test cases, stratified by subtype and by pf under the 64^3 crop "
+                        f"(pf 0, below 0.5, 0.5 and above; default {DEMO_TEST_CASES})")
     p.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="local: child processes here (default); slurm: jobs through submitit (sbatch), training "
                         "arms x folds as one job array, requeued on timeout/preemption and resumed with --c")
@@ -56,7 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from nnunet_swin.errors import UserError
     from nnunet_swin.workflows.study import StudySettings, run_study
+
+    demo_cases = {k: v for k, v in (("demo_num_train", args.demo_train_cases), ("demo_num_test", args.demo_test_cases))
+                  if v is not None}
+    if demo_cases and args.preset != "demo":
+        raise UserError("--demo-train-cases / --demo-test-cases size the synthetic dataset of --preset demo; add "
+                        "--preset demo or leave them out")
+    if args.demo_train_cases is not None and args.demo_train_cases < 4:
+        raise UserError(f"--demo-train-cases {args.demo_train_cases}: give at least 4 (a quarter of them dark)")
+    if args.demo_test_cases is not None and args.demo_test_cases < 0:
+        raise UserError(f"--demo-test-cases {args.demo_test_cases}: give 0 or more")
+    if args.preset == "quickstart":        # the dataset `nnunet-swin demo` makes (its --num-train / --num-test)
+        from nnunet_swin.workflows.quickstart import QuickstartOptions
+        demo_cases = {"demo_num_train": QuickstartOptions.num_train, "demo_num_test": QuickstartOptions.num_test}
     from nnunet_swin.cluster import parse_mem_gb, parse_sbatch_options, parse_time
     from nnunet_swin.workflows.study_executors import SlurmOptions
 
@@ -65,7 +93,7 @@ def main(argv: list[str]) -> int:
         devices = [d for item in args.devices for d in item.split(",") if d.strip()]
     device = args.device          # auto: the demo on the CPU, SLURM jobs on their GPUs, else this machine's rule
     if device == "auto":
-        if args.preset == "demo":
+        if args.preset in ("demo", "quickstart"):
             device = "cpu"
         elif args.executor == "slurm":
             device = "cuda" if args.slurm_gpus_per_job > 0 else "cpu"
@@ -83,7 +111,8 @@ def main(argv: list[str]) -> int:
                              preset=args.preset, executor=args.executor, slurm=slurm, jobs=args.jobs,
                              devices=devices, device=device, num_processes=args.num_processes,
                              print_commands=args.print_commands, report_only=args.report_only,
-                             progress=not args.quiet, seed=args.seed)
+                             progress=not args.quiet, seed=args.seed, cnn_planner=args.cnn_planner,
+                             cnn_plan_args=shlex.split(args.cnn_plan_args), **demo_cases)
     result = run_study(settings)
     if args.print_commands:
         if result:

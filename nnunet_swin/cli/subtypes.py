@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k-min", type=int, default=2)
     p.add_argument("--k-max", type=int, default=5)
     p.add_argument("--k", type=int, default=None, help="force this k instead of choosing by validity")
-    p.add_argument("--truth", help="CSV case_id,subtype of known subtypes: report the agreement")
+    p.add_argument("--truth", help="CSV case_id,subtype of known subtypes: report the agreement and write "
+                                   "subtypes_audit.json (default: the dataset's subtypes_truth.csv beside the images "
+                                   "folders, when there is one)")
     return p
 
 

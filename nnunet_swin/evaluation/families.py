@@ -33,6 +33,8 @@ PAPER_FAMILIES = {f.name: f for f in (
     Family("table3", ("ACT", "Scratch"), "the paper's Table 3: CT-pretrained ACT against random initialisation"),
     Family("subtype", ("ACT", "B-only", "D-only"), "subtype-restricted training (section 3.2.2)"),
     Family("masked", ("ACT", "Masked"), "padding tokens masked out of attention (the paper's future work)"),
+    Family("augmentation", ("ACT", "ACT-noTA"),
+           "tumour-aware augmentation at the ACT crop: ACT against the same recipe without it"),
     Family("negative_control", ("ACT", "ACT-rep"), "the same recipe with another seed: training noise"),
     Family("baseline", ("ACT", "CNN"), "a CNN planned and trained by stock nnU-Net on the same folds"),
 )}

@@ -17,6 +17,7 @@
 
 Switches the variants flip (class attributes, read by the static/class-level hooks nnU-Net calls):
 ``load_pretrained``, ``tumor_aware`` (tumour-aware augmentation), ``tumor_labels`` (None = all foreground labels),
+``seed`` (``seeding.py``),
 ``intended_kind`` (``cubic`` for 3d_cubic, ``anisotropic`` for the ACT 3d_fullres; a mismatch warns) and the
 schedule ``recipe_epochs``, ``recipe_warmup_epochs``, ``recipe_iterations_per_epoch``,
 ``recipe_val_iterations_per_epoch`` (None keeps nnU-Net's 250 / 50).
@@ -55,6 +56,7 @@ from nnunet_swin.trainers.compatibility import geometry_mismatch, require_foregr
 from nnunet_swin.trainers.mirroring import left_right_axis
 from nnunet_swin.trainers.progress import progress_line
 from nnunet_swin.trainers.schedule import WarmupCosineLRScheduler
+from nnunet_swin.trainers.seeding import Seeded
 from nnunet_swin.trainers.validation import LOG_KEY, full_volume_dice, validation_every
 
 PRETRAINED_REPORT_FILE = "pretrained_encoder_report.txt"
@@ -86,9 +88,12 @@ def insert_tumor_aware_transform(pipeline: ComposeTransforms, transform: BasicTr
     return pipeline
 
 
-class SwinBaseTrainer(nnUNetTrainer):
+class SwinBaseTrainer(Seeded, nnUNetTrainer):
     """Paper's -Base: CT-pretrained encoder, cubic crop (``3d_cubic``), no tumour-aware augmentation, 500 epochs."""
 
+    # random, numpy, torch and the augmentation workers (``seeding.py``: what is and is not deterministic); every arm
+    # runs seed 0 except the negative control ACT-rep (seed 1)
+    seed: int | None = 0
     load_pretrained: bool = True
     tumor_aware: bool = False
     tumor_labels: tuple[int, ...] | None = None

@@ -1,13 +1,18 @@
 """The paper's configurations as thin variants of the recipe, each changing one thing.
 
-| trainer              | init          | tumour-aware aug | meant for configuration | epochs |
-|----------------------|---------------|------------------|-------------------------|--------|
-| SwinBaseTrainer      | CT-pretrained | no               | 3d_cubic                | 500    |
-| SwinTATrainer        | CT-pretrained | yes              | 3d_cubic                | 500    |
-| SwinACTTrainer       | CT-pretrained | yes              | 3d_fullres (ACT crop)   | 500    |
-| SwinScratchTrainer   | random        | yes              | 3d_fullres              | 1000   |
-| SwinMaskedTrainer    | CT-pretrained | yes              | 3d_cubic, padding masked| 500    |
-| SwinSpineTrainer     | pretrained    | no               | 3d_fullres, multi-class | 500    |
+| trainer              | init          | tumour-aware aug | meant for configuration | epochs | seed |
+|----------------------|---------------|------------------|-------------------------|--------|------|
+| SwinBaseTrainer      | CT-pretrained | no               | 3d_cubic                | 500    | 0    |
+| SwinTATrainer        | CT-pretrained | yes              | 3d_cubic                | 500    | 0    |
+| SwinACTTrainer       | CT-pretrained | yes              | 3d_fullres (ACT crop)   | 500    | 0    |
+| SwinACTNoTATrainer   | CT-pretrained | no               | 3d_fullres (ACT crop)   | 500    | 0    |
+| SwinACTRepTrainer    | CT-pretrained | yes              | 3d_fullres (ACT crop)   | 500    | 1    |
+| SwinScratchTrainer   | random        | yes              | 3d_fullres              | 1000   | 0    |
+| SwinMaskedTrainer    | CT-pretrained | yes              | 3d_cubic, padding masked| 500    | 0    |
+| SwinSpineTrainer     | pretrained    | no               | 3d_fullres, multi-class | 500    | 0    |
+
+The seed (``seeding.py``) fixes the initial weights and the augmentation workers' streams; the model folder's name
+comes from the trainer's class name, so a second seed of a recipe is a class of its own (``SwinACTRepTrainer``).
 """
 from __future__ import annotations
 
@@ -28,6 +33,21 @@ class SwinACTTrainer(SwinTATrainer):
     """-ACT: TA on the anisotropic crop (``3d_fullres`` of our plans), for training and sliding-window inference."""
 
     intended_kind = "anisotropic"
+
+
+class SwinACTNoTATrainer(SwinBaseTrainer):
+    """ACT-noTA: the ACT crop (``3d_fullres``) without tumour-aware augmentation; against ACT it measures TA's effect at
+    the ACT crop (as TA against Base does at the cubic crop)."""
+
+    intended_kind = "anisotropic"
+
+
+class SwinACTRepTrainer(SwinACTTrainer):
+    """ACT-rep, the negative control: ACT exactly, with seed 1 instead of 0. Its difference from ACT is training noise
+    (initialisation of what the encoder does not cover, patch sampling, augmentation), the yardstick for the
+    differences between arms."""
+
+    seed = 1
 
 
 class SwinScratchTrainer(SwinACTTrainer):

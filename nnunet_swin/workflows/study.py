@@ -23,8 +23,8 @@ from pathlib import Path
 from nnunet_swin.device import check_device, default_device
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_Z_EXTENTS, PRESETS, parse_arm,
-                                              parse_arms)
+from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_SYNTHETIC,  # noqa: F401
+                                              DEMO_Z_EXTENTS, PRESETS, QUICKSTART_PLAN_ARGS, parse_arm, parse_arms)
 from nnunet_swin.workflows.study_context import (Study, StudyPaths, StudySettings, _dataset_folder,
                                                  _demo_pretraining, _nnunet_base)
 from nnunet_swin.workflows.study_executors import (LocalExecutor, SlurmExecutor, SlurmOptions,  # noqa: F401 (the
@@ -32,24 +32,34 @@ from nnunet_swin.workflows.study_executors import (LocalExecutor, SlurmExecutor,
 from nnunet_swin.workflows.study_runner import Journal, Step, run_steps
 from nnunet_swin.workflows.study_state import STATE_FILE, StudyState, read_state
 
+DEMO_MARKER = ".nnunet_swin_demo"        # written by `nnunet-swin demo` into its output folder (safe to replace)
+
 # ---------------------------------------------------------------------------------------------------------- resolve
 
 def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str], int]:
-    """The demo preset's own workspace inside the output folder: the synthetic dataset, and the path of the encoder
-    the ``pretrain encoder`` step makes (``demo_encoder``) before the arms train."""
+    """A synthetic preset's own workspace inside the output folder: the synthetic dataset, and the path of the
+    encoder the ``pretrain encoder`` step makes (``demo_encoder``) before the arms train. The demo preset's dataset
+    (``DEMO_SYNTHETIC``: ``demo_num_train`` training cases, a quarter dark, and ``demo_num_test`` test cases
+    stratified by subtype x pf) has its one fold (every training case, ``study_splits.write_demo_fold``); the
+    quickstart keeps the synthetic default cohort at ``demo_fov_mm`` and nnU-Net's own 5-fold split."""
     from nnunet_swin.datasets.synthetic import SyntheticSpec, make_demo_dataset
+    from nnunet_swin.workflows.study_splits import write_demo_fold
     from nnunet_swin.workflows.workspace import Workspace
 
     settings.backbone = settings.backbone or "smit_tiny"
-    settings.plan_args = settings.plan_args or list(DEMO_PLAN_ARGS)
+    quick = settings.preset == "quickstart"
+    settings.plan_args = settings.plan_args or list(QUICKSTART_PLAN_ARGS if quick else DEMO_PLAN_ARGS)
     ws = Workspace(output / "workspace").create()
     env = ws.environment(num_processes=settings.num_processes, da_processes=1)
     env["nnUNet_swin_pretrained"] = str(_demo_pretraining(settings).checkpoint(ws.weights))
     dataset_id = settings.dataset_id or 501
     if not any(ws.raw.glob(f"Dataset{dataset_id:03d}_*")):
-        spec = SyntheticSpec(num_train=settings.demo_num_train, num_test=settings.demo_num_test, fov_mm=64.0,
-                             seed=settings.seed, **DEMO_Z_EXTENTS)
+        spec = SyntheticSpec(num_train=settings.demo_num_train, num_test=settings.demo_num_test,
+                             seed=settings.seed, **({"fov_mm": settings.demo_fov_mm} if quick else DEMO_SYNTHETIC))
         make_demo_dataset(ws.raw, dataset_id, spec=spec, progress=settings.progress)
+    if not quick:
+        raw = next(ws.raw.glob(f"Dataset{dataset_id:03d}_*"))
+        write_demo_fold(raw, ws.preprocessed / raw.name)   # one fold: every training case (``study_splits``)
     return env, dataset_id
 
 
@@ -57,7 +67,7 @@ def _check_output(output: Path, state: StudyState | None, dataset_name: str, pla
     if output.exists() and not output.is_dir():
         raise UserError(f"output folder {output} is a file; give a folder (-o)")
     if state is None:
-        if output.is_dir() and any(p.name != "workspace" for p in output.iterdir()):
+        if output.is_dir() and any(p.name not in ("workspace", DEMO_MARKER) for p in output.iterdir()):
             raise UserError(f"output folder {output} is not empty and holds no {STATE_FILE}; give a new or empty "
                             f"folder (-o), or the folder of an earlier study of {dataset_name}")
         return
@@ -100,7 +110,7 @@ def _check_pretrained(study: Study) -> None:
     from nnunet_swin.workflows.study_steps import pretrained_checkpoint
 
     pretrained = [a.name for a in study.arms if a.pretrained]
-    if not pretrained or study.settings.preset == "demo" or study.settings.report_only:
+    if not pretrained or PRESETS[study.settings.preset].synthetic or study.settings.report_only:
         return
     value = study.env.get("nnUNet_swin_pretrained", "").strip()
     how = ("export nnUNet_swin_pretrained=/path/to/<backbone>.pth (the checkpoint, or a folder holding it), or run "
@@ -128,31 +138,31 @@ def _check_plans_name(study: Study) -> None:
 
 def check_plans_of_arms(study: Study) -> None:
     """A model folder of an arm that exists must hold the study's plans (nnU-Net copies them in at training)."""
-    if not study.plans_file.is_file():
-        return
-    ours = study.plans()
     for arm in study.arms:
+        plans_file = study.arm_plans_file(arm)
         theirs_file = study.model_folder(arm) / "plans.json"
-        if not theirs_file.is_file():
+        if not plans_file.is_file() or not theirs_file.is_file():
             continue
+        ours = read_json(plans_file, "plans file")
         theirs = read_json(theirs_file, "plans file")
         same = theirs.get("plans_name") == ours.get("plans_name") and \
             theirs.get("configurations", {}).get(arm.configuration) == ours["configurations"].get(arm.configuration)
         if not same:
             raise UserError(f"arm {arm.name}: {study.model_folder(arm)} was trained on other plans than "
-                            f"{study.plans_file} ({arm.configuration} differs); move that model folder away, or give "
+                            f"{plans_file} ({arm.configuration} differs); move that model folder away, or give "
                             f"the plans it was trained on (-p)")
 
 
 def resolve_study(settings: StudySettings) -> Study:
     """Check the input and build the :class:`Study` (no command runs, except the demo preset's dataset)."""
     check_settings(settings)
-    arms = parse_arms(settings.arms, settings.preset)
     output = Path(settings.output).expanduser().resolve()
     state = read_state(output)
+    cnn_planner = settings.cnn_planner or (state.cnn_planner if state else None)
+    arms = parse_arms(settings.arms, settings.preset, cnn_planner)
     if settings.report_only and state is None:
         raise UserError(f"--report-only: {output} holds no {STATE_FILE}; give the output folder of a study (-o)")
-    if settings.preset == "demo":
+    if PRESETS[settings.preset].synthetic:
         env, dataset_id = _prepare_demo(settings, output)
     elif state is not None and settings.dataset_id is None:
         env, dataset_id = {**os.environ, **state.environment}, int(state.dataset_id)
@@ -169,7 +179,7 @@ def resolve_study(settings: StudySettings) -> Study:
     if plans_name is None:
         raise UserError(f"planner {settings.planner!r} has no default plans identifier; give it with -p")
     if settings.report_only and settings.arms is None and state is not None:
-        arms = [parse_arm(a) for a in state.arm_order] or arms
+        arms = parse_arms(state.arm_order, state.preset, cnn_planner) if state.arm_order else arms
     _check_output(output, state, dataset_name, plans_name)
     if state is None:
         state = StudyState(dataset_name, dataset_id, plans_name, settings.planner, settings.preset,
@@ -178,9 +188,10 @@ def resolve_study(settings: StudySettings) -> Study:
     if not settings.report_only:
         state.folds, state.arm_order = list(settings.folds), [a.name for a in arms]
         state.preset, state.planner, state.executor = settings.preset, settings.planner, settings.executor
+        state.cnn_planner = next((a.planner for a in arms if a.planner), state.cnn_planner)
     settings.folds = list(state.folds)
-    study = Study(settings, paths, env, dataset_id, dataset_name, plans_name, arms, PRESETS[state.preset].suffix,
-                  state)
+    suffix = PRESETS[state.preset].suffix if settings.trainer_suffix is None else settings.trainer_suffix
+    study = Study(settings, paths, env, dataset_id, dataset_name, plans_name, arms, suffix, state)
     if any(a.subtype for a in arms) and not study.test_split():
         raise UserError(f"subtype-restricted arms ({', '.join(a.name for a in arms if a.subtype)}) are validated on "
                         f"the test split, and {dataset_name} has no imagesTs/labelsTs; add a test split or leave "
@@ -204,14 +215,20 @@ def build_table(study: Study, journal: Journal) -> list[Step]:
     train = sp.training_steps(study)
     train_names = {a.name: [s.name for s in train if s.name == f"train {a.name}" or
                             s.name.startswith(f"train {a.name} fold ")] for a in study.arms}
-    setup = [sp.plan_step(study)] + ([sp.pretrain_step(study)] if study.settings.preset == "demo" else [])
+    preset = PRESETS[study.settings.preset]
+    setup = [sp.plan_step(study)] + [sp.stock_plan_step(study, a) for a in study.arms if a.planner]
+    setup += [sp.pretrain_step(study)] if preset.synthetic else []
     setup += [an.subtypes_step(study)] + ([sp.custom_folds_step(study)] if any(a.subtype for a in study.arms) else [])
     evaluate = an.evaluation_steps(study)
     analysis = sp.prediction_steps(study, train_names) + evaluate + an.comparison_steps(study, evaluate)
     analysis += [an.adi_step(study, tuple(s.name for s in train + evaluate))] + an.cka_steps(study, train_names)
+    analysis += [an.cka_floor_step(study)] + an.not_applicable_steps(study)
     table = ([] if study.settings.report_only else setup + train) + analysis
     if study.settings.report_only:
         table.insert(0, an.subtypes_step(study))
+    for step in (s for s in table if s.kind in preset.leaves_out):
+        step.skip = lambda: (f"not part of the {study.settings.preset} preset (one arm; the analyses of several arms "
+                             f"are in `nnunet-swin study --preset demo`)")
     report = study.paths.output / "report.md"
 
     written = []
@@ -241,7 +258,8 @@ def print_commands(study: Study) -> list[str]:
             continue
         keys = ["nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"]
         keys += ["nnUNet_swin_pretrained"] if arm.pretrained else []
-        keys += ["nnUNet_compile", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"] if study.settings.preset == "demo" else []
+        keys += ["nnUNet_compile", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"] if PRESETS[study.settings.preset].synthetic \
+            else []
         prefix = " ".join(f"{k}={shlex.quote(study.env[k])}" for k in keys if study.env.get(k))
         lines.append(" && ".join(f"{prefix} {shlex.join(c)}" for c in cmds))
     return lines

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import ArmSpec
+from nnunet_swin.workflows.study_arms import DEMO_TEST_CASES, DEMO_TRAIN_CASES, ArmSpec
 from nnunet_swin.workflows.study_executors import SlurmOptions
 from nnunet_swin.workflows.study_state import STATE_FILE, StudyState
 
@@ -39,10 +39,14 @@ class StudySettings:
     report_only: bool = False
     progress: bool = True
     seed: int = 0
-    demo_num_train: int = 16
-    demo_num_test: int = 6
+    demo_num_train: int = DEMO_TRAIN_CASES     # the demo preset's synthetic training cases (--demo-train-cases)
+    demo_num_test: int = DEMO_TEST_CASES       # its test cases, stratified by subtype x pf bin (--demo-test-cases)
     demo_pretrain_epochs: int = 20
     demo_pretrain_iterations: int = 20
+    cnn_planner: str | None = None       # the CNN arm's stock planner (None: the study's earlier choice, else ResEnc-M)
+    cnn_plan_args: list[str] = field(default_factory=list)   # more nnUNetv2_plan_and_preprocess flags for the CNN
+    demo_fov_mm: float = 64.0            # the synthetic scans' in-plane field of view (synthetic presets)
+    trainer_suffix: str | None = None    # the short-schedule suffix instead of the preset's (e.g. _smoke)
 
 
 @dataclass
@@ -102,10 +106,19 @@ class Study:
         return read_json(self.plans_file, "plans file")
 
     def trainer(self, arm: ArmSpec) -> str:
-        return arm.trainer + self.suffix
+        return arm.trainer + (self.suffix or arm.paper_suffix)
+
+    def arm_plans_name(self, arm: ArmSpec) -> str:
+        """The study's plans, or for an arm stock nnU-Net plans itself (the CNN) its planner's plans identifier."""
+        from nnunet_swin.workflows.study_arms import stock_plans_name
+        return self.plans_name if arm.planner is None else stock_plans_name(arm.planner)
+
+    def arm_plans_file(self, arm: ArmSpec) -> Path:
+        return self.preprocessed_dataset / f"{self.arm_plans_name(arm)}.json"
 
     def model_folder(self, arm: ArmSpec) -> Path:
-        return self.paths.results / self.dataset_name / f"{self.trainer(arm)}__{self.plans_name}__{arm.configuration}"
+        return self.paths.results / self.dataset_name / \
+            f"{self.trainer(arm)}__{self.arm_plans_name(arm)}__{arm.configuration}"
 
     def folds(self, arm: ArmSpec) -> list[int]:
         if arm.subtype is None:
@@ -135,7 +148,7 @@ class Study:
     def tumor_labels(self) -> list[int] | None:
         if not self.plans_file.is_file():
             return None
-        for arm in self.arms:
+        for arm in (a for a in self.arms if a.swin):
             labels = self.plans().get("configurations", {}).get(arm.configuration, {}).get("swin", {}) \
                 .get("tumor_labels")
             if labels:

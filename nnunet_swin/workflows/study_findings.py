@@ -5,14 +5,15 @@ interval, the non-zero pairs, the smallest p the design can attain, p, the adjus
 Every number comes from files the study's steps wrote, recomputed here so that ``--report-only`` can regenerate them
 without retraining:
 
-- the per-case metrics of all arms (``comparison_by_subtype/comparison_per_case.csv``, else
-  ``comparison/comparison_per_case.csv``), compared within the paper's pre-specified families
-  (``evaluation.families``: Table 2 {Base, TA, ACT}, Table 3 {ACT, Scratch}, {ACT, B-only, D-only}, {ACT, Masked},
-  {ACT, ACT-rep}, {ACT, CNN}), each with its own Bonferroni and exclusion set; Hodges-Lehmann estimates with
-  signed-rank intervals, McNemar with Newcombe intervals;
+- the per-case metrics of all arms (the comparisons' ``comparison_per_case.csv``, by subtype first, flat or one
+  folder per family: ``study_evidence.per_case_table``), compared within the paper's pre-specified families
+  (``evaluation.families.PAPER_FAMILIES``), each with its own Bonferroni and exclusion set; Hodges-Lehmann
+  estimates with signed-rank intervals, McNemar with Newcombe intervals; |log VR| beside VR;
 - ``adi/adi_per_scan.csv``: ADI, ACT against each cubic arm per stage (paired Wilcoxon, Bonferroni over the two cubic
   arms), and ADI / sDSC against pf (Spearman, permutation p);
-- B-only on its own subtype against the other (Fisher's exact test on detection: different cases, so unpaired).
+- B-only on its own subtype against the other (Fisher's exact test on detection: different cases, so unpaired);
+- ``study.json``'s arm costs, subtype features and the rest (``study_more_findings``: TA at the ACT crop, ACT's cost,
+  the D-only gap against the B-only gap, misses by subtype, the ACT-rep negative control).
 
 The paper's effects are put on the scale of our estimates: sDSC differences are the paper's differences of medians
 (Table 2, 3 and section 3.2), detection differences in percentage points, ADI differences the paper's stage-3 means.
@@ -21,169 +22,21 @@ from the cubic crop; deeper demo stages have no SMIT counterpart and are ``not c
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnunet_swin.evaluation.comparison import compare_tables
-from nnunet_swin.evaluation.families import families_for
 from nnunet_swin.evaluation.paired_statistics import (bonferroni, fisher_floor, min_attainable_adjusted,
                                                       spearman_permutation, wilcoxon_paired)
 from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, PaperEffect, Verdict, judge
-
-CUBIC_UNMASKED = ("Base", "TA")     # the paper's cubic-input arms (Masked excludes its padding by construction)
-METRIC_NAMES = {"surface_dice": "sDSC @2 mm", "dice": "Dice", "detected": "detection (pp)"}
-PAPER_STAGE3_TOKENS = 8             # SMIT at 128^3, patch 2: stage 3 is an 8^3 token map (2^3 windows of 4^3)
-PATCH = 2
-RAW_COLUMNS = ("case_id", "subtype", "label", "dice", "surface_dice", "volume_ratio", "detected", "ref_empty",
-               "pred_empty")
-
-
-@dataclass
-class Finding:
-    finding: str
-    metric: str
-    family: str
-    paper: str
-    estimate: float
-    ci_low: float
-    ci_high: float
-    ci_level: float
-    n_eff: int | None
-    min_attainable_p: float        # of the test alone
-    min_attainable_p_adjusted: float
-    p: float
-    p_adjusted: float
-    test: str
-    verdict: str
-    reason: str
-
-
-def _nan(x) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _row(finding, metric, family, paper_text, test: dict, test_name, verdict: Verdict, *, estimate_key="estimate",
-         p_adjusted=None, floor_adjusted=None) -> Finding:
-    return Finding(finding, metric, family, paper_text, _nan(test.get(estimate_key)), _nan(test.get("ci_low")),
-                   _nan(test.get("ci_high")), _nan(test.get("ci_level")),
-                   None if test.get("n_eff") is None else int(test["n_eff"]), _nan(test.get("min_attainable_p")),
-                   _nan(floor_adjusted), _nan(test.get("p")), _nan(p_adjusted), test_name, verdict.verdict,
-                   verdict.reason)
-
-
-def _empty(finding, metric, family, paper_text, verdict: Verdict) -> Finding:
-    return _row(finding, metric, family, paper_text, {}, "", verdict)
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, dtype={"case_id": str, "subtype": str, "label": str}) if path.is_file() else None
-
-
-def read_json(path: Path) -> dict | None:
-    """A JSON file one of the study's steps wrote, or None when it is absent or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def comparable_stage(state: dict) -> int | None:
-    """The demo stage whose token map under the cubic crop is the paper's stage 3 (8 tokens a side), from the
-    cubic arms' patch size in ``study.json``; None when no cubic arm recorded its geometry."""
-    for arm in CUBIC_UNMASKED + ("Masked",):
-        size = ((state.get("arms", {}).get(arm) or {}).get("cost") or {}).get("patch_size")
-        if size:
-            tokens, stage = int(size[0]) // PATCH, 0
-            while tokens > PAPER_STAGE3_TOKENS:
-                tokens, stage = tokens // 2, stage + 1
-            return stage if tokens == PAPER_STAGE3_TOKENS else None
-    return None
-
-
-class _Sources:
-    def __init__(self, root: Path, state: dict):
-        self.root, self.state = root, state
-        self.done = {n for n, a in state.get("arms", {}).items() if a.get("status") == "done"}
-        per_case = _read_csv(root / "comparison_by_subtype" / "comparison_per_case.csv")
-        if per_case is None:
-            per_case = _read_csv(root / "comparison" / "comparison_per_case.csv")
-        self.adi = _read_csv(root / "adi" / "adi_per_scan.csv")
-        subtypes = read_json(root / "subtypes" / "subtypes_summary.json") or {}
-        names = subtypes.get("names") or []
-        self.bright, self.dark = (names[0], names[-1]) if len(names) == 2 else (None, None)
-        self.pairs = self.table = None
-        if per_case is not None and "model" in per_case:
-            keep = [c for c in RAW_COLUMNS if c in per_case]
-            models = {m: rows[keep].reset_index(drop=True) for m, rows in per_case.groupby("model", sort=False)
-                      if m in self.done}
-            if len(models) >= 2 and families_for(models):
-                result = compare_tables(models, families=families_for(models))
-                self.pairs, self.table = result.pairwise, result.table
-
-    def missing(self, *arms: str) -> Verdict | None:
-        gone = [a for a in arms if a not in self.done]
-        return Verdict(NOT_COMPARABLE, f"arm {', '.join(gone)} not run") if gone else None
-
-    def pair(self, family: str, metric: str, first: str, second: str, group: str = "all") -> tuple[dict, int] | None:
-        """The family's test of ``first - second`` (signs flipped when the table holds second - first)."""
-        if self.pairs is None:
-            return None
-        rows = self.pairs[(self.pairs.family == family) & (self.pairs.group.astype(str) == group)
-                          & (self.pairs.metric == metric)]
-        for a, b, sign in ((second, first, 1.0), (first, second, -1.0)):
-            hit = rows[(rows.model_a == a) & (rows.model_b == b)]
-            if len(hit):
-                r = hit.iloc[0].to_dict()
-                key = "difference_pp" if metric == "detected" else "estimate"
-                low, high = sign * _nan(r["ci_low"]), sign * _nan(r["ci_high"])
-                r.update({key: sign * _nan(r[key]), "ci_low": min(low, high), "ci_high": max(low, high)})
-                return r, int(r["m"])
-        return None
-
-    def rate(self, model: str, group: str) -> tuple[int, int] | None:
-        t = self.table
-        if t is None:
-            return None
-        hit = t[(t.model == model) & (t.group.astype(str) == group) & (t.family == "subtype")]
-        return (int(hit.iloc[0].detection_detected), int(hit.iloc[0].detection_n)) if len(hit) else None
-
-    def stages(self) -> list[int]:
-        if self.adi is None:
-            return []
-        return sorted(int(c[len("adi_s"):]) for c in self.adi.columns if c.startswith("adi_s") and c[5:].isdigit())
-
-
-def _pair_rows(src: _Sources, finding: str, family: str, claims: dict, first: str, second: str,
-               group: str = "all") -> list[Finding]:
-    """claims: metric -> (paper text, PaperEffect or None) for the contrast ``first - second``."""
-    rows = []
-    for metric, (paper_text, effect) in claims.items():
-        name = METRIC_NAMES[metric]
-        gone = src.missing(first, second)
-        got = None if gone else src.pair(family, metric, first, second, group)
-        if got is None:
-            rows.append(_empty(finding, name, family, paper_text,
-                               gone or Verdict(NOT_COMPARABLE, "no per-case metrics of both arms")))
-            continue
-        test, m = got
-        key = "difference_pp" if metric == "detected" else "estimate"
-        floor = min_attainable_adjusted(_nan(test["min_attainable_p"]), m)
-        verdict = judge(effect, _nan(test[key]), test["ci_low"], test["ci_high"], _nan(test["p_bonferroni"]), floor)
-        test_name = ("McNemar exact, b/c = " + f"{int(test['b'])}/{int(test['c'])}" if metric == "detected"
-                     else "Wilcoxon signed-rank, Hodges-Lehmann") + f", Bonferroni m = {m}"
-        rows.append(_row(finding, name, family, paper_text, test, test_name, verdict, estimate_key=key,
-                         p_adjusted=test["p_bonferroni"], floor_adjusted=floor))
-    return rows
-
+from nnunet_swin.workflows.study_evidence import (ABS_LOG_VR, CUBIC_UNMASKED, Finding, _empty, _pair_rows, _read_csv,
+                                                  _row, _Sources, comparable_stage)
+from nnunet_swin.workflows.study_evidence import family_of, read_json  # noqa: F401 (re-exported)
+from nnunet_swin.workflows.study_more_findings import cost_rows, gap_rows, miss_rows, no_ta_rows, noise_rows
 
 def _adi_rows(src: _Sources) -> list[Finding]:
     stages = src.stages()
@@ -203,8 +56,8 @@ def _adi_rows(src: _Sources) -> list[Finding]:
             why = (f"demo stage {stage} is deeper than the paper's stage 3 (demo stage {target}): a single window "
                    "with no SMIT counterpart; ACT's ADI here is window padding")
         else:
-            finding, paper_text = (f"ACT lowers ADI at demo stage {stage} (paper stage "
-                                   f"{stage + 1 if target == 2 else '?'})",
+            paper_stage = f" (paper stage {stage + 3 - target})" if target is not None else ""
+            finding, paper_text = (f"ACT lowers ADI at demo stage {stage}{paper_stage}",
                                    "cubic ADI rises with depth; ACT lowers it (Fig. 4A-C)")
             effect, why = PaperEffect(-1), None
         col = f"adi_s{stage}"
@@ -300,20 +153,28 @@ def _subtype_rows(src: _Sources) -> list[Finding]:
     return rows
 
 
+VR_CLAIMS = {"volume_ratio": ("Table 2 gives VR medians, no test", None),
+             ABS_LOG_VR: ("Table 2 gives VR medians, no test of closeness to 1", None)}
+
+
 def paper_findings(root: Path, state: dict) -> list[Finding]:
-    """Every finding row for the study in ``root`` (see the module docstring)."""
+    """Every finding row for the study in ``root`` (see the module docstring), the paper's first."""
     src = _Sources(Path(root), state)
     rows = _adi_rows(src) + _pf_rows(src)
     rows += _pair_rows(src, "ACT beats Base", "table2", {
         "surface_dice": ("SMIT 0.624 vs 0.559 (p < 0.001)", PaperEffect(+1, 0.624 - 0.559)),
-        "detected": ("SMIT +4.5 pp", PaperEffect(+1, 4.5))}, "ACT", "Base")
-    rows += _pair_rows(src, "TA beats Base", "table2", {
+        "detected": ("SMIT +4.5 pp", PaperEffect(+1, 4.5)), **VR_CLAIMS}, "ACT", "Base")
+    rows += _pair_rows(src, "TA beats Base (overall)", "table2", {
         "surface_dice": ("SMIT 0.587 vs 0.559 (p = 0.003)", PaperEffect(+1, 0.587 - 0.559)),
-        "detected": ("SMIT +2.5 pp (n.s.)", PaperEffect(+1, 2.5))}, "TA", "Base")
-    rows += _pair_rows(src, "ACT beats TA (the crop)", "table2", {
+        "detected": ("SMIT +2.5 pp (n.s.)", PaperEffect(+1, 2.5)), **VR_CLAIMS}, "TA", "Base")
+    rows += _pair_rows(src, "ACT beats TA (the crop at equal augmentation)", "table2", {
         "surface_dice": ("SMIT +0.025 paired (p < 0.001)", PaperEffect(+1, 0.025)),
-        "detected": ("SMIT +2.0 pp", PaperEffect(+1, 2.0))}, "ACT", "TA")
+        "detected": ("SMIT +2.0 pp", PaperEffect(+1, 2.0)), **VR_CLAIMS}, "ACT", "TA")
+    rows += no_ta_rows(src)
+    rows += cost_rows(src)
     rows += _subtype_rows(src)
+    rows += gap_rows(src)
+    rows += miss_rows(src)
     rows += _pair_rows(src, "pretrained beats Scratch", "table3", {
         "surface_dice": ("SMIT 0.624 vs 0.618 (p < 0.001); Swin UNETR n.s.", PaperEffect(+1, 0.624 - 0.618)),
         "detected": ("SMIT +2.4 pp (n.s.)", PaperEffect(+1, 2.4))}, "ACT", "Scratch")
@@ -322,6 +183,7 @@ def paper_findings(root: Path, state: dict) -> list[Finding]:
         if other in src.done or family == "masked":
             rows += _pair_rows(src, f"{other} against ACT", family, {
                 m: (text, None) for m in ("surface_dice", "dice", "detected")}, other, "ACT")
+    rows += noise_rows(src)
     return rows
 
 
@@ -340,7 +202,7 @@ def findings_json(rows: list[Finding]) -> list[dict]:
         entry["min_attainable_p"] = d["min_attainable_p_adjusted"]
         entry = {k: entry[k] for k in COLUMNS}
         entry.update(paper=d["paper"], ci_level=d["ci_level"], min_attainable_p_unadjusted=d["min_attainable_p"],
-                     test=d["test"], reason=d["reason"])
+                     test=d["test"], reason=d["reason"], note=d["note"])
         out.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in entry.items()})
     return out
 
@@ -356,7 +218,8 @@ def findings_table(rows: list[Finding]) -> pd.DataFrame:
     out = []
     for r in rows:
         pp = "pp" in r.metric
-        fmt = (lambda x: f"{x:+.1f}") if pp else (lambda x: f"{x:+.3f}")
+        fmt = (lambda x: f"{x:.0f}%") if "(%)" in r.metric else (lambda x: f"{x:+.1f}") if pp else \
+            (lambda x: f"{x:+.3f}")
         ours = "" if not np.isfinite(r.estimate) else fmt(r.estimate) + (
             f" [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" + (f" {100 * r.ci_level:.1f}%" if np.isfinite(r.ci_level) else "")
             if np.isfinite(r.ci_low) else "")

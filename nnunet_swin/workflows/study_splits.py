@@ -1,5 +1,10 @@
 """nnU-Net split surgery for the subtype-restricted arms: one custom fold per subtype appended to
-``splits_final.json`` (nnU-Net's own 5-fold split written first when the file is missing; existing folds untouched)."""
+``splits_final.json`` (nnU-Net's own 5-fold split written first when the file is missing; existing folds untouched).
+
+The demo preset's one custom fold (``write_demo_fold``): fold 0 trains on every training case and validates on the
+same cases, as nnU-Net's own fold ``all`` does (nnU-Net validates only on preprocessed training cases, and the
+demo's held-out cases are its test split). The arms are compared on that test split; the per-epoch pseudo-Dice of
+the demo study's training logs is therefore a fit to the training cases, not a held-out score."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +27,22 @@ def read_subtypes(csv: Path) -> dict[str, str]:
     import pandas as pd
     table = pd.read_csv(csv, dtype={"case_id": str, "subtype": str})
     return dict(zip(table.case_id, table.subtype))
+
+
+def write_demo_fold(raw_dataset: Path, preprocessed_dataset: Path, file_ending: str = ".nii.gz") -> Path:
+    """``splits_final.json`` with fold 0 = every training case of ``raw_dataset/imagesTr`` for training and
+    validation (the demo preset's one fold). Written before planning, when the file does not exist yet; a file that
+    is there is kept when its fold 0 is that fold, and is an error otherwise."""
+    ids = case_ids(raw_dataset / "imagesTr", file_ending, channel_suffix=True)
+    fold = {"train": ids, "val": ids}
+    splits_file = preprocessed_dataset / "splits_final.json"
+    if splits_file.is_file():
+        splits = read_json(splits_file, "nnU-Net splits file")
+        if not splits or sorted(splits[0].get("train", [])) != ids or sorted(splits[0].get("val", [])) != ids:
+            raise UserError(f"{splits_file} fold 0 is not the demo's fold (all {len(ids)} training cases); move the "
+                            f"file away or start the study in a new folder (-o)")
+        return splits_file
+    return write_json(splits_file, [fold])
 
 
 def default_splits(study: Study) -> list[dict]:

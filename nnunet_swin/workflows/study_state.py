@@ -92,6 +92,7 @@ class StudyState:
     test_split: str | None = None
     pretrained_note: str | None = None
     executor: str = "local"
+    cnn_planner: str | None = None    # the CNN arm's stock planner, once a study ran it
     updated: str = ""
 
     def to_dict(self) -> dict:

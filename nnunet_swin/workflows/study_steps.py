@@ -1,9 +1,10 @@
 """The study's table of steps: for each, the stock command it runs, its inputs and outputs, what it needs.
 
-plan -> (demo: pretrain encoder) -> subtypes -> custom folds -> train <arm> fold <f> (one per arm and fold; done
-when nnU-Net wrote ``checkpoint_final.pth``) -> predict <arm> (stock ``nnUNetv2_predict`` on imagesTs; without a
-test split, the cross-validation predictions gathered) -> evaluate <arm> -> compare, compare by subtype -> adi ->
-cka <arm> -> report.
+plan -> (the CNN arm: plan CNN, stock nnUNetv2_plan_and_preprocess) -> (demo: pretrain encoder) -> subtypes ->
+custom folds -> train <arm> fold <f> (one per arm and fold; done when nnU-Net wrote ``checkpoint_final.pth``) ->
+predict <arm> (stock ``nnUNetv2_predict`` on imagesTs; without a test split, the cross-validation predictions
+gathered) -> evaluate <arm> -> compare <family>, compare <family> by subtype -> adi -> cka <arm>, cka random-init ->
+report.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_swin.errors import UserError
-from nnunet_swin.workflows.study_arms import ArmSpec
+from nnunet_swin.io import read_json
+from nnunet_swin.workflows.study_arms import PRESETS, ArmSpec
 from nnunet_swin.workflows.study_runner import Journal, Step
 from nnunet_swin.workflows.study_splits import case_ids, custom_folds_current, write_custom_folds
 
@@ -51,7 +53,7 @@ def train_command(study: Study, arm: ArmSpec, fold: int) -> list[str] | None:
     if state == "done":
         return None
     cmd = [tool("nnUNetv2_train"), str(study.dataset_id), arm.configuration, str(fold), "-tr", study.trainer(arm),
-           "-p", study.plans_name, "-device", study.device]
+           "-p", study.arm_plans_name(arm), "-device", study.device]
     return cmd + (["--c"] if state == "interrupted" else [])
 
 
@@ -110,8 +112,9 @@ def training_steps(study: Study) -> list[Step]:
                 return study.folds(arm) if fold is None else [fold]
 
             name = f"train {arm.name}" + ("" if fold is None else f" fold {fold}")
-            needs = ("plan",) + (("custom folds",) if arm.subtype else ()) + \
-                (("pretrain encoder",) if arm.pretrained and study.settings.preset == "demo" else ())
+            needs = ("plan",) + ((f"plan {arm.name}",) if arm.planner else ()) + \
+                (("custom folds",) if arm.subtype else ()) + \
+                (("pretrain encoder",) if arm.pretrained and PRESETS[study.settings.preset].synthetic else ())
             steps.append(Step(
                 name, "train", study.paths.logs / f"train_{arm.name}" f"{'' if fold is None else f'_fold{fold}'}.log",
                 outputs=lambda arm=arm, folds=folds: [study.model_folder(arm) / f"fold_{f}" / "checkpoint_final.pth"
@@ -135,7 +138,7 @@ def _predict_command(study: Study, arm: ArmSpec) -> list[str]:
     out = study.prediction_folder(arm)
     cmd = [tool("nnUNetv2_predict"), "-i", str(study.raw_dataset / "imagesTs"), "-o", str(out), "-d",
            str(study.dataset_id), "-c", arm.configuration, "-f", *map(str, study.folds(arm)), "-tr",
-           study.trainer(arm), "-p", study.plans_name, "-device", study.device, "-npp", "1", "-nps", "1"]
+           study.trainer(arm), "-p", study.arm_plans_name(arm), "-device", study.device, "-npp", "1", "-nps", "1"]
     checkpoints = [study.model_folder(arm) / f"fold_{f}" / "checkpoint_final.pth" for f in study.folds(arm)]
     newest = max(p.stat().st_mtime for p in checkpoints)
     if any(p.stat().st_mtime > newest for p in _files(out, study.file_ending())):
@@ -225,6 +228,32 @@ def plan_step(study: Study) -> Step:
                 done=study.plans_file.is_file, done_because=f"{study.plans_file.name} exists", command=command)
 
 
+def stock_plan_step(study: Study, arm: ArmSpec) -> Step:
+    """An arm stock nnU-Net plans itself (the CNN): ``nnUNetv2_plan_and_preprocess -pl <planner> -c <configuration>``
+    under the planner's own plans identifier, after our plan step (they share the dataset fingerprint). Done when the
+    plans exist and every training case is preprocessed."""
+    s = study.settings
+    plans_file = study.arm_plans_file(arm)
+
+    def preprocessed() -> bool:
+        if not plans_file.is_file():
+            return False
+        config = read_json(plans_file, "plans file")["configurations"].get(arm.configuration, {})
+        data_id = config.get("data_identifier", f"{study.arm_plans_name(arm)}_{arm.configuration}")
+        done = {p.name[:-len(".pkl")] for p in (study.preprocessed_dataset / data_id).glob("*.pkl")}
+        return set(case_ids(study.raw_dataset / "imagesTr", study.file_ending(), True)) <= done
+
+    def command() -> list[str]:
+        return [tool("nnUNetv2_plan_and_preprocess"), "-d", str(study.dataset_id), "-pl", arm.planner, "-c",
+                arm.configuration, "-npfp", str(s.num_processes), "-np", str(s.num_processes), *s.cnn_plan_args]
+
+    # nnU-Net 2.8.1's ResEnc planners call torch.set_num_threads(nnUNet_n_proc_DA), which refuses 0
+    env = {"nnUNet_n_proc_DA": "1"} if study.env.get("nnUNet_n_proc_DA", "").strip() == "0" else {}
+    return Step(f"plan {arm.name}", "plan", study.paths.logs / f"plan_{arm.name}.log", outputs=lambda: [plans_file],
+                done=preprocessed, done_because=f"{plans_file.name} exists and every training case is preprocessed",
+                command=command, needs=("plan",), env=env)
+
+
 def pretrain_step(study: Study) -> Step:
     """The demo preset's encoder: SMIT-pretrained by ``nnunet-swin pretrain`` in minutes (``demo_encoder``)."""
     from nnunet_swin.workflows.demo_encoder import pretrain_demo_encoder
@@ -260,15 +289,16 @@ def arm_cost(study: Study, arm: ArmSpec) -> dict:
 
     from nnunet_swin.workflows.training_log import training_curve
 
-    config = study.plans()["configurations"][arm.configuration]
+    config = read_json(study.arm_plans_file(arm), "plans file")["configurations"][arm.configuration]
     patch = [int(v) for v in config["patch_size"]]
-    embed = config["architecture"]["arch_kwargs"].get("patch_size", 2)
-    embed = [int(embed)] * 3 if isinstance(embed, (int, float)) else [int(v) for v in embed]
+    embed = config["architecture"]["arch_kwargs"].get("patch_size", 2) if arm.swin else None
     seconds = []
     for fold in study.folds(arm):
         curve = training_curve(study.model_folder(arm) / f"fold_{fold}" / "checkpoint_final.pth")
         seconds += [float(v) for v in curve.get("epoch_seconds", [])]
-    cost = {"patch_size": patch, "tokens_per_patch": int(np.prod([p // e for p, e in zip(patch, embed)])),
+    embed = None if embed is None else [int(embed)] * 3 if isinstance(embed, (int, float)) else [int(v) for v in embed]
+    cost = {"patch_size": patch,       # a CNN has no tokens
+            "tokens_per_patch": None if embed is None else int(np.prod([p // e for p, e in zip(patch, embed)])),
             "epochs": len(seconds), "median_epoch_seconds": float(np.median(seconds)) if seconds else None,
             "training_seconds": float(np.sum(seconds)) if seconds else None}
     predict = study.state.steps.get(f"predict {arm.name}")

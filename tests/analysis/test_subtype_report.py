@@ -35,6 +35,45 @@ def test_subtypes_command_fit_apply_and_truth(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out2 / "subtypes_test.csv"), pd.read_csv(out / "subtypes_test.csv"))
 
 
+def test_audit_against_the_datasets_hidden_subtypes(tmp_path):
+    """A ``subtypes_truth.csv`` beside the images folders is found without --truth; the audit holds the adjusted Rand
+    index and the confusion table per split and over both."""
+    ds = tmp_path / "Dataset001_X"
+    tr = write_images(ds / "imagesTr", z_extents=(16,) * 8, size=32, labels=ds / "labelsTr", seed=1)
+    write_images(ds / "imagesTs", z_extents=(16,) * 4, size=32, labels=ds / "labelsTs", seed=2)
+    for f in [*(ds / "imagesTs").iterdir(), *(ds / "labelsTs").iterdir()]:   # test ids apart from training ids
+        f.rename(f.with_name(f.name.replace("case_", "test_")))
+    ts = [f"test_{i:03d}" for i in range(4)]
+    # write_images makes odd cases bright and even ones faint; one training case is mislabelled on purpose
+    latent = ["dark" if i % 2 == 0 else "bright" for i in range(8)]
+    latent[0] = "bright"
+    pd.DataFrame({"case_id": tr + ts, "subtype": latent + ["dark" if i % 2 == 0 else "bright" for i in range(4)],
+                  "split": ["train"] * 8 + ["test"] * 4}).to_csv(ds / "subtypes_truth.csv", index=False)
+    out = tmp_path / "out"
+    assert main(["subtypes", "-o", str(out), "--train-images", str(ds / "imagesTr"), "--train-labels",
+                 str(ds / "labelsTr"), "--test-images", str(ds / "imagesTs"), "--test-labels", str(ds / "labelsTs"),
+                 "--k", "2", "--quiet"]) == 0
+    audit = json.loads((out / "subtypes_audit.json").read_text())
+    assert audit["truth"] == "subtypes_truth.csv" and audit["latent_labels"] == ["bright", "dark"]
+    train, test, both = (audit["splits"][k] for k in ("train", "test", "all"))
+    assert train["confusion"] == {"B": {"bright": 4, "dark": 0}, "D": {"bright": 1, "dark": 3}}
+    assert train["n"] == 8 and train["accuracy"] == 7 / 8 and 0 < train["adjusted_rand"] < 1
+    assert test["adjusted_rand"] == 1.0 and both["n"] == 12
+    # the ARI is scikit-learn's on the same labels
+    from sklearn.metrics import adjusted_rand_score
+    clusters = pd.read_csv(out / "subtypes_train.csv").subtype
+    assert train["adjusted_rand"] == pytest.approx(adjusted_rand_score(latent, clusters))
+    # no truth table: no audit
+    plain = tmp_path / "plain"
+    assert main(["subtypes", "-o", str(plain), "--train-images", str(tmp_path / "Dataset001_X" / "imagesTr"),
+                 "--train-labels", str(ds / "labelsTr"), "--k", "2", "--quiet"]) == 0
+    (ds / "subtypes_truth.csv").unlink()
+    again = tmp_path / "again"
+    assert main(["subtypes", "-o", str(again), "--train-images", str(ds / "imagesTr"), "--train-labels",
+                 str(ds / "labelsTr"), "--k", "2", "--quiet"]) == 0
+    assert not (again / "subtypes_audit.json").exists()
+
+
 def test_image_without_label_is_a_user_error(tmp_path, capsys):
     write_images(tmp_path / "im", z_extents=(8, 8, 8), size=16, labels=tmp_path / "lb")
     (tmp_path / "lb" / "case_001.nii.gz").unlink()

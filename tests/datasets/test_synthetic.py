@@ -87,3 +87,85 @@ def test_two_channels_and_three_labels(tmp_path):
     assert np.array_equal(plain["image"], extra["image"]) and np.array_equal(plain["label"], extra["label"] == 1)
     with pytest.raises(UserError, match="label sets"):
         make_demo_dataset(tmp_path, 603, spec=SyntheticSpec(channels=("DWI",)), progress=False)
+
+
+# ---------------------------------------------------------------------------------- the continuous appearance model
+
+def _latents(spec, subtype, n=300, seed=11, pf_bin=None):
+    from nnunet_swin.datasets.synthetic import draw_latents
+    return pd.DataFrame([draw_latents(np.random.default_rng([seed, i]), spec, subtype, pf_bin) for i in range(n)])
+
+
+def _demo_spec(**kw):
+    from nnunet_swin.workflows.study_arms import DEMO_SYNTHETIC
+    return SyntheticSpec(**{**DEMO_SYNTHETIC, **kw})
+
+
+def test_continuous_subtypes_overlap_but_differ_in_distribution():
+    from scipy.stats import mannwhitneyu, spearmanr
+
+    spec = _demo_spec()
+    bright, dark = _latents(spec, "bright"), _latents(spec, "dark")
+    for col in ("contrast_to_wall", "edge_mm"):      # overlapping supports ...
+        assert bright[col].min() < dark[col].max() and dark[col].min() < bright[col].max()
+        assert mannwhitneyu(bright[col], dark[col]).pvalue < 1e-6               # ... different distributions
+    assert bright.contrast_to_wall.median() > dark.contrast_to_wall.median() + 0.3
+    assert 0.2 < (dark.contrast_to_wall < 0).mean() < 0.6                       # dark tumours darker than the wall
+    assert (bright.contrast_to_wall < 0).mean() < 0.02
+    for group in (bright, dark):                      # edge width follows contrast, but is not determined by it
+        rho = spearmanr(group.contrast_to_wall, group.edge_mm)[0]
+        assert -0.9 < rho < -0.3
+    # tumour volume: one law for both subtypes
+    assert mannwhitneyu(bright.tumour_volume_drawn_mm3, dark.tumour_volume_drawn_mm3).pvalue > 0.01
+    assert bright.tumour_volume_drawn_mm3.min() < 1000 and dark.tumour_volume_drawn_mm3.max() > 10000
+
+
+def test_tumour_size_does_not_follow_the_scan_length():
+    from scipy.stats import spearmanr
+
+    latents = pd.concat([_latents(_demo_spec(), t, n=200, seed=12) for t in ("bright", "dark")])
+    rho, p = spearmanr(latents.tumour_volume_drawn_mm3, latents.z_extent_mm)
+    assert abs(rho) < 0.15, (rho, p)
+    z_radius = latents.radii_mm.map(lambda r: r[2])
+    assert abs(spearmanr(z_radius, latents.z_extent_mm)[0]) < 0.15
+    assert (2 * z_radius > latents.z_extent_mm).any()     # some tumours are longer than their scan (then cropped)
+
+
+def test_a_dark_tumour_can_be_darker_than_the_wall_and_keeps_its_drawn_size():
+    spec = SyntheticSpec(appearance="continuous", fov_mm=48, contrast_dark=(-0.3, 0.01), z_median_mm=60,
+                         z_iqr_mm=(55, 65), short_share=0.0, volume_mm3=(4000, 4001))
+    case = synthesize_case(np.random.default_rng([3, 0]), spec, "dark")
+    img, lab = case["image"], case["label"].astype(bool)
+    assert case["contrast_to_wall"] < -0.25
+    assert img[lab].mean() < 245 * 0.9                   # below the wall's intensity (245, before noise and bias)
+    assert 0.3 < case["tumour_volume_mm3"] / case["tumour_volume_drawn_mm3"] < 3
+
+
+def test_stratified_test_split_covers_every_subtype_and_pf_bin():
+    from nnunet_swin.datasets.synthetic import PF_BINS, assign_cases
+
+    spec = _demo_spec(num_train=32, num_test=48)
+    subtypes, strata = assign_cases(spec)
+    assert subtypes[:32].count("dark") == 8 and strata[:32] == [None] * 32
+    cells = pd.Series(list(zip(subtypes[32:], strata[32:]))).value_counts()
+    assert len(cells) == 6 and set(cells) == {8}
+    for b in PF_BINS:
+        z = _latents(spec, "dark", n=20, seed=13, pf_bin=b).z_extent_mm.round()
+        pf = np.maximum(1 - z / 64, 0)
+        assert {"pf=0": (pf == 0).all(), "0<pf<0.5": ((pf > 0) & (pf < 0.5)).all(), "pf>=0.5": (pf >= 0.5).all()}[b]
+
+
+def test_generator_hash_is_stable_and_follows_the_spec(tmp_path):
+    from nnunet_swin.datasets.synthetic import generator_record
+
+    spec = _demo_spec(num_train=2, num_test=0, fov_mm=48)
+    assert generator_record(spec) == generator_record(SyntheticSpec(**{**spec.__dict__}))
+    assert generator_record(spec)["hash"] != generator_record(_demo_spec(num_train=2, num_test=0, fov_mm=48,
+                                                                          seed=1))["hash"]
+    assert generator_record(spec)["hash"] != generator_record(_demo_spec(num_train=2, num_test=0, fov_mm=48,
+                                                                          contrast_dark=(0.0, 0.15)))["hash"]
+    folder = make_demo_dataset(tmp_path, 604, spec=spec, progress=False)
+    import json
+    assert json.loads((folder / "generator.json").read_text()) == json.loads(json.dumps(generator_record(spec)))
+    truth = pd.read_csv(folder / "subtypes_truth.csv")
+    assert {"contrast_to_wall", "edge_mm", "tumour_volume_drawn_mm3", "pf_cubic64", "stratum"} <= set(truth.columns)

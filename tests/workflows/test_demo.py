@@ -1,26 +1,33 @@
-"""`nnunet-swin demo`: workspace safety, the training progress bar, and (slow) the whole pipeline with a smoke trainer."""
+"""`nnunet-swin demo` (the study engine's quickstart preset): arguments checked before any work, the output folder's
+safety, the preset's table, the training progress lines, and (slow) the whole demo with a smoke trainer."""
+import json
+import sys
+
 import pytest
 
 from nnunet_swin.cli.main import main as cli
 from nnunet_swin.errors import UserError
 from nnunet_swin.trainers.progress import PROGRESS_PREFIX, parse_progress_line, progress_line
-from nnunet_swin.workflows.demo import MARKER, DemoSettings, _prepare_output, _TrainingProgress, run_demo
+from nnunet_swin.workflows.quickstart import QuickstartOptions, prepare_output, study_settings
+from nnunet_swin.workflows.study import DEMO_MARKER
 
 
 def test_refuses_to_delete_a_folder_it_did_not_write(tmp_path):
     (tmp_path / "precious.txt").write_text("x")
     with pytest.raises(UserError, match="already exists"):
-        _prepare_output(DemoSettings(output=tmp_path))
+        prepare_output(tmp_path, overwrite=False)
     with pytest.raises(UserError, match="not a folder written by"):
-        _prepare_output(DemoSettings(output=tmp_path, overwrite=True))
+        prepare_output(tmp_path, overwrite=True)
     assert (tmp_path / "precious.txt").is_file()
 
 
-def test_overwrites_its_own_previous_workspace(tmp_path):
-    ws = _prepare_output(DemoSettings(output=tmp_path / "demo"))
-    (ws.raw / "old").mkdir()
-    ws = _prepare_output(DemoSettings(output=tmp_path / "demo", overwrite=True))
-    assert (ws.root / MARKER).is_file() and not (ws.raw / "old").exists() and ws.results.is_dir()
+def test_overwrites_its_own_previous_output(tmp_path):
+    root = prepare_output(tmp_path / "demo", overwrite=False)
+    (root / "workspace").mkdir()
+    with pytest.raises(UserError, match="pass --overwrite"):
+        prepare_output(tmp_path / "demo", overwrite=False)
+    root = prepare_output(tmp_path / "demo", overwrite=True)
+    assert (root / DEMO_MARKER).is_file() and not (root / "workspace").exists()
 
 
 def test_cli_reports_an_existing_folder_as_one_line_error(tmp_path, capsys):
@@ -37,18 +44,60 @@ def test_cli_checks_arguments_first_and_keeps_old_spellings(tmp_path, capsys):
     assert "--num-train must be at least 2, got 1" in err and not (tmp_path / "d").exists()
 
 
-def test_training_progress_follows_the_trainers_progress_lines():
-    bar = _TrainingProgress(enabled=True)
-    bar("2026-01-01 10:00:00.000001: AdamW lr 0.0003 ... cosine annealing to epoch 99")  # log wording: ignored
-    assert bar.bar is None
-    bar(progress_line("start", epoch=0, num_epochs=20))
+@pytest.mark.parametrize("trainer, message", [("NopeTrainer", "unknown trainer 'NopeTrainer'"),
+                                              ("SwinBaseTrainer_demo", "ACT or Scratch recipe")])
+def test_a_trainer_the_demo_cannot_train_is_refused_before_any_work(tmp_path, capsys, trainer, message):
+    assert cli(["demo", "-o", str(tmp_path / "d"), "--trainer", trainer, "--quiet"]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_the_demo_is_the_quickstart_preset_with_the_demos_sizes(tmp_path):
+    """The options land on the study's settings: one arm, fold 0, the trainer's suffix, the dataset's sizes."""
+    s = study_settings(QuickstartOptions(output=tmp_path / "d", trainer="SwinScratchTrainer_smoke", num_train=5,
+                                         num_test=2, fov_mm=48.0, pretrain_epochs=3, pretrain_iterations=4))
+    assert (s.preset, s.arms, s.folds, s.trainer_suffix, s.device) == ("quickstart", ["Scratch"], [0], "_smoke", "cpu")
+    assert (s.demo_num_train, s.demo_num_test, s.demo_fov_mm, s.backbone) == (5, 2, 48.0, "smit_tiny")
+    assert (s.demo_pretrain_epochs, s.demo_pretrain_iterations) == (3, 4)
+    assert not (tmp_path / "d").exists()
+
+
+def test_quickstart_table_skips_the_analyses_of_several_arms(tmp_path):
+    """The quickstart keeps plan, pretraining, training, prediction, evaluation and the report; the analyses that
+    need several arms (or are not the demo's) are skipped with a reason, not failed."""
+    from nnunet_swin.workflows.study import build_table, resolve_study
+    from nnunet_swin.workflows.study_runner import Journal
+
+    settings = study_settings(QuickstartOptions(output=tmp_path / "d", num_train=2, num_test=1, progress=False))
+    study = resolve_study(settings)          # makes the small synthetic dataset in OUTPUT/workspace
+    table = build_table(study, Journal(study.state, study.paths.output, lambda: None, lambda _: None))
+    names = [s.name for s in table]
+    assert names[:2] == ["plan", "pretrain encoder"] and "train ACT fold 0" in names and names[-1] == "report"
+    skipped = {s.name: s.skip() for s in table if s.kind in ("subtypes", "compare", "adi", "cka")}
+    assert set(skipped) == {"subtypes", "adi", "cka ACT", "cka random-init"}   # one arm: no family to compare
+    assert not any(s.kind == "compare" for s in table)
+    assert all("not part of the quickstart preset" in reason for reason in skipped.values())
+    assert all(s.skip() is None for s in table if s.kind in ("plan", "pretrain", "train", "evaluate"))
+    plan = next(s for s in table if s.name == "plan").command()
+    assert plan[plan.index("-inplane_patch"):] == ["-inplane_patch", "64", "64", "-c", "3d_fullres",
+                                                   "-normalization", "rescale01"]
+    assert "-cubic_size" not in plan and study.trainer(study.arms[0]) == "SwinACTTrainer_quick"
+
+
+def test_training_echo_follows_the_trainers_progress_lines(capsys):
+    from types import SimpleNamespace
+
+    from nnunet_swin.workflows.study_steps import TrainingEcho
+
+    echo = TrainingEcho(SimpleNamespace(say=print), "ACT fold 0")
+    echo("2026-01-01 10:00:00.000001: AdamW lr 0.0003 ... cosine annealing to epoch 99")  # log wording: ignored
+    echo(progress_line("start", epoch=0, num_epochs=20))
     for epoch in range(3):
-        bar("2026-01-01 10:00:01.000002: Pseudo dice [np.float32(0.25)]")  # ignored
-        bar(progress_line("epoch", epoch=epoch, num_epochs=20, train_loss=0.5 - epoch / 10, val_loss=0.4,
-                          pseudo_dice=0.25, ema_pseudo_dice=float("nan")))
-    assert bar.bar.total == 20 and bar.bar.n == 3
-    assert bar.bar.postfix == "loss=0.300, pseudo_dice=0.250"
-    bar.close()
+        echo("2026-01-01 10:00:01.000002: Pseudo dice [np.float32(0.25)]")  # ignored
+        echo(progress_line("epoch", epoch=epoch, num_epochs=20, train_loss=0.5 - epoch / 10, val_loss=0.4,
+                           pseudo_dice=0.25, ema_pseudo_dice=float("nan")))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["  ACT fold 0: training from epoch 0 of 20"] + [
+        f"  ACT fold 0: epoch {e + 1}/20 loss {0.5 - e / 10:.3f} pseudo-Dice 0.250" for e in range(3)]
 
 
 def test_progress_lines_round_trip_as_strict_json():
@@ -61,21 +110,34 @@ def test_progress_lines_round_trip_as_strict_json():
 
 
 @pytest.mark.slow
-def test_whole_demo_with_a_smoke_trainer(tmp_path):
-    result = run_demo(DemoSettings(output=tmp_path / "demo", num_train=5, num_test=2, trainer="SwinACTTrainer_smoke",
-                                   pretrain_epochs=1, pretrain_iterations=2,
-                                   num_processes=1, progress=False))
-    text = result.report.read_text()
+def test_whole_demo_with_a_smoke_trainer(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli(["demo", "-o", str(out), "--num-train", "5", "--num-test", "2", "--trainer", "SwinACTTrainer_smoke",
+                "--pretrain-epochs", "1", "--pretrain-iterations", "2", "-np", "1"]) == 0
+    screen = capsys.readouterr().out
+    assert "REDUCED for CPU" in screen and "NO CT-PRETRAINED WEIGHTS" in screen
+    assert "[train ACT fold 0]" in screen and "mean Dice " in screen
+    assert screen.strip().splitlines()[-1] == f"report: {out / 'report.md'} (and report.html)"
+    text = (out / "report.md").read_text()
+    assert "`nnunet-swin demo` is this study engine's `quickstart` preset" in text
     assert "smit_tiny encoder from an `nnunet-swin pretrain` run (SMIT, " in text and "nnunet-swin pretrain -i" in text
-    assert "not the paper's CT-pretrained SMIT" in text and "starting plateau" not in text
+    assert "not the paper's CT-pretrained SMIT" in text
     from nnunet_swin.networks import SwinSegmentationNetwork
     from nnunet_swin.networks.presets import get_preset
     encoder = SwinSegmentationNetwork(1, 2, **get_preset("smit_tiny")).encoder   # every encoder key is matched
     n_keys = len([k for k in encoder.state_dict() if not k.endswith("relative_position_index")])
     assert f"{n_keys} matched, 0 adapted, 0 missing" in text
-    assert "nnUNetv2_train" in text and "nnUNetv2_predict" in text
-    for name in ("training_curve.png", "examples.png"):
-        assert (result.report.parent / name).stat().st_size > 1000
-    assert len(list((result.workspace / "predictions").glob("*.nii.gz"))) == 2
-    assert 0.0 <= result.mean_dice <= 1.0
-    assert set(result.seconds) >= {"train", "predict", "evaluate"}
+    commands = text.split("## Commands to reproduce it by hand")[1]
+    for line in ("nnunet-swin make_demo_dataset -d 501 --num-train 5 --num-test 2 --fov-mm 64",
+                 "nnunet-swin plan_and_preprocess -d 501 -pl SMITPlanner",
+                 "nnUNetv2_train 501 3d_fullres 0 -tr SwinACTTrainer_smoke -p nnUNetSMITPlans -device cpu",
+                 "nnUNetv2_predict -i workspace/nnUNet_raw/Dataset501_", "nnunet-swin evaluate "):
+        assert line in commands
+    assert str(tmp_path) not in text and sys.executable not in text        # no path of this machine
+    assert "Mean Dice **" in text and "| case_id | subtype | dice |" in text
+    assert (out / "training_curve.png").stat().st_size > 1000
+    assert len(list((out / "predictions" / "ACT").glob("*.nii.gz"))) == 2
+    state = json.loads((out / "study.json").read_text())
+    assert state["preset"] == "quickstart" and state["arms"]["ACT"]["status"] == "done"
+    assert {n: s["status"] for n, s in state["steps"].items() if n in ("adi", "compare", "cka ACT", "subtypes")} == \
+        dict.fromkeys(("adi", "compare", "cka ACT", "subtypes"), "skipped")

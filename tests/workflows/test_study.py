@@ -274,18 +274,19 @@ def test_an_unknown_subtype_is_named(toy):
 # ------------------------------------------------------------------------------------------------ report
 
 def _fake_outputs(out: Path):
-    (out / "comparison").mkdir(parents=True)
+    (out / "comparison" / "table2").mkdir(parents=True)
     table = pd.DataFrame({"label": [1, 1], "group": ["all", "all"], "model": ["ACT", "Base"], "n_cases": [2, 2],
                           "detection_rate": [1.0, 0.5], "detection_ci_low": [0.3, 0.1],
                           "detection_ci_high": [1.0, 0.9], "surface_dice_median": [0.8, 0.6],
                           "surface_dice_q1": [0.7, 0.5], "surface_dice_q3": [0.9, 0.7], "dice_median": [0.7, 0.5],
                           "dice_q1": [0.6, 0.4], "dice_q3": [0.8, 0.6]})
-    table.to_csv(out / "comparison" / "comparison_table.csv", index=False)
+    table.to_csv(out / "comparison" / "table2" / "comparison_table.csv", index=False)
     pd.DataFrame({"metric": ["dice"], "model_a": ["ACT"], "model_b": ["Base"], "p": [0.03]}).to_csv(
-        out / "comparison" / "comparison_pairwise.csv", index=False)
-    (out / "comparison" / "comparison_dice.png").write_bytes(PNG)
-    (out / "comparison_by_subtype").mkdir()
-    table.assign(group=["B", "D"]).to_csv(out / "comparison_by_subtype" / "comparison_table.csv", index=False)
+        out / "comparison" / "table2" / "comparison_pairwise.csv", index=False)
+    (out / "comparison" / "table2" / "comparison_dice.png").write_bytes(PNG)
+    (out / "comparison_by_subtype" / "table2").mkdir(parents=True)
+    table.assign(group=["B", "D"]).to_csv(out / "comparison_by_subtype" / "table2" / "comparison_table.csv",
+                                          index=False)
     (out / "subtypes").mkdir()
     (out / "subtypes" / "subtypes_summary.json").write_text(json.dumps(
         {"k": 2, "names": ["B", "D"], "train": {"n": 4, "counts": {"B": 2, "D": 2}},
@@ -324,12 +325,13 @@ def test_report_holds_every_table_and_figure_and_marks_missing_and_failed_arms(t
     assert "| TA | **FAILED** |" in md and "| Scratch | **MISSING** |" in md and "CUDA error" in md
     assert "Arms not in the tables below: TA (failed), Scratch (missing)" in md
     assert "0.800 [0.700, 0.900]" in md and "1.000 [0.300, 1.000]" in md     # Table 2 layout
-    for figure in ("comparison/comparison_dice.png", "subtypes/subtype_scatter.png", "adi/adi_vs_pf.png",
-                   "adi/adi_per_stage.png", "cka/ACT/cka_heatmap.png"):
+    for figure in ("subtypes/subtype_scatter.png", "adi/adi_vs_pf.png", "adi/adi_per_stage.png",
+                   "cka/ACT/cka_heatmap.png"):
         assert f"]({figure})" in md
+    assert "comparison_dice.png" not in md      # boxplots gave way to the paired per-case plots
     page = (out / "report.html").read_text()
     assert 'class="failed"' in page and 'class="missing"' in page
-    assert page.count("<img") == 6
+    assert page.count("<img") == md.count("![") == 5
     assert "http://" not in page and "https://" not in page
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
@@ -381,11 +383,15 @@ def test_smoke_study_end_to_end(smoke_study):
     assert state["arms"]["ACT"]["trainer"] == "SwinACTTrainer_smoke" and state["arms"]["Base"]["configuration"] \
         == "3d_cubic"
     assert state["test_split"] == "test split: imagesTs / labelsTs"
-    for step in ("subtypes", "evaluate ACT", "evaluate Base", "evaluate Masked", "compare", "compare by subtype",
-                 "adi", "cka ACT", "cka Base", "cka Masked", "report"):
+    for step in ("subtypes", "evaluate ACT", "evaluate Base", "evaluate Masked", "compare table2",
+                 "compare table2 by subtype", "compare masked", "compare masked by subtype", "adi", "cka ACT",
+                 "cka Base", "cka Masked", "cka random-init", "report"):
         assert state["steps"][step]["status"] == "done", (step, state["steps"][step])
     assert len(list((out / "predictions" / "ACT").glob("*.nii.gz"))) == 2
-    assert (out / "comparison" / "comparison_table.csv").is_file()
+    assert (out / "comparison" / "table2" / "comparison_table.csv").is_file()
+    assert set(pd.read_csv(out / "comparison" / "masked" / "comparison_table.csv").model) == {"ACT", "Masked"}
+    floor = json.loads((out / "cka" / "random-init" / "cka_summary.json").read_text())
+    assert set(floor["models"]) == {"pretrained", "random init"} and floor["images_used"] >= 4
     assert (out / "adi" / "adi_vs_pf.png").is_file() and (out / "cka" / "Base" / "cka_heatmap.png").is_file()
     # the Masked arm, through stock nnUNetv2_predict and the ADI analysis: its padding is never attended
     assert len(list((out / "predictions" / "Masked").glob("*.nii.gz"))) == 2

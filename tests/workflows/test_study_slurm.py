@@ -42,10 +42,10 @@ def test_smoke_study_on_slurm_then_nothing_to_do(slurm_study):
     # the two training jobs went out as one job array: one job id, two tasks
     assert len({a["job_id"].split("_")[0] for a in train}) == 1 and all("_" in a["job_id"] for a in train)
     assert all((out / a["job_log"]).is_file() and (out / a["log"]).is_file() for a in train)
-    for step in ("plan", "subtypes", "predict ACT", "evaluate Base", "compare", "adi", "cka ACT", "report"):
+    for step in ("plan", "subtypes", "predict ACT", "evaluate Base", "compare table2", "adi", "cka ACT", "report"):
         assert state["steps"][step]["status"] == "done", (step, state["steps"][step])
     assert state["steps"]["plan"]["reason"].startswith("skipped: ")          # planned before: not repeated
-    assert (out / "comparison" / "comparison_table.csv").is_file() and (out / "report.html").is_file()
+    assert (out / "comparison" / "table2" / "comparison_table.csv").is_file() and (out / "report.html").is_file()
     print(f"\nsmoke study on SLURM: {slurm_study['seconds']:.0f} s, jobs "
           f"{sorted({a['job_id'] for s in state['steps'].values() for a in s.get('attempts', []) if 'job_id' in a})}"
           f"; second call {slurm_study['second_seconds']:.1f} s")
