@@ -62,3 +62,26 @@ def test_attention_to_blocks_keeps_the_mass_and_locates_it():
     blocks = attention_to_blocks(a, (2, 2, 2))
     assert blocks.sum().item() == pytest.approx(1.0)
     assert blocks[0, 1, 1, 1].item() == pytest.approx(1.0)
+
+
+def test_smart_guided_masks_follow_ibot_masking():
+    """--masking ibot with SMART's attention-guided masks: some views unmasked, the others at iBOT's ratios (it used to
+    be ignored: every view got --mask-ratio 0.7)."""
+    from nnunet_swin.pretraining.methods.base import StepInputs
+    from nnunet_swin.pretraining.methods.smart import SMART
+    from nnunet_swin.pretraining.settings import PretrainConfig
+
+    batch, grid = 16, (4, 4, 4)
+    att = torch.rand(2 * batch, 2, 64, generator=torch.Generator().manual_seed(0))
+    t = {"attention": att.softmax(-1), "grid": grid}
+    inputs = StepInputs(x=torch.zeros(2 * batch, 1, 8, 8, 8), voxel_valid=torch.ones(2 * batch, 8, 8, 8, dtype=bool),
+                        batch=batch, step=0, temperatures={},
+                        generator=lambda k: torch.Generator().manual_seed(k))
+    shares = {}
+    for masking in ("smit", "ibot"):
+        m = SMART(PretrainConfig(method="smart", masking=masking)).masks(t, inputs, grid)
+        shares[masking] = m.flatten(1).float().mean(1)
+    assert torch.all(shares["smit"] == masked_count(64, 0.7) / 64)
+    ibot = shares["ibot"]
+    assert (ibot == 0).sum() >= 4 and (ibot > 0).sum() >= 4            # about half of 32 views unmasked
+    assert ibot.max() <= masked_count(64, 0.5) / 64 and ibot[ibot > 0].min() >= masked_count(64, 0.1) / 64

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from nnunet_swin.pretraining.losses import cross_view_distillation, teacher_distribution
-from nnunet_swin.pretraining.masking import attention_guided_mask, attention_to_blocks
+from nnunet_swin.pretraining.masking import attention_guided_mask, attention_to_blocks, ibot_view_ratios
 from nnunet_swin.pretraining.methods.base import StepInputs
 from nnunet_swin.pretraining.methods.smit import SMIT, _other_view
 from nnunet_swin.pretraining.monitor import attention_entropy, head_statistics
@@ -28,8 +28,12 @@ class SMART(SMIT):
         if not cfg.guided_masking:
             return super().masks(t, inputs, grid)
         att = t["attention"].float().mean(1).reshape(2 * inputs.batch, *t["grid"])
-        return attention_guided_mask(attention_to_blocks(att, grid), cfg.mask_ratio, cfg.random_share,
-                                     generator=inputs.generator(2))
+        generator = inputs.generator(2)
+        ratio = cfg.mask_ratio
+        if cfg.masking == "ibot":     # iBOT's share of unmasked views and variable ratio, guided blocks
+            ratio = ibot_view_ratios(2 * inputs.batch, cfg.ibot_ratio[0], cfg.ibot_ratio[1], cfg.ibot_unmasked_share,
+                                     generator=generator)
+        return attention_guided_mask(attention_to_blocks(att, grid), ratio, cfg.random_share, generator=generator)
 
     def losses(self, t: dict, s: dict, inputs: StepInputs, targets: dict, centres) -> dict[str, torch.Tensor]:
         parts = super().losses(t, s, inputs, targets, centres)
