@@ -31,6 +31,9 @@ CHANGED = {
     "b_maskblock32": "--mask-block 32 (8 blocks per view, as at crop 32)",
     "f_nomip": "--w-mip 0 (no reconstruction)",
     "g_noise_none": "--teacher-noise none",
+    "h_teacher_temp_half": "--teacher-temp 0.02 0.035 (half SMIT's)",
+    "j_ibot_fixed": "--masking ibot, with SMART's guided masks following it (after the fix)",
+    "i_batch4": "--batch-size 4 --lr-per-sample 2.5e-4 (4 volumes per step, same peak lr 1e-3)",
 }
 
 
