@@ -209,7 +209,10 @@ def test_the_new_arms_train_at_the_smoke_schedule(tmp_path, plan_smoke_dataset):
     os.environ.update(env)
     try:
         study = st.resolve_study(st.StudySettings(output=tmp_path / "study", dataset_id=949, progress=False,
-                                                  preset="smoke", arms=["ACT-rep", "CNN"], num_processes=1))
+                                                  preset="smoke", arms=["ACT-rep", "CNN"], num_processes=1,
+                                                  # stock ResEnc-M at a 2 GB memory target: the smoke data's
+                                                  # default plans (patch 14x112x112, batch 4) cost minutes per epoch
+                                                  cnn_plan_args=["-gpu_memory_target", "2"]))
         journal = Journal(study.state, study.paths.output, study.save, lambda line: None)
         study.paths.output.mkdir()
         steps = [s for s in st.build_table(study, journal) if s.kind in ("plan", "train")]
