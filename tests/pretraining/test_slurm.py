@@ -95,7 +95,7 @@ def test_two_rank_pretraining_on_slurm_exports_a_loadable_checkpoint(slurm_clust
     assert job_id, proc.stdout
     job_id = job_id.group(1)
     assert f"log slurm/{job_id}_0_log.out (rank 0)" in proc.stdout.replace(str(out) + "/", "").replace("run/", "")
-    assert re.search(rf"world size 2 \(no GPU\(s\) per node\); state (PENDING|RUNNING|submitted);", proc.stdout)
+    assert re.search(r"world size 2 \(no GPU\(s\) per node\); state (PENDING|RUNNING|submitted);", proc.stdout)
     assert f"[slurm] job {job_id} finished: 2 rank(s) ran" in proc.stdout
     # both ranks ran: one submitit log per task, the ranks' process group of two, sharded data
     for task in (0, 1):
