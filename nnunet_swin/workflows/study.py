@@ -23,12 +23,12 @@ from pathlib import Path
 from nnunet_swin.device import check_device, default_device
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_SYNTHETIC,  # noqa: F401
-                                              DEMO_Z_EXTENTS, PRESETS, QUICKSTART_PLAN_ARGS, parse_arm, parse_arms)
+from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_SYNTHETIC, PRESETS,
+                                              QUICKSTART_PLAN_ARGS, parse_arms)
 from nnunet_swin.workflows.study_context import (Study, StudyPaths, StudySettings, _dataset_folder,
                                                  _demo_pretraining, _nnunet_base)
-from nnunet_swin.workflows.study_executors import (LocalExecutor, SlurmExecutor, SlurmOptions,  # noqa: F401 (the
-                                                   check_slurm)                                # CLI's SlurmOptions)
+from nnunet_swin.cluster import check_slurm
+from nnunet_swin.workflows.study_executors import LocalExecutor, SlurmExecutor
 from nnunet_swin.workflows.study_runner import Journal, Step, run_steps
 from nnunet_swin.workflows.study_state import STATE_FILE, StudyState, read_state
 

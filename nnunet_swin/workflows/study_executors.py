@@ -9,12 +9,12 @@ import shlex
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from nnunet_swin import cluster
-from nnunet_swin.cluster import check_slurm, last_error_line, parse_sbatch_options, parse_time, squeue_state  # noqa: F401
+from nnunet_swin.cluster import last_error_line, squeue_state
 from nnunet_swin.errors import UserError
 from nnunet_swin.workflows.study_runner import Step
 from nnunet_swin.workflows.study_state import Attempt

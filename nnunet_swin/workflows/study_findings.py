@@ -35,7 +35,6 @@ from nnunet_swin.evaluation.paired_statistics import (bonferroni, fisher_floor, 
 from nnunet_swin.evaluation.verdicts import NOT_COMPARABLE, PaperEffect, Verdict, judge
 from nnunet_swin.workflows.study_evidence import (ABS_LOG_VR, CUBIC_UNMASKED, Finding, _empty, _pair_rows, _read_csv,
                                                   _row, _Sources, comparable_stage)
-from nnunet_swin.workflows.study_evidence import family_of, read_json  # noqa: F401 (re-exported)
 from nnunet_swin.workflows.study_more_findings import cost_rows, gap_rows, miss_rows, no_ta_rows, noise_rows
 
 def _adi_rows(src: _Sources) -> list[Finding]:

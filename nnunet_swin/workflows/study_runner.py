@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from nnunet_swin.cluster import last_error_line  # noqa: F401 (the study's modules take it from here)
 from nnunet_swin.errors import UserError
 from nnunet_swin.workflows.study_state import Attempt, StepRecord, StudyState
 

@@ -19,7 +19,7 @@ def test_demo_study_cohort_pads_under_the_cubic_crop_as_the_paper_cohort_does():
     """The study demo's z-extents against its 64^3 crop: most scans padded (paper: 78.1%, mean pf 0.270 at 128),
     while the anisotropic 32-slice crop pads almost none."""
     from nnunet_swin.geometry.padding import padding_fractions
-    from nnunet_swin.workflows.study import DEMO_Z_EXTENTS
+    from nnunet_swin.workflows.study_arms import DEMO_Z_EXTENTS
 
     rng = np.random.default_rng(0)
     spec = SyntheticSpec(**DEMO_Z_EXTENTS)

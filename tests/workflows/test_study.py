@@ -18,6 +18,7 @@ from nnunet_swin.workflows import study as st
 from nnunet_swin.workflows import study_executors, study_splits, study_steps
 from nnunet_swin.workflows.study_arms import PAPER_ARMS, ArmSpec, parse_arm
 from nnunet_swin.workflows.study_report import write_study_report
+from nnunet_swin.workflows.study_executors import SlurmOptions
 from nnunet_swin.workflows.study_runner import Journal, run_steps
 from nnunet_swin.workflows.study_state import ArmRecord, StepRecord
 
@@ -481,7 +482,7 @@ def test_each_bad_argument_stops_before_any_work_with_one_line(toy, monkeypatch)
     with pytest.raises(UserError, match="--executor slurm: sbatch/squeue are not on PATH.*or use --executor local"):
         st.resolve_study(_settings(toy, executor="slurm", arms=["Scratch"]))
     with pytest.raises(UserError, match="--no-wait is for --executor slurm"):
-        st.resolve_study(_settings(toy, arms=["Scratch"], slurm=st.SlurmOptions(wait=False)))
+        st.resolve_study(_settings(toy, arms=["Scratch"], slurm=SlurmOptions(wait=False)))
     with pytest.raises(UserError, match="unknown executor 'pbs'"):
         st.resolve_study(_settings(toy, executor="pbs"))
     assert not out.exists()

@@ -106,7 +106,8 @@ def test_an_empty_study_folder_is_not_comparable_everywhere(tmp_path):
 
 from nnunet_swin.evaluation import families as fam                      # noqa: E402
 from nnunet_swin.evaluation.verdicts import VERDICTS                   # noqa: E402
-from nnunet_swin.workflows.study_findings import COLUMNS, family_of   # noqa: E402
+from nnunet_swin.workflows.study_evidence import family_of   # noqa: E402
+from nnunet_swin.workflows.study_findings import COLUMNS   # noqa: E402
 from nnunet_swin.workflows.study_more_findings import (COST_TOLERANCE_PP, NOISE_FINDING,  # noqa: E402
                                                        PAPER_COST_REDUCTION)
 

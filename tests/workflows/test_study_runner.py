@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_swin.workflows.study_executors import CommandJob, parse_sbatch_options, parse_time
-from nnunet_swin.workflows.study_runner import Journal, Step, last_error_line, run_steps
+from nnunet_swin.cluster import last_error_line, parse_sbatch_options, parse_time
+from nnunet_swin.workflows.study_executors import CommandJob
+from nnunet_swin.workflows.study_runner import Journal, Step, run_steps
 from nnunet_swin.workflows.study_state import Attempt, StudyState, read_state
 from nnunet_swin.errors import UserError
 
