@@ -23,8 +23,8 @@ from pathlib import Path
 from nnunet_swin.device import check_device, default_device
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json
-from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_PLAN_ARGS, DEMO_SYNTHETIC, PRESETS,
-                                              QUICKSTART_PLAN_ARGS, parse_arms)
+from nnunet_swin.workflows.study_arms import (DEFAULT_PLANS, DEMO_CNN_PLAN_ARGS, DEMO_PLAN_ARGS, DEMO_SYNTHETIC,
+                                              PRESETS, QUICKSTART_PLAN_ARGS, parse_arms)
 from nnunet_swin.workflows.study_context import (Study, StudyPaths, StudySettings, _dataset_folder,
                                                  _demo_pretraining, _nnunet_base)
 from nnunet_swin.cluster import check_slurm
@@ -49,6 +49,7 @@ def _prepare_demo(settings: StudySettings, output: Path) -> tuple[dict[str, str]
     settings.backbone = settings.backbone or "smit_tiny"
     quick = settings.preset == "quickstart"
     settings.plan_args = settings.plan_args or list(QUICKSTART_PLAN_ARGS if quick else DEMO_PLAN_ARGS)
+    settings.cnn_plan_args = settings.cnn_plan_args or ([] if quick else list(DEMO_CNN_PLAN_ARGS))
     ws = Workspace(output / "workspace").create()
     env = ws.environment(num_processes=settings.num_processes, da_processes=1)
     env["nnUNet_swin_pretrained"] = str(_demo_pretraining(settings).checkpoint(ws.weights))

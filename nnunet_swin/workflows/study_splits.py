@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from nnunet_swin.errors import UserError
 from nnunet_swin.io import read_json, write_json
 
@@ -61,15 +63,24 @@ def default_splits(study: Study) -> list[dict]:
     return generate_crossval_split(keys, seed=12345, n_splits=5)
 
 
-def custom_fold(subtype_of: dict[str, str], subtype: str) -> dict:
-    """The fold whose training set holds the training cases of one subtype; the other cases validate it."""
-    train = sorted(c for c, s in subtype_of.items() if s == subtype)
-    val = sorted(c for c, s in subtype_of.items() if s != subtype)
-    if not train:
+def custom_fold(subtype_of: dict[str, str], subtype: str, size: int | None = None, seed: int = 0) -> dict:
+    """The fold whose training set holds the training cases of one subtype (``size`` of them, drawn with ``seed``,
+    when given); every other case validates it."""
+    members = sorted(c for c, s in subtype_of.items() if s == subtype)
+    if not members:
         names = ", ".join(sorted(set(subtype_of.values())))
         raise UserError(f"no training case has subtype {subtype!r} (the subtypes found are {names}); choose "
                         f"an arm such as only:<one of them>")
-    return {"train": train, "val": val or train[:1]}
+    if size is not None and size < len(members):
+        members = sorted(np.random.default_rng(seed).choice(members, size, replace=False).tolist())
+    val = sorted(c for c in subtype_of if c not in set(members))
+    return {"train": members, "val": val or members[:1]}
+
+
+def equal_subtype_size(subtype_of: dict[str, str], subtypes: list[str]) -> int:
+    """The training-set size every subtype arm gets: the smallest of the subtypes' case counts, so that B-only and
+    D-only differ by what they see, not by how much (the paper does not say whether its subtype-restricted models were size-matched)."""
+    return min(sum(1 for s in subtype_of.values() if s == sub) for sub in subtypes) if subtypes else 0
 
 
 def custom_folds_current(study: Study) -> bool:
@@ -90,7 +101,9 @@ def custom_folds_current(study: Study) -> bool:
 
 
 def write_custom_folds(study: Study) -> None:
-    """Append one fold per subtype arm to ``splits_final.json`` (existing folds are kept as they are)."""
+    """Append one fold per subtype arm to ``splits_final.json`` (existing folds are kept as they are). Every subtype
+    arm trains on the same number of cases: the smallest subtype's count, the larger ones subsampled with the study's
+    seed (``equal_subtype_size``)."""
     wanted = [a.subtype for a in study.arms if a.subtype]
     if not wanted:
         return
@@ -104,8 +117,9 @@ def write_custom_folds(study: Study) -> None:
     splits_file = study.preprocessed_dataset / "splits_final.json"
     splits = read_json(splits_file, "nnU-Net splits file") if splits_file.is_file() else default_splits(study)
     changed = not splits_file.is_file()
+    size = equal_subtype_size(subtype_of, wanted)
     for sub in wanted:
-        fold = custom_fold(subtype_of, sub)
+        fold = custom_fold(subtype_of, sub, size=size or None, seed=study.settings.seed)
         recorded = study.state.custom_folds.get(sub)
         if recorded is not None:
             index = int(recorded["fold"])

@@ -267,6 +267,18 @@ def test_custom_fold_holds_one_subtypes_training_cases_and_keeps_existing_folds(
     assert json.loads(splits_file.read_text()) == splits
 
 
+def test_subtype_arms_train_on_equal_numbers_of_cases():
+    subtype_of = {f"c{i}": ("B" if i < 5 else "D") for i in range(8)}        # 5 bright, 3 dark
+    size = study_splits.equal_subtype_size(subtype_of, ["B", "D"])
+    assert size == 3
+    b = study_splits.custom_fold(subtype_of, "B", size=size, seed=0)
+    d = study_splits.custom_fold(subtype_of, "D", size=size, seed=0)
+    assert len(b["train"]) == len(d["train"]) == 3 and set(b["train"]) < {f"c{i}" for i in range(5)}
+    assert set(b["val"]) == set(subtype_of) - set(b["train"]) and d["train"] == ["c5", "c6", "c7"]
+    assert study_splits.custom_fold(subtype_of, "B", size=size, seed=0) == b          # seeded: the same draw
+    assert study_splits.custom_fold(subtype_of, "B")["train"] == [f"c{i}" for i in range(5)]
+
+
 def test_an_unknown_subtype_is_named(toy):
     with pytest.raises(UserError, match="no training case has subtype 'X'.*B, D"):
         study_splits.custom_fold({"a": "B", "b": "D"}, "X")
