@@ -19,7 +19,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_swin.trainers.recipe import SwinBaseTrainer
 from nnunet_swin.trainers.seeding import Seeded
-from nnunet_swin.trainers.short_variants import _Demo, _Short, _Smoke
+from nnunet_swin.trainers.short_variants import _Demo, _NoSelfValidation, _Short, _Smoke
 
 
 class _StockLength(_Short, Seeded):
@@ -42,8 +42,9 @@ class nnUNetTrainer_smoke(_StockLength, nnUNetTrainer):
     schedule = _Smoke
 
 
-class nnUNetTrainer_demo(_StockLength, nnUNetTrainer):
-    """Stock nnU-Net at the Swin arms' ``_demo`` steps (the demo preset)."""
+class nnUNetTrainer_demo(_NoSelfValidation, _StockLength, nnUNetTrainer):
+    """Stock nnU-Net at the Swin arms' ``_demo`` steps (the demo preset), its final validation skipped on a fold that
+    validates on its own training cases, as the Swin ``_demo`` arms'."""
 
     schedule = _Demo
 

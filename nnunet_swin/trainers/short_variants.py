@@ -61,7 +61,22 @@ class SwinSpineTrainer_smoke(_Smoke, SwinSpineTrainer):
     """As ``SwinACTTrainer_smoke`` for the multi-class spine recipe."""
 
 
-class _Demo(_Short):
+class _NoSelfValidation:
+    """nnU-Net's final validation, skipped when the fold validates on its own training cases (the demo preset's one
+    fold, ``study_splits.write_demo_fold``): it would predict the training set under the name of validation and cost
+    minutes per arm on a CPU. The study predicts its held-out test cases instead; a fold with cases of its own to
+    validate on (the subtype arms' folds) is validated as usual."""
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        train, val = self.do_split()
+        if set(val) <= set(train):
+            self.print_to_log_file("final validation skipped: this fold's validation cases are its training cases "
+                                   "(the study predicts its test cases instead)", also_print_to_console=True)
+            return
+        super().perform_actual_validation(save_probabilities)
+
+
+class _Demo(_NoSelfValidation, _Short):
     """The CPU demo's schedule, one for every arm: 40 epochs x 25 iterations (1000 optimiser steps), 4 warmup epochs.
 
     Chosen by the schedule check (``experiments/demo_schedule.py``, ``experiments/results/demo_schedule/``): the

@@ -56,3 +56,31 @@ def test_warmup_from_zero_is_monais_convention():
     assert warmup_cosine_factor(25, 50, 500, from_zero=True) == 0.5
     assert warmup_cosine_factor(0, 50, 500) == 1 / 50
     assert warmup_cosine_factor(50, 50, 500, from_zero=True) == warmup_cosine_factor(50, 50, 500) == 1.0
+
+
+def test_the_demo_schedule_skips_a_validation_of_its_own_training_cases_only():
+    from nnunet_swin.trainers.cnn_baseline import nnUNetTrainer_demo
+    from nnunet_swin.trainers.short_variants import SwinACTTrainer_demo, _NoSelfValidation
+
+    assert issubclass(SwinACTTrainer_demo, _NoSelfValidation) and issubclass(nnUNetTrainer_demo, _NoSelfValidation)
+
+    class Stock:                      # stands where nnUNetTrainer.perform_actual_validation sits in the MRO
+        def perform_actual_validation(self, save_probabilities=False):
+            self.validated = True
+
+    class Trainer(_NoSelfValidation, Stock):
+        def __init__(self, train, val):
+            self.split, self.validated, self.log = (train, val), False, []
+
+        def do_split(self):
+            return self.split
+
+        def print_to_log_file(self, *args, **kwargs):
+            self.log.append(" ".join(args))
+
+    own = Trainer(["a", "b"], ["a", "b"])
+    own.perform_actual_validation()
+    assert not own.validated and "final validation skipped" in own.log[0]
+    held_out = Trainer(["a", "b"], ["c"])
+    held_out.perform_actual_validation()
+    assert held_out.validated and not held_out.log
