@@ -68,7 +68,7 @@ def _per_case(study, arm: str) -> pd.DataFrame | None:
 
 def quickstart_section(page, study) -> None:
     """Add the quickstart's sections to the study report's ``page`` (``study_report._Page``)."""
-    from nnunet_swin.workflows.training_log import plot_training_curve, training_curve
+    from nnunet_swin.workflows.training_log import training_curve
 
     s, arm, root = study.settings, study.arms[0], study.paths.output
     fold_dir = study.model_folder(arm) / "fold_0"
@@ -108,11 +108,9 @@ def quickstart_section(page, study) -> None:
         page.table(per_case)
     page.heading("Training")
     if curve is not None:
-        plot_training_curve(curve, root / "training_curve.png", title=f"{study.trainer(arm)} (CPU demo)")
-        page.figure(root / "training_curve.png", "training curve")
         page.text(f"Final epoch: train loss {curve['train_loss'].iloc[-1]:.3f}, validation pseudo-Dice "
                   f"{curve['pseudo_dice'].iloc[-1]:.3f} (EMA {curve['ema_pseudo_dice'].iloc[-1]:.3f}); validation = "
-                  f"fold 0 of nnU-Net's 5-fold split, on patches.")
+                  f"fold 0 of nnU-Net's 5-fold split, on patches. The curve is under \"Training curves\" below.")
     report = fold_dir / "pretrained_encoder_report.txt"
     page.text("Pretrained-encoder load report:")
     page.preformatted(report.read_text() if report.is_file() else "(no report found)")
