@@ -75,8 +75,9 @@ class Preset:
 PRESETS = {
     "paper": Preset(("Base", "TA", "ACT", "Scratch"), ""),
     "smoke": Preset(("ACT", "Base"), "_smoke"),
-    # Table 2's arms first, then the negative control and the baseline, so an interrupted run has answered those
-    "demo": Preset(("Base", "TA", "ACT", "ACT-rep", "CNN", "Scratch", "ACT-noTA", "B-only", "D-only", "Masked"),
+    # the cheap 3d_fullres arms after Table 2's, the costly CNN and Masked last: an interrupted run has answered the
+    # most families (Table 2, the negative control, Table 3, augmentation, subtypes) by then
+    "demo": Preset(("Base", "TA", "ACT", "ACT-rep", "Scratch", "ACT-noTA", "B-only", "D-only", "CNN", "Masked"),
                    "_demo", synthetic=True),
     # `nnunet-swin demo`: one arm, fold 0, fine-tuned and evaluated in minutes on a CPU; no analysis of several arms
     "quickstart": Preset(("ACT",), "_quick", synthetic=True, leaves_out=("subtypes", "compare", "adi", "cka")),
