@@ -34,6 +34,23 @@ def test_a_uniform_input_independent_teacher_reads_as_collapse_and_a_varied_one_
     assert collapsed_heads(rows_c[:2] + [{**rows_c[0], "cosine_itd": 0.99}], k) == []   # not the whole epoch
 
 
+def test_a_slow_collapse_is_caught_by_the_teachers_logit_std_and_a_slow_start_is_not():
+    k = 8192
+    ln_k = math.log(k)
+    # the crop-64 iBOT run's last epoch: teacher near uniform and input-independent, student cosine only 0.99
+    slow = [{"teacher_entropy_ctd": ln_k - 0.007, "cosine_ctd": 0.99, "logit_std_ctd": 0.0045}] * 20
+    assert collapsed_heads(slow, k) == ["ctd"]
+    line = collapse_warning(["ctd"], 3, slow, k)
+    assert line.startswith("warning: distillation collapsed in epoch 4 (CTD teacher entropy") and \
+        "teacher logit std 0.0045" in line
+    # a slow start: entropy as high, but the teacher's output still depends on the input
+    start = [{**r, "logit_std_ctd": 0.013} for r in slow]
+    assert collapsed_heads(start, k) == []
+    # the crop-32 run at 200 steps: input-dependence low, but the teacher's targets 0.035 nats from uniform
+    learning = [{**r, "teacher_entropy_ctd": ln_k - 0.035, "logit_std_ctd": 0.0073} for r in slow]
+    assert collapsed_heads(learning, k) == []
+
+
 def test_cross_sample_cosine_ignores_pairs_of_one_sample():
     z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])   # sample 0 twice, sample 1 twice
     assert cross_sample_cosine(z, torch.tensor([0, 0, 1, 1])) == pytest.approx(0.0)
