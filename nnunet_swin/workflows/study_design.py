@@ -27,6 +27,7 @@ from nnunet_swin.workflows.training_log import nnunet_log_curve, progress_curve,
 
 ITERATIONS = re.compile(r"epoch = (\d+) training iterations")
 SEED = re.compile(r": seed (\d+) \(random")      # the seeded trainers' log line (trainers.seeding)
+CASES = re.compile(r"This split has (\d+) training and (\d+) validation cases")   # nnU-Net's do_split line
 PAPER_CROP = 128                # SMIT's cubic crop (voxels a side)
 DEFAULT_WINDOW = 4
 
@@ -68,7 +69,8 @@ def _int(value) -> int | None:
 
 
 def schedule(root: Path, state: dict, name: str) -> dict:
-    """Epochs run / planned, iterations per epoch and optimiser steps of one arm (None where unknown)."""
+    """Epochs run / planned, iterations per epoch, optimiser steps and training cases (nnU-Net's split line) of one
+    arm (None where unknown)."""
     debug, text = _debug(root, state, name), arm_log_text(root, state, name)
     curve = progress_curve(text)
     # the recipe's own line states what it ran; nnU-Net writes debug.json before the recipe sets its epoch length,
@@ -83,7 +85,9 @@ def schedule(root: Path, state: dict, name: str) -> dict:
         seed = int(hit[-1])
     if seed is None:
         seed = _arm(state, name).get("seed")
+    cases = CASES.findall(text)
     return {"epochs": run, "planned": planned, "iterations": iterations, "seed": seed,
+            "training cases": int(cases[-1][0]) if cases else None,
             "steps": run * iterations if run is not None and iterations is not None else None,
             "source": "training log" if hit or curve is not None else "debug.json" if debug else "study.json"}
 
@@ -185,6 +189,7 @@ def design_section(page, root: Path, state: dict, order: list[str], figures: Pat
                      "planned": "n/a" if s["planned"] is None else s["planned"],
                      "iterations / epoch": "n/a" if s["iterations"] is None else s["iterations"],
                      "optimiser steps": "n/a" if s["steps"] is None else s["steps"],
+                     "training cases": "n/a" if s["training cases"] is None else s["training cases"],
                      "seed": "not set (nnU-Net's own)" if s["seed"] is None else s["seed"], "from": s["source"]})
     if rows:
         page.text("Steps per arm (epochs x iterations per epoch):")

@@ -150,12 +150,14 @@ def test_a_stock_trainer_log_gives_its_curve_and_a_seeded_log_its_seed(tmp_path)
                     f"2026-01-01 00:00:0{e}.3: Pseudo dice [np.float32({0.2 * e}), np.float32({0.1 * e})]\n"
                     for e in range(3))
     (root / "logs" / "train_CNN.log").write_text("2026-01-01 00:00:00.0: SomeTrainer: seed 7 (random, numpy)\n"
-                                                  + stock)
+                                                  "2026-01-01 00:00:00.0: This split has 15 training and 17 "
+                                                  "validation cases.\n" + stock)
     table = curve(root, state, "CNN")
     assert progress_curve(stock) is None and list(table.epoch) == [0, 1, 2]
     assert table.pseudo_dice.tolist() == pytest.approx([0.0, 0.15, 0.3]) and table.train_loss.iloc[2] == \
         pytest.approx(0.3)
     assert schedule(root, state, "CNN")["seed"] == 7 and schedule(root, state, "ACT")["seed"] is None
+    assert schedule(root, state, "CNN")["training cases"] == 15 and schedule(root, state, "ACT")["training cases"] is None
     assert nnunet_log_curve("no epoch here") is None
 
 
