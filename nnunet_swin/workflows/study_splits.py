@@ -79,7 +79,8 @@ def custom_fold(subtype_of: dict[str, str], subtype: str, size: int | None = Non
 
 def equal_subtype_size(subtype_of: dict[str, str], subtypes: list[str]) -> int:
     """The training-set size every subtype arm gets: the smallest of the subtypes' case counts, so that B-only and
-    D-only differ by what they see, not by how much (the paper does not say whether its subtype-restricted models were size-matched)."""
+    D-only differ by what they see, not by how much (the paper does not say whether its subtype-restricted models
+    were size-matched)."""
     return min(sum(1 for s in subtype_of.values() if s == sub) for sub in subtypes) if subtypes else 0
 
 

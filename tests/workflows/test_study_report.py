@@ -157,7 +157,8 @@ def test_a_stock_trainer_log_gives_its_curve_and_a_seeded_log_its_seed(tmp_path)
     assert table.pseudo_dice.tolist() == pytest.approx([0.0, 0.15, 0.3]) and table.train_loss.iloc[2] == \
         pytest.approx(0.3)
     assert schedule(root, state, "CNN")["seed"] == 7 and schedule(root, state, "ACT")["seed"] is None
-    assert schedule(root, state, "CNN")["training cases"] == 15 and schedule(root, state, "ACT")["training cases"] is None
+    assert schedule(root, state, "CNN")["training cases"] == 15
+    assert schedule(root, state, "ACT")["training cases"] is None
     assert nnunet_log_curve("no epoch here") is None
 
 
