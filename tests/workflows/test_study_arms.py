@@ -40,9 +40,8 @@ def test_the_new_arms_parse_and_the_presets_hold_them():
     cnn = parse_arm("CNN")
     assert (cnn.trainer, cnn.configuration, cnn.pretrained, cnn.planner, cnn.swin) == \
         ("nnUNetTrainer", "3d_fullres", False, "nnUNetPlannerResEncM", False)
-    # the cheap 3d_fullres arms after Table 2's, the costly CNN and Masked last: an interrupted run has answered the
-    # most families (Table 2, the negative control, Table 3, augmentation, subtypes) by then
-    "demo": Preset(("Base", "TA", "ACT", "ACT-rep", "Scratch", "ACT-noTA", "B-only", "D-only", "CNN", "Masked"),
+    assert PRESETS["demo"].arms == ("Base", "TA", "ACT", "ACT-rep", "Scratch", "ACT-noTA", "B-only", "D-only",
+                                    "CNN", "Masked")
     assert PRESETS["smoke"].arms == ("ACT", "Base")
     arms = parse_arms(["ACT", "CNN"], "smoke", cnn_planner="nnUNetPlannerResEncL")
     assert arms[1].planner == "nnUNetPlannerResEncL" and arms[0].planner is None
