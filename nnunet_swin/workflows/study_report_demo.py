@@ -70,7 +70,7 @@ def quickstart_section(page, study) -> None:
     """Add the quickstart's sections to the study report's ``page`` (``study_report._Page``)."""
     from nnunet_swin.workflows.training_log import training_curve
 
-    s, arm, root = study.settings, study.arms[0], study.paths.output
+    s, arm = study.settings, study.arms[0]
     fold_dir = study.model_folder(arm) / "fold_0"
     config = study.plans()["configurations"][arm.configuration] if study.plans_file.is_file() else {}
     backbone = config.get("architecture", {}).get("arch_kwargs", {})
