@@ -134,8 +134,7 @@ def collapse_warning(heads: list[str], epoch: int, rows: list[dict], out_dim: in
     ln_k = math.log(out_dim)
     parts = []
     for head in heads:
-        h = sum(r[f"teacher_entropy_{head}"] for r in rows) / len(rows)
-        c, std = _mean(rows, f"cosine_{head}"), _mean(rows, f"logit_std_{head}")
+        h, c, std = (_mean(rows, f"{stat}_{head}") for stat in ("teacher_entropy", "cosine", "logit_std"))
         parts.append(f"{head.upper()} teacher entropy {h:.4f} (ln K {ln_k:.4f})"
                      + (f", cosine {c:.4f}" if c is not None else "")
                      + (f", teacher logit std {std:.4f}" if std is not None else ""))

@@ -73,7 +73,8 @@ def custom_fold(subtype_of: dict[str, str], subtype: str, size: int | None = Non
                         f"an arm such as only:<one of them>")
     if size is not None and size < len(members):
         members = sorted(np.random.default_rng(seed).choice(members, size, replace=False).tolist())
-    val = sorted(c for c in subtype_of if c not in set(members))
+    chosen = set(members)
+    val = sorted(c for c in subtype_of if c not in chosen)
     return {"train": members, "val": val or members[:1]}
 
 
